@@ -1,0 +1,47 @@
+"""The `bitmix` command: one entry point, one sub-command per module.
+
+Each module in ``COMMANDS`` exposes ``register(subparsers)``, which adds its
+sub-parser and sets ``func``. A :class:`BitmixError` is printed as one line
+(``bitmix: error: ...``) with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bitmix import __version__
+from bitmix.errors import BitmixError
+
+#: Modules that contribute sub-commands, in the order `bitmix --help` lists them.
+COMMANDS = [
+    "bitmix.cmd_formats",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bitmix", description="Generate, verify and deploy low-bit LLM accelerators.")
+    parser.add_argument("--version", action="version", version=f"bitmix {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except BitmixError as exc:
+        print(f"bitmix: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bitmix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""bitmix sw_driver package."""

@@ -1,0 +1,1 @@
+"""bitmix verif package."""

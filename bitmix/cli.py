@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bitmix: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:          # e.g. `bitmix formats | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,184 @@
+"""RTN quantization, BitMoD selection, two-level scales and the integer reference."""
+
+import math
+
+import pytest
+import torch
+
+from bitmix.errors import BitmixError
+from golden.formats import FORMAT_SETS, get_format_set
+from golden.intref import group_partial_sums, row_results, value_table
+from golden.formats import get_format
+from golden.quant import nearest_codes, quantize_activations, quantize_mx, quantize_rtn
+
+SYMMETRIC_SETS = [n for n, s in FORMAT_SETS.items() if not s.zero_point]
+
+
+def _brute_force(W, fs, G, S):
+    """Loop-by-loop restatement of quantize_rtn's search (selection rule of SPEC §2.1/§2.2)."""
+    umax = (1 << S) - 1
+    N, K = W.shape
+    out = []
+    for r in range(N):
+        row = W[r].double()
+        groups = row.reshape(-1, G)
+        sigma = groups.abs().max().item() / min(f.max_abs for f in fs.formats) / umax or 1.0
+        picks = []
+        for g in groups:
+            best = (math.inf, None, None)
+            amax = g.abs().max().item()
+            for fid, f in enumerate(fs.formats):
+                ideal = amax / f.max_abs / sigma
+                for u in (min(max(math.floor(ideal), 1), umax), min(max(math.ceil(ideal), 1), umax)):
+                    scale = sigma * u
+                    vals = [min(f.grid, key=lambda v: (abs(x / scale - v), v)) for x in g.tolist()]
+                    err = sum((v * scale - x) ** 2 for v, x in zip(vals, g.tolist()))
+                    if err < best[0]:
+                        best = (err, fid, u)
+            picks.append(best[1:] if amax > 0 else (best[1], 0))
+        out.append(picks)
+    return out
+
+
+@pytest.mark.parametrize("fs_name", ["bitmod3", "bitmod4", "ant4", "int3"])
+def test_selection_matches_brute_force(fs_name):
+    fs = get_format_set(fs_name)
+    torch.manual_seed(1)
+    W = torch.randn(3, 64) * torch.rand(3, 1)
+    W[1, :16] += 0.8                           # skew one group so asymmetric variants matter
+    q = quantize_rtn(W, fs, group_size=16)
+    ref = _brute_force(W, fs, 16, q.scale_bits)
+    got = [list(zip(q.fmt_ids[r].tolist(), q.u[r].tolist())) for r in range(3)]
+    assert got == [[tuple(p) for p in row] for row in ref]
+
+
+def test_mixed_selection_never_worse_than_any_member():
+    torch.manual_seed(2)
+    W = torch.randn(16, 256) ** 3              # heavy tails
+    # with a fine integer scale the two-level grid is (almost) continuous, so the
+    # per-group choice must match the best single member group by group
+    mixed = quantize_rtn(W, "bitmod4", 128, scale_bits=16)
+    err = lambda q: ((q.dequantize() - W.double()) ** 2).reshape(16, 2, 128).sum(-1)
+    for member in get_format_set("bitmod4").formats:
+        single = quantize_rtn(W, member.name, 128, scale_bits=16)
+        assert (err(mixed) <= err(single) * (1 + 1e-3)).all()
+
+
+def test_ties_go_to_the_first_format_and_to_the_lower_grid_point():
+    W = torch.zeros(1, 8)
+    W[0, :4] = torch.tensor([4.0, -4.0, 2.0, 1.0])   # on every ER/EA grid's shared points
+    q = quantize_rtn(W, "er4", group_size=8, scale_bits=8)
+    assert q.fmt_ids.tolist() == [[0]]
+    codes, vals = nearest_codes(torch.tensor([0.5, 2.5, -0.5, 9.0, -9.0, 0.49]), get_format("int4"))
+    assert vals.tolist() == [0, 2, -1, 7, -7, 0]
+    assert [get_format("int4").codebook[c] for c in codes.tolist()] == vals.tolist()
+
+
+@pytest.mark.parametrize("fs_name", SYMMETRIC_SETS + ["int3_asym", "int4_asym"])
+def test_two_level_scale_ranges_and_effective_bits(fs_name):
+    fs = get_format_set(fs_name)
+    torch.manual_seed(3)
+    W = torch.randn(4, 256)
+    W[2, 128:] = 0                              # an all-zero group
+    q = quantize_rtn(W, fs, 128)
+    assert q.scale_bits + fs.id_bits == 8
+    assert int(q.u.min()) >= 0 and int(q.u.max()) <= (1 << q.scale_bits) - 1
+    assert q.u[2, 1] == 0 and (q.dequantize()[2, 128:] == 0).all()
+    zero_bits = fs.bits if fs.zero_point else 0
+    assert q.effective_bits(False) == pytest.approx(fs.bits + (8 + zero_bits) / 128)
+    assert q.effective_bits() == pytest.approx(q.effective_bits(False) + 32 / 256)
+    rel = ((q.dequantize() - W.double()).norm() / W.double().norm()).item()
+    assert rel < {2: 0.6, 3: 0.3, 4: 0.17}[fs.bits]
+
+
+def test_asymmetric_keeps_zero_exact():
+    W = torch.rand(2, 64) + 0.5                 # all positive
+    W[0, 5] = 0.0
+    q = quantize_rtn(W, "int4_asym", 32)
+    assert q.dequantize()[0, 5] == 0
+    assert int(q.codes.max()) <= 15 and int(q.codes.min()) >= 0
+
+
+def test_mx_uses_power_of_two_group_scales():
+    torch.manual_seed(4)
+    W = torch.randn(4, 64)
+    q = quantize_mx(W, "fp4", 32)
+    u = q.u[q.u > 0]
+    assert ((u & (u - 1)) == 0).all()
+    assert math.log2(q.row_scale[0].item()).is_integer()
+    assert q.effective_bits(False) == pytest.approx(4 + 8 / 32)
+    assert ((q.dequantize() - W.double()).norm() / W.norm()).item() < 0.15
+
+
+def test_bad_input_names_the_tensor():
+    W = torch.randn(2, 96)
+    with pytest.raises(BitmixError, match="layer0.q: input size 96 is not divisible by group size 64"):
+        quantize_rtn(W, "int4", 64, name="layer0.q")
+    W[1, 7] = float("nan")
+    with pytest.raises(BitmixError, match=r"layer0.q: 1 non-finite value\(s\).*\[1, 7\]"):
+        quantize_rtn(W, "int4", 32, name="layer0.q")
+    with pytest.raises(BitmixError, match="unknown format set"):
+        quantize_rtn(torch.randn(2, 32), "int5", 32)
+
+
+def test_activation_quantization_is_symmetric_per_token():
+    x = torch.tensor([[0.5, -1.0, 0.25], [0.0, 0.0, 0.0]])
+    xi, s = quantize_activations(x, 8)
+    assert xi.tolist() == [[64, -127, 32], [0, 0, 0]]
+    assert s[0].item() == pytest.approx(1 / 127)
+    xi, _ = quantize_activations(torch.randn(50, 32), 4)
+    assert int(xi.abs().max()) == 7
+
+
+@pytest.mark.parametrize("fs_name", ["bitmod3", "bitmod4", "ant3", "int4_asym", "fp4"])
+def test_integer_reference_equals_explicit_sums(fs_name):
+    fs = get_format_set(fs_name)
+    torch.manual_seed(5)
+    W = torch.randn(3, 64)
+    q = quantize_rtn(W, fs, 16)
+    x = torch.randint(-128, 128, (64,))
+    table = value_table(fs)
+    expect = []
+    for r in range(3):
+        acc = 0
+        for g in range(4):
+            p = 0
+            for k in range(16 * g, 16 * g + 16):
+                v = int(table[q.fmt_ids[r, g], q.codes[r, k]])
+                z = int(q.zero[r, g]) if q.zero is not None else 0
+                p += int(x[k]) * (v - z)
+            acc += int(q.u[r, g]) * p
+        expect.append(acc)
+    assert row_results(q.codes, q.fmt_ids, q.u, x, fs, 16, zero=q.zero).tolist() == expect
+    assert q.int_matmul(torch.stack([x, -x])).tolist() == [expect, [-e for e in expect]]
+
+
+def test_integer_path_matches_float_path():
+    torch.manual_seed(6)
+    W = torch.randn(8, 256) * 0.05
+    q = quantize_rtn(W, "bitmod4", 128)
+    x = torch.randn(5, 256)
+    xi, sx = quantize_activations(x)
+    float_path = (xi.double() * sx[:, None]) @ q.dequantize().T
+    assert torch.allclose(q.forward_integer(x), float_path, rtol=1e-12, atol=1e-12)
+
+
+def test_term_truncation_reads_fewer_terms():
+    fs = get_format_set("bitmod4")
+    torch.manual_seed(7)
+    q = quantize_rtn(torch.randn(2, 128), fs, 128)
+    x = torch.randint(-128, 128, (128,))
+    full = group_partial_sums(q.codes, q.fmt_ids, x, fs, 128)
+    assert torch.equal(group_partial_sums(q.codes, q.fmt_ids, x, fs, 128, nterms=fs.max_terms), full)
+    assert (group_partial_sums(q.codes, q.fmt_ids, x, fs, 128, nterms=0) == 0).all()
+    one = value_table(fs, 1)
+    assert all(v == 0 or abs(v) & (abs(v) - 1) == 0 for v in one.flatten().tolist())
+
+
+def test_reference_rejects_unknown_format_id_and_bad_codes():
+    fs = get_format_set("bitmod3")
+    codes = torch.zeros(1, 8, dtype=torch.int64)
+    with pytest.raises(BitmixError, match="unknown format id 4"):
+        row_results(codes, torch.tensor([[4]]), torch.tensor([[1]]), torch.zeros(8), fs, 8)
+    with pytest.raises(BitmixError, match="codes: values outside 0..7"):
+        row_results(codes + 8, torch.tensor([[0]]), torch.tensor([[1]]), torch.zeros(8), fs, 8)

@@ -25,6 +25,8 @@ __all__ = [
 
 #: Metadata budget per group (format id + integer scale), as BitMoD charges it.
 METADATA_BITS = 8
+#: Rows quantized at once; bounds peak memory to a few hundred MB whatever the layer size.
+ROW_CHUNK = 512
 #: Bits of the per-row float scale, counted in the effective bits per weight.
 ROW_SCALE_BITS = 32
 
@@ -136,8 +138,17 @@ def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
     S = default_scale_bits(fs) if scale_bits is None else scale_bits
     if not 1 <= S <= 16:
         raise BitmixError(f"{name}: scale_bits must be in 1..16, got {S}")
-    if fs.zero_point:
-        return _quantize_asym(W, fs, group_size, S, name)
+    impl = _quantize_asym if fs.zero_point else _quantize_sym
+    # rows are independent: bound the float64 temporaries of big layers (7B-size) by chunking
+    parts = [impl(W[r:r + ROW_CHUNK], fs, group_size, S) for r in range(0, W.shape[0], ROW_CHUNK)]
+    if len(parts) == 1:
+        return parts[0]
+    cat = lambda attr: torch.cat([getattr(p, attr) for p in parts]) if getattr(parts[0], attr) is not None else None
+    return QuantizedWeight(cat("codes"), cat("fmt_ids"), cat("u"), cat("row_scale"), fs, group_size, S,
+                           zero=cat("zero"), method=parts[0].method)
+
+
+def _quantize_sym(W, fs, group_size, S) -> QuantizedWeight:
     umax = (1 << S) - 1
     N, K = W.shape
     Wg = W.to(torch.float64).reshape(N, K // group_size, group_size)
@@ -163,7 +174,7 @@ def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
                            method=f"rtn-{fs.name}")
 
 
-def _quantize_asym(W, fs, group_size, S, name) -> QuantizedWeight:
+def _quantize_asym(W, fs, group_size, S) -> QuantizedWeight:
     """Asymmetric INT (zero point), min-max range widened to include 0 as GPTQ's quantizer does."""
     fmt = fs.formats[0]
     qmax = (1 << fmt.bits) - 1

@@ -182,3 +182,15 @@ def test_reference_rejects_unknown_format_id_and_bad_codes():
         row_results(codes, torch.tensor([[4]]), torch.tensor([[1]]), torch.zeros(8), fs, 8)
     with pytest.raises(BitmixError, match="codes: values outside 0..7"):
         row_results(codes + 8, torch.tensor([[0]]), torch.tensor([[1]]), torch.zeros(8), fs, 8)
+
+
+@pytest.mark.parametrize("fs_name", ["bitmod4", "int4_asym"])
+def test_row_chunking_does_not_change_the_result(fs_name, monkeypatch):
+    import golden.quant as gq
+    W = torch.randn(37, 64)
+    whole = quantize_rtn(W, fs_name, 32)
+    monkeypatch.setattr(gq, "ROW_CHUNK", 8)
+    chunked = quantize_rtn(W, fs_name, 32)
+    for attr in ("codes", "fmt_ids", "u", "row_scale", "zero"):
+        a, b = getattr(whole, attr), getattr(chunked, attr)
+        assert (a is None and b is None) or torch.equal(a, b), attr

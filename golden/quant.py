@@ -125,8 +125,13 @@ def _u_candidates(ideal: torch.Tensor, umax: int) -> list[torch.Tensor]:
 
 
 def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
-                 scale_bits: int | None = None, name: str = "weight") -> QuantizedWeight:
+                 scale_bits: int | None = None, name: str = "weight",
+                 row_scale: torch.Tensor | None = None) -> QuantizedWeight:
     """Per-group RTN with BitMoD's selection among the set's formats (lowest MSE, ties to the first).
+
+    ``row_scale`` (optional, ``[N]``) fixes ``sigma_row`` instead of deriving it from ``W``:
+    GPTQ (golden/gptq.py) refits one group at a time on error-compensated weights and needs
+    every group of a row to share the row scale chosen at the start.
 
     The row scale is ``max_g absmax_g / min_f max|grid_f| / (2**S - 1)`` so every
     candidate's ideal group scale is representable; for each group and format the two
@@ -140,7 +145,11 @@ def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
         raise BitmixError(f"{name}: scale_bits must be in 1..16, got {S}")
     impl = _quantize_asym if fs.zero_point else _quantize_sym
     # rows are independent: bound the float64 temporaries of big layers (7B-size) by chunking
-    parts = [impl(W[r:r + ROW_CHUNK], fs, group_size, S) for r in range(0, W.shape[0], ROW_CHUNK)]
+    if row_scale is not None and tuple(row_scale.shape) != (W.shape[0],):
+        raise BitmixError(f"{name}: row_scale has shape {tuple(row_scale.shape)}, expected ({W.shape[0]},)")
+    parts = [impl(W[r:r + ROW_CHUNK], fs, group_size, S,
+                  None if row_scale is None else row_scale[r:r + ROW_CHUNK])
+             for r in range(0, W.shape[0], ROW_CHUNK)]
     if len(parts) == 1:
         return parts[0]
     cat = lambda attr: torch.cat([getattr(p, attr) for p in parts]) if getattr(parts[0], attr) is not None else None
@@ -148,12 +157,14 @@ def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
                            zero=cat("zero"), method=parts[0].method)
 
 
-def _quantize_sym(W, fs, group_size, S) -> QuantizedWeight:
+def _quantize_sym(W, fs, group_size, S, row_scale=None) -> QuantizedWeight:
     umax = (1 << S) - 1
     N, K = W.shape
     Wg = W.to(torch.float64).reshape(N, K // group_size, group_size)
     absmax = Wg.abs().amax(-1)                                   # [N, ng]
     sigma = _row_sigma(absmax.amax(-1), min(f.max_abs for f in fs.formats), umax)   # [N]
+    if row_scale is not None:
+        sigma = row_scale.to(torch.float64)
     best_err = torch.full(absmax.shape, math.inf, dtype=torch.float64)
     best = (torch.zeros(Wg.shape, dtype=torch.int64), torch.zeros(absmax.shape, dtype=torch.int64),
             torch.zeros(absmax.shape, dtype=torch.int64))
@@ -174,7 +185,7 @@ def _quantize_sym(W, fs, group_size, S) -> QuantizedWeight:
                            method=f"rtn-{fs.name}")
 
 
-def _quantize_asym(W, fs, group_size, S) -> QuantizedWeight:
+def _quantize_asym(W, fs, group_size, S, row_scale=None) -> QuantizedWeight:
     """Asymmetric INT (zero point), min-max range widened to include 0 as GPTQ's quantizer does."""
     fmt = fs.formats[0]
     qmax = (1 << fmt.bits) - 1
@@ -186,6 +197,8 @@ def _quantize_asym(W, fs, group_size, S) -> QuantizedWeight:
     ideal_scale = (wmax - wmin) / qmax                           # [N, ng]
     sigma = ideal_scale.amax(-1) / umax
     sigma = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+    if row_scale is not None:
+        sigma = row_scale.to(torch.float64)
     best_err = torch.full(ideal_scale.shape, math.inf, dtype=torch.float64)
     best = None
     for u in _u_candidates(ideal_scale / sigma[:, None], umax):

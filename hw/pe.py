@@ -1,0 +1,131 @@
+"""Bit-serial processing element (BitMoD-style, SPEC §2.3/§4).
+
+L lanes. A ``weights`` beat carries L codes and L signed activations. The PE keeps the beat on
+its input for T cycles — T = terms of the group's format, limited by the runtime ``max_terms``
+(0 = full precision) — and in cycle t adds, through an adder tree,
+
+    sum over lanes of  ±(x_i << e_i)     (the t-th term of lane i's weight, or 0)
+
+into the group partial sum. After G/L beats it offers {psum, u, last} on ``psums``.
+
+Streams (``amaranth.lib.stream``; payloads are held stable by the source until transferred):
+
+* ``weights`` (In): ``{codes: L x b, acts: L x signed(A)}``; transferred on the beat's last term.
+* ``groups``  (In): ``{fmt_id, u, last}``; the group's descriptor, read while the group is being
+  computed and transferred together with the group's last beat (no register, no bubble).
+* ``psums``   (Out): ``{psum: signed, u, last}``; valid only in the group's final cycle, which
+  completes only when the dequantizer is ready (backpressure stalls the PE, it never drops).
+
+One beat-term per cycle when all streams flow: a group costs exactly T_f * G/L cycles.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.params import DotParams
+from hw.term_decoder import TermDecoder, format_terms_table
+
+__all__ = ["BitSerialPE", "beat_layout", "group_layout", "psum_layout", "tree_sum"]
+
+
+def beat_layout(p: DotParams) -> data.StructLayout:
+    return data.StructLayout({
+        "codes": data.ArrayLayout(unsigned(p.code_bits), p.lanes),
+        "acts": data.ArrayLayout(signed(p.act_bits), p.lanes),
+    })
+
+
+def group_layout(p: DotParams) -> data.StructLayout:
+    return data.StructLayout({"fmt_id": unsigned(p.id_bits), "u": unsigned(p.scale_bits),
+                              "last": unsigned(1)})
+
+
+def psum_layout(p: DotParams) -> data.StructLayout:
+    return data.StructLayout({"psum": signed(p.psum_bits), "u": unsigned(p.scale_bits),
+                              "last": unsigned(1)})
+
+
+def tree_sum(values):
+    """Balanced adder tree (log2 depth); Amaranth widens each addition by one bit."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+class BitSerialPE(wiring.Component):
+    def __init__(self, params: DotParams):
+        self.p = params
+        super().__init__({
+            "weights": In(stream.Signature(beat_layout(params))),
+            "groups": In(stream.Signature(group_layout(params))),
+            "psums": Out(stream.Signature(psum_layout(params))),
+            "max_terms": In(params.term_bits),
+        })
+
+    def elaborate(self, platform):
+        p = self.p
+        m = Module()
+
+        term = Signal(p.term_bits)
+        beat = Signal(p.beat_count_bits)
+        psum = Signal(signed(p.psum_bits))
+
+        fmt_id = self.groups.p.fmt_id
+        # cycles per weight of this group: the format's term count, limited by max_terms
+        t_fmt = Signal(p.term_bits)
+        t_cur = Signal(p.term_bits)
+        m.d.comb += t_fmt.eq(Array(Const(t, p.term_bits) for t in format_terms_table(p.fs))[fmt_id])
+        with m.If((self.max_terms != 0) & (self.max_terms < t_fmt)):
+            m.d.comb += t_cur.eq(self.max_terms)
+        with m.Else():
+            m.d.comb += t_cur.eq(t_fmt)
+
+        lane_terms = []
+        for i in range(p.lanes):
+            dec = TermDecoder(format_set=p.fs)
+            m.submodules[f"dec{i}"] = dec
+            m.d.comb += [dec.fmt_id.eq(fmt_id), dec.code.eq(self.weights.p.codes[i]),
+                         dec.term.eq(term)]
+            x = self.weights.p.acts[i]
+            shifted = Signal(signed(p.act_bits + p.fs.max_exp), name=f"sh{i}")
+            lane = Signal(signed(p.act_bits + p.fs.max_exp + 1), name=f"lane{i}")
+            m.d.comb += [
+                shifted.eq(x << dec.exp),
+                lane.eq(Mux(dec.nonzero, Mux(dec.sign, -shifted, shifted), 0)),
+            ]
+            lane_terms.append(lane)
+
+        psum_next = Signal(signed(p.psum_bits))
+        m.d.comb += psum_next.eq(psum + tree_sum(lane_terms))
+
+        last_term = Signal()
+        last_beat = Signal()
+        final = Signal()
+        active = Signal()
+        advance = Signal()
+        m.d.comb += [
+            last_term.eq(term + 1 >= t_cur),
+            last_beat.eq(beat == p.beats_per_group - 1),
+            final.eq(last_term & last_beat),
+            active.eq(self.weights.valid & self.groups.valid),
+            advance.eq(active & (~final | self.psums.ready)),
+            self.psums.valid.eq(active & final),
+            self.psums.p.psum.eq(psum_next),
+            self.psums.p.u.eq(self.groups.p.u),
+            self.psums.p.last.eq(self.groups.p.last),
+            self.weights.ready.eq(advance & last_term),
+            self.groups.ready.eq(advance & final),
+        ]
+        with m.If(advance):
+            with m.If(final):
+                m.d.sync += [psum.eq(0), term.eq(0), beat.eq(0)]
+            with m.Elif(last_term):
+                m.d.sync += [psum.eq(psum_next), term.eq(0), beat.eq(beat + 1)]
+            with m.Else():
+                m.d.sync += [psum.eq(psum_next), term.eq(term + 1)]
+        return m

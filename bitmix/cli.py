@@ -19,6 +19,7 @@ COMMANDS = [
     "bitmix.cmd_formats",
     "hw.elaborate",
     "bitmix.cmd_eval",
+    "bitmix.cmd_quantize",
 ]
 
 

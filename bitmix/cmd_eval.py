@@ -46,11 +46,6 @@ def run(args) -> int:
     if args.max_new_tokens < 0:
         raise BitmixError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
     folder = pathlib.Path(args.model) if args.model else REFERENCE_MODEL_DIR
-    model = load_model(folder)
-    if model.config.vocab_size < 256:
-        raise BitmixError(f"{folder / 'config.json'}: vocab_size {model.config.vocab_size} is "
-                          "below 256; bitmix eval tokenizes text as UTF-8 bytes")
-
     if args.text:
         path = pathlib.Path(args.text)
         try:
@@ -69,6 +64,10 @@ def run(args) -> int:
     if n == 0:
         raise BitmixError(f"{text_name}: {len(ids)} bytes is shorter than one window of "
                           f"{args.window}")
+    model = load_model(folder)
+    if model.config.vocab_size < 256:
+        raise BitmixError(f"{folder / 'config.json'}: vocab_size {model.config.vocab_size} is "
+                          "below 256; bitmix eval tokenizes text as UTF-8 bytes")
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     t0 = time.time()
     ppl = perplexity(model, ids, args.window, progress=not args.json and sys.stderr.isatty(),

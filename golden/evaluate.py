@@ -45,8 +45,9 @@ def perplexity(model, ids: torch.Tensor, window: int, progress: bool = True,
     for s in range(0, n, batch_size):
         x = windows[s:s + batch_size].to(device)
         logits = model(x[:, :-1]).float()
+        # per-token losses summed in float64: a float32 running sum drifts over many tokens
         nll += F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(),
-                               reduction="sum").item()
+                               reduction="none").double().sum().item()
         count += x[:, 1:].numel()
         bar.update(len(x))
     bar.close()

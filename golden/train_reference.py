@@ -23,7 +23,7 @@ ARCH = dict(vocab_size=256, hidden_size=256, intermediate_size=512, num_hidden_l
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output model folder")
-    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=700)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seqlen", type=int, default=256)
     ap.add_argument("--lr", type=float, default=2e-3)

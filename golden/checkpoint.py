@@ -64,7 +64,8 @@ def _weight_files(folder: pathlib.Path) -> dict[str, list[str] | None]:
 
 
 def _expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in LlamaForCausalLM(cfg).to("meta").state_dict().items()}
+    with torch.device("meta"):  # shapes only: no memory even for a 7B config
+        return {k: tuple(v.shape) for k, v in LlamaForCausalLM(cfg).state_dict().items()}
 
 
 def load_model(folder, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
@@ -93,8 +94,16 @@ def load_model(folder, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
                         continue
                     if name in tensors:
                         raise BitmixError(f"{path}: tensor {name} also appears in {where[name]}")
-                    tensors[name] = f.get_tensor(name)
+                    t = f.get_tensor(name)
                     where[name] = path
+                    if not t.is_floating_point():
+                        raise BitmixError(f"{path}: tensor {name} has dtype {t.dtype}, "
+                                          "expected float")
+                    if not torch.isfinite(t).all():
+                        bad = (~torch.isfinite(t)).sum().item()
+                        raise BitmixError(f"{path}: tensor {name} contains {bad} NaN/Inf "
+                                          "value(s)")
+                    tensors[name] = t.to(dtype)  # convert now: peak memory ~ one copy
         except BitmixError:
             raise
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
@@ -110,11 +119,6 @@ def load_model(folder, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
         if tuple(t.shape) != shape:
             raise BitmixError(f"{where[name]}: tensor {name} has shape {list(t.shape)}, "
                               f"config.json implies {list(shape)}")
-        if not t.is_floating_point():
-            raise BitmixError(f"{where[name]}: tensor {name} has dtype {t.dtype}, expected float")
-        if not torch.isfinite(t).all():
-            bad = (~torch.isfinite(t)).sum().item()
-            raise BitmixError(f"{where[name]}: tensor {name} contains {bad} NaN/Inf value(s)")
     extra = sorted(set(tensors) - set(expected))
     if extra:
         more = f" (+{len(extra) - 1} more)" if len(extra) > 1 else ""
@@ -122,7 +126,7 @@ def load_model(folder, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
                           "for a LlamaForCausalLM with this config.json")
     with torch.device("meta"):
         model = LlamaForCausalLM(cfg)
-    model.load_state_dict({k: v.to(dtype) for k, v in tensors.items()}, strict=False, assign=True)
+    model.load_state_dict(tensors, strict=False, assign=True)
     if cfg.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight
     return model.eval()

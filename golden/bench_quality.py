@@ -83,8 +83,8 @@ def ordering_checks(rows: list[dict]) -> dict[str, bool | None]:
 
 def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256,
                 max_windows: int | None = None, calib_samples: int = 32, calib_seqlen: int = 256,
-                group_size: int = 128, rounds: int = 20, seed: int = 0, progress: bool = True,
-                log=print) -> dict:
+                group_size: int = 128, rounds: int = 20, seed: int = 0, act_order: bool = True,
+                progress: bool = True, log=print) -> dict:
     """Quantize the model with every selected row's method and score it; returns the JSON dict."""
     from golden.calibrate import Method, quantize_model
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
@@ -115,7 +115,8 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
         eff, nominal, bits_hist = 32.0, 32, None
         if row.method is not None:
             m = Method(method=row.method, format_set=row.format_set, bits=row.bits,
-                       group_size=group_size, rounds=rounds)
+                       group_size=group_size, rounds=rounds,
+                       act_order=act_order and row.method in ("gptq", "shiftadd"))
             rep = quantize_model(model, m, calib, bit_budget=row.budget, progress=progress)
             eff = rep.effective_bits()
             nominal = row.budget if row.budget is not None else m.default_bits
@@ -139,7 +140,7 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
         del model
     return {"schema": "bitmix-bench-quality/1", "model": str(folder),
             "text": "reference held-out split (pydoc_data.topics)", "window": window, "windows": n_win,
-            "group_size": group_size, "bcq_rounds": rounds,
+            "group_size": group_size, "bcq_rounds": rounds, "act_order": act_order,
             "calibration": {"samples": calib_samples, "seqlen": calib_seqlen, "seed": seed},
             "paper_reference": {"model": "Llama-2-7B", "dataset": "WikiText-2", "fp16": PAPER_FP16},
             "rows": out_rows, "ordering": ordering_checks(out_rows),

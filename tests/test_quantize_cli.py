@@ -116,3 +116,50 @@ def test_failure_leaves_nothing_partial(tiny, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         main(["quantize", "--model", str(tiny), "--method", "rtn", "--out", str(tmp_path / "q"), *FAST])
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ docs/quantize.md runs as written
+
+def _doc():
+    from pathlib import Path
+    return (Path(__file__).resolve().parents[1] / "docs" / "quantize.md").read_text()
+
+
+def _doc_commands():
+    import re
+    blocks = re.findall(r"```console\n(.*?)```", _doc(), re.S)
+    return [line.split()[1:] for b in blocks for line in b.splitlines() if line.startswith("bitmix ")]
+
+
+def test_doc_commands_parse():
+    from bitmix.cli import build_parser
+    cmds = _doc_commands()
+    assert len(cmds) >= 8
+    parser = build_parser()
+    for argv in cmds:
+        args = parser.parse_args(argv)
+        if argv[0] == "quantize":
+            from bitmix.cmd_quantize import method_from_args
+            method_from_args(args)          # option combinations are valid, not just parseable
+
+
+def test_doc_python_example_runs():
+    import re
+    import subprocess
+    import sys
+    code = re.search(r"```python\n(.*?)```", _doc(), re.S).group(1)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.slow
+def test_doc_commands_run(tmp_path, monkeypatch, request):
+    """Every command of docs/quantize.md, in order, in a scratch folder (minutes: `pytest -m slow`)."""
+    if "slow" not in (request.config.getoption("-m") or "") or "not slow" in request.config.getoption("-m"):
+        pytest.skip("slow: run with `pytest -m slow`")
+    from golden.checkpoint import REFERENCE_MODEL_DIR
+    if not (REFERENCE_MODEL_DIR / "config.json").is_file():
+        pytest.skip("the reference model is not committed yet")
+    monkeypatch.chdir(tmp_path)
+    for argv in _doc_commands():
+        assert main(argv) == 0, argv

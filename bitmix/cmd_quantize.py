@@ -38,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--bit-budget", type=float, metavar="B",
                    help="average bits per weight (e.g. 2.2): choose 2/3/4 bits per layer by the exact "
                         "allocation of golden/bitalloc.py")
+    p.add_argument("--allocator", choices=("dp", "80/20"), default="dp",
+                   help="with --bit-budget: exact DP (default) or ShiftAddLLM's 80/20 release heuristic")
     p.add_argument("--act-order", action="store_true", help="GPTQ act-order (group-aware; see golden/gptq.py)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads (default 1: the loops are small-op bound)")
@@ -117,6 +119,7 @@ def run(args) -> int:
     out = pathlib.Path(args.out) if args.out else pathlib.Path("build") / "quantized" / f"{folder.name}-{desc}"
     t0 = time.time()
     report = quantize_model(model, method, calib, bit_budget=args.bit_budget, threads=args.threads,
+                            allocator=args.allocator,
                             progress=not (args.no_progress or args.json) and sys.stderr.isatty())
     fs = method.format_set if method.method in ("rtn", "gptq", "mx") else None
     manifest = {

@@ -34,7 +34,8 @@ class Row:
     format_set: str | None = None
     bits: int | None = None
     budget: float | None = None
-    paper: float | None = None    # Llama-2-7B perplexity of the corresponding paper row
+    paper: float | None = None
+    allocator: str = "dp"    # Llama-2-7B perplexity of the corresponding paper row
 
 
 ROWS: tuple[Row, ...] = (
@@ -54,6 +55,8 @@ ROWS: tuple[Row, ...] = (
     Row("shiftadd3", "ShiftAdd3 (GPTQ+BCQ, Acc)", "shiftadd", bits=3, paper=5.89),
     Row("shiftadd2", "ShiftAdd2 (GPTQ+BCQ, Acc)", "shiftadd", bits=2, paper=8.51),
     Row("shiftadd-mix2.2", "ShiftAdd mixed 2.2 (bit alloc.)", "shiftadd", bits=2, budget=2.2),
+    Row("shiftadd-mix-80-20", "ShiftAdd mixed 80/20 heuristic", "shiftadd", bits=2, budget=2.2,
+        allocator="80/20"),
 )
 ROW_KEYS = tuple(r.key for r in ROWS)
 
@@ -78,6 +81,7 @@ def ordering_checks(rows: list[dict]) -> dict[str, bool | None]:
     out["GPTQ improves BCQ3 (shiftadd3 < bcq3)"] = lt("shiftadd3", "bcq3-rtn")
     out["GPTQ improves BCQ2 (shiftadd2 < bcq2)"] = lt("shiftadd2", "bcq2-rtn")
     out["mix 2.2 < shiftadd2"] = lt("shiftadd-mix2.2", "shiftadd2")
+    out["exact allocation < 80/20 heuristic"] = lt("shiftadd-mix2.2", "shiftadd-mix-80-20")
     return out
 
 
@@ -117,9 +121,13 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
             m = Method(method=row.method, format_set=row.format_set, bits=row.bits,
                        group_size=group_size, rounds=rounds,
                        act_order=act_order and row.method in ("gptq", "shiftadd"))
-            rep = quantize_model(model, m, calib, bit_budget=row.budget, progress=progress)
+            rep = quantize_model(model, m, calib, bit_budget=row.budget, progress=progress,
+                                 allocator=row.allocator)
             eff = rep.effective_bits()
-            nominal = row.budget if row.budget is not None else m.default_bits
+            nominal = m.default_bits
+            if row.budget is not None:
+                n = {k: r.shape[0] * r.shape[1] for k, r in rep.results.items()}
+                nominal = round(sum(rep.bits[k] * n[k] for k in n) / sum(n.values()), 3)
             if row.budget is not None:
                 bits_hist = {}
                 for b in rep.bits.values():
@@ -175,17 +183,16 @@ def plot(result: dict, path) -> pathlib.Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     fams = {"rtn": "o", "gptq": "s", "bcq": "^", "shiftadd": "D"}
     fl = None
-    for r in result["rows"]:
+    for i, r in enumerate(result["rows"]):
         if r["method"] is None:
             fl = r["perplexity"]
             continue
         ax.scatter(r["effective_bits"], r["perplexity"], marker=fams.get(r["method"], "x"))
         ax.annotate(r["label"], (r["effective_bits"], r["perplexity"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+                    xytext=(5, 6 if i % 2 else -9), textcoords="offset points")
     if fl is not None:
         ax.axhline(fl, color="gray", ls="--", lw=1, label=f"float {fl:.3f}")
         ax.legend(loc="upper right")
-    ax.set_yscale("log")
     ax.set_xlabel("effective bits per weight (incl. metadata)")
     ax.set_ylabel("held-out perplexity")
     ax.set_title(f"bitmix quality: {pathlib.Path(result['model']).name}, group {result['group_size']}")

@@ -213,22 +213,28 @@ def _layers(model):
 
 def quantize_model(model, method: Method, calib: torch.Tensor | None = None,
                    bit_budget: float | None = None, batch_size: int = 8, progress: bool = True,
-                   budget_weights: str = "params", threads: int | None = 1) -> QuantReport:
+                   budget_weights: str = "params", threads: int | None = 1,
+                   allocator: str = "dp") -> QuantReport:
     """Quantize every decoder linear of ``model`` in place (weights ← dequantized); return the results.
 
     ``threads`` sets torch's thread count for the duration (restored after): the per-column loops
     are small-op bound and one thread is several times faster on a busy 2-core machine.
+    ``allocator`` picks the per-layer widths under a bit budget: ``dp`` (exact, default) or
+    ``80/20`` (the ShiftAddLLM release heuristic; ignores the budget's value).
     """
+    if allocator not in ("dp", "80/20"):
+        raise BitmixError(f"allocator must be 'dp' or '80/20', got {allocator!r}")
     prev = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights)
+        return _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights,
+                               allocator)
     finally:
         torch.set_num_threads(prev)
 
 
-def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights):
+def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights, allocator):
     from tqdm import tqdm
 
     t0 = time.time()
@@ -242,6 +248,9 @@ def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budg
     if bit_budget is not None:
         bits, allocation = _allocate(model, method, calib, bit_budget, batch_size, progress,
                                      budget_weights)
+        if allocator == "80/20":
+            bits = dict(allocation["heuristic_80_20"])
+        allocation["used"] = allocator
     results: dict = {}
     hidden = _embed(model, calib, batch_size) if method.needs_calibration else None
     bar = tqdm(layers, desc=f"quantize {method.describe()}", unit="layer", disable=not progress)

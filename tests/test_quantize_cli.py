@@ -68,6 +68,17 @@ def test_shiftadd_with_bit_budget(tiny, tmp_path):
     assert m["allocation"]["budget"] == 2.5 and "heuristic_80_20" in m["allocation"]
 
 
+def test_80_20_allocator(tiny, tmp_path):
+    out = tmp_path / "h"
+    assert main(["quantize", "--model", str(tiny), "--method", "bcq", "--bits", "2", "--rounds", "2",
+                 "--bit-budget", "2.2", "--allocator", "80/20", "--out", str(out), *FAST]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["allocation"]["used"] == "80/20"
+    assert m["per_layer_bits"] == m["allocation"]["heuristic_80_20"]
+    bits = list(m["per_layer_bits"].values())
+    assert bits.count(3) == round(0.2 * len(bits)) and set(bits) == {2, 3}
+
+
 @pytest.mark.parametrize("argv", [["--method", "rtn", "--format", "int4_asym"],
                                   ["--method", "bcq", "--bits", "3", "--rounds", "3"],
                                   ["--method", "mx", "--format", "fp4"]])

@@ -271,12 +271,13 @@ class BCQWeight:
         rs, cs = self.spans
         A_rows = A.repeat_interleave(rs, 1)                             # [p, N, K // cs]
         out = torch.zeros(x.shape[0], N, dtype=torch.int64)
+        tc = max(1, (1 << 22) // max(1, N * K))                          # bound [t, N, K] temporaries
         for i in range(p):
             pm = self.planes[i].to(torch.int64) * 2 - 1                 # [N, K]
-            for t0 in range(0, x.shape[0], 16):                          # bound [t, N, K] temporaries
-                xt = x[t0:t0 + 16]
+            for t0 in range(0, x.shape[0], tc):
+                xt = x[t0:t0 + tc]
                 part = (pm.unsqueeze(0) * xt.unsqueeze(1)).reshape(xt.shape[0], N, K // cs, cs).sum(-1)
-                out[t0:t0 + 16] += (part * A_rows[i]).sum(-1)
+                out[t0:t0 + tc] += (part * A_rows[i]).sum(-1)
         return (out[0] if squeeze else out), e0
 
     def forward_integer(self, x: torch.Tensor, act_bits: int = 8, p: int | None = None) -> torch.Tensor:

@@ -222,7 +222,7 @@ class BCQAdapter(Adapter):
     def start(self, W):
         N, K = W.shape
         self.G = fit_group_size(self.layout, self.G, N)
-        self.rs, self.cs = check_bcq_args(W, self.q, self.G, self.layout, "weight")
+        self.rs, self.cs = check_bcq_args(W, self.q, self.G, self.layout, getattr(self, "name", "weight"))
         R_, C_ = N // self.rs, K // self.cs
         self.planes = torch.zeros(self.q, N, K, dtype=torch.bool)
         T = max(self.apot_terms, 1)
@@ -298,6 +298,7 @@ def gptq(W: torch.Tensor, H: torch.Tensor, adapter: Adapter, blocksize: int = 12
     H, W, dead = prepare_hessian(H, W, percdamp)
     width = adapter.width
     bs = width * max(1, math.ceil(blocksize / width))          # blocks never split a group
+    adapter.name = name
     adapter.start(W)
     perm = _group_aware_order(torch.diag(H), width) if act_order else torch.arange(K)
     W = W[:, perm]

@@ -17,8 +17,9 @@ multiple-choice knapsack dynamic programme over the integer budget (weights divi
 gcd), which is exact because all weights are integers.
 
 The release code's heuristic is kept for comparison (:func:`allocate_80_20`): rank layers by
-the criterion ascending, give the lowest 80 % the low width and the top 20 % the next one.
-(The release code also enters fc layers 4× into the ranking; not reproduced.)
+the criterion, give the top 20 % the next width and the rest the low one; the release code
+enters fc layers 4× into the ranking (≈ their parameter share in OPT), here the 20 % is counted
+in parameters directly when sizes are given.
 """
 
 from __future__ import annotations
@@ -134,12 +135,26 @@ def brute_force(costs: list[dict[int, float]], budget: float, sizes: list[int] |
     return best
 
 
-def allocate_80_20(scores: list[float], low: int = 2, high: int = 3, frac_high: float = 0.2) -> list[int]:
-    """Release-code heuristic: the ``frac_high`` most sensitive layers get ``high`` bits, the rest ``low``."""
+def allocate_80_20(scores: list[float], low: int = 2, high: int = 3, frac_high: float = 0.2,
+                   sizes: list[int] | None = None) -> list[int]:
+    """Release-code heuristic: the most sensitive layers get ``high`` bits, the rest ``low``.
+
+    Without ``sizes`` the top ``frac_high`` of the layers by count get ``high`` (the release code's
+    ``--mix_bits 0.0,0.8,0.2``). With ``sizes`` the share is by parameters — the release code
+    enters the (4× larger) fc layers 4× into its ranking for the same effect — so the average
+    stays within ``low + frac_high·(high − low)`` bits: layers are taken from the most sensitive
+    down while they fit.
+    """
     L = len(scores)
-    order = sorted(range(L), key=lambda i: scores[i])
-    n_high = int(round(frac_high * L))
+    order = sorted(range(L), key=lambda i: scores[i], reverse=True)
     out = [low] * L
-    for i in order[L - n_high:]:
-        out[i] = high
+    if sizes is None:
+        for i in order[:int(round(frac_high * L))]:
+            out[i] = high
+        return out
+    room = frac_high * sum(sizes) + 1e-9
+    for i in order:
+        if sizes[i] <= room:
+            out[i] = high
+            room -= sizes[i]
     return out

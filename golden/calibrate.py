@@ -302,7 +302,11 @@ def _allocate(model, method: Method, calib, budget, batch_size, progress, budget
     if budget_weights not in ("params", "layers"):
         raise BitmixError(f"budget weights must be 'params' or 'layers', got {budget_weights!r}")
     choice = bitalloc.allocate(costs, budget, sizes if budget_weights == "params" else None)
-    heur = bitalloc.allocate_80_20(scores, min(widths), sorted(widths)[1] if len(widths) > 1 else min(widths))
+    low = min(widths)
+    high = sorted(widths)[1] if len(widths) > 1 else low
+    frac = min(1.0, max(0.0, (budget - low) / max(high - low, 1)))      # 0.2 at a 2.2-bit budget
+    heur = bitalloc.allocate_80_20(scores, low, high, frac,
+                                   sizes if budget_weights == "params" else None)
     info = {"budget": budget, "budget_weights": budget_weights, "widths": list(widths),
             "average_bits": bitalloc.average_bits(choice, sizes),
             "total_cost": sum(c[b] for c, b in zip(costs, choice)),

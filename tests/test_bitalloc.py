@@ -79,3 +79,7 @@ def test_80_20_heuristic():
     assert got.count(3) == 2 and got.count(2) == 8
     assert got[2] == 3 and got[6] == 3          # the two highest scores
     assert bitalloc.average_bits(got) == pytest.approx(2.2)
+    # by parameters: a big sensitive layer uses up the 20 % on its own
+    sizes = [1, 1, 4, 1, 1, 1, 4, 1, 1, 5]
+    got = bitalloc.allocate_80_20(scores, sizes=sizes)
+    assert got[2] == 3 and got[6] == 2 and bitalloc.average_bits(got, sizes) <= 2.2 + 1e-12

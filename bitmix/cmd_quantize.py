@@ -40,6 +40,9 @@ def register(sub) -> None:
                         "allocation of golden/bitalloc.py")
     p.add_argument("--allocator", choices=("dp", "80/20"), default="dp",
                    help="with --bit-budget: exact DP (default) or ShiftAddLLM's 80/20 release heuristic")
+    p.add_argument("--alloc-cost", choices=("criterion", "output"), default="criterion",
+                   help="with --bit-budget: per-width cost the DP minimises: the paper's sensitivity "
+                        "criterion on the residual (default) or the layer output error")
     p.add_argument("--act-order", action="store_true", help="GPTQ act-order (group-aware; see golden/gptq.py)")
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch threads (default 1: the loops are small-op bound)")
@@ -119,7 +122,7 @@ def run(args) -> int:
     out = pathlib.Path(args.out) if args.out else pathlib.Path("build") / "quantized" / f"{folder.name}-{desc}"
     t0 = time.time()
     report = quantize_model(model, method, calib, bit_budget=args.bit_budget, threads=args.threads,
-                            allocator=args.allocator,
+                            allocator=args.allocator, alloc_cost=args.alloc_cost,
                             progress=not (args.no_progress or args.json) and sys.stderr.isatty())
     fs = method.format_set if method.method in ("rtn", "gptq", "mx") else None
     manifest = {

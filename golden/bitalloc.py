@@ -33,7 +33,7 @@ import torch
 from bitmix.errors import BitmixError
 from golden.gptq import prepare_hessian
 
-__all__ = ["saliency", "criterion", "layer_costs", "allocate", "allocate_80_20",
+__all__ = ["saliency", "criterion", "layer_costs", "output_costs", "allocate", "allocate_80_20",
            "brute_force", "average_bits"]
 
 BITS = (2, 3, 4)
@@ -61,6 +61,12 @@ def layer_costs(W: torch.Tensor, H: torch.Tensor, quantize_at, bits=BITS,
     d = _inv_chol_diag(H, percdamp)
     W = W.to(torch.float64)
     return {b: criterion((W - quantize_at(W, b).to(torch.float64)) / d[None, :]) for b in bits}
+
+
+def output_costs(W: torch.Tensor, H: torch.Tensor, quantize_at, bits=BITS) -> dict[int, float]:
+    """Alternative ``{b: C_{i,b}}``: the layer's output error ``tr(ΔHΔᵀ) ∝ ‖WX − Ŵ_bX‖²`` at b bits."""
+    from golden.gptq import proxy_loss
+    return {b: proxy_loss(W, quantize_at(W.to(torch.float64), b), H) for b in bits}
 
 
 def average_bits(choice, sizes=None) -> float:

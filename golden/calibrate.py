@@ -214,14 +214,18 @@ def _layers(model):
 def quantize_model(model, method: Method, calib: torch.Tensor | None = None,
                    bit_budget: float | None = None, batch_size: int = 8, progress: bool = True,
                    budget_weights: str = "params", threads: int | None = 1,
-                   allocator: str = "dp") -> QuantReport:
+                   allocator: str = "dp", alloc_cost: str = "criterion") -> QuantReport:
     """Quantize every decoder linear of ``model`` in place (weights ← dequantized); return the results.
 
     ``threads`` sets torch's thread count for the duration (restored after): the per-column loops
     are small-op bound and one thread is several times faster on a busy 2-core machine.
     ``allocator`` picks the per-layer widths under a bit budget: ``dp`` (exact, default) or
-    ``80/20`` (the ShiftAddLLM release heuristic; ignores the budget's value).
+    ``80/20`` (the ShiftAddLLM release heuristic). ``alloc_cost`` is what the DP minimises:
+    ``criterion`` (the paper's ``‖IS‖_F·std(IS)²`` on each width's residual) or ``output`` (each
+    width's layer output error ``tr(ΔHΔᵀ)``).
     """
+    if alloc_cost not in ("criterion", "output"):
+        raise BitmixError(f"alloc_cost must be 'criterion' or 'output', got {alloc_cost!r}")
     if allocator not in ("dp", "80/20"):
         raise BitmixError(f"allocator must be 'dp' or '80/20', got {allocator!r}")
     prev = torch.get_num_threads()
@@ -229,12 +233,13 @@ def quantize_model(model, method: Method, calib: torch.Tensor | None = None,
         torch.set_num_threads(threads)
     try:
         return _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights,
-                               allocator)
+                               allocator, alloc_cost)
     finally:
         torch.set_num_threads(prev)
 
 
-def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights, allocator):
+def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budget_weights, allocator,
+                    alloc_cost="criterion"):
     from tqdm import tqdm
 
     t0 = time.time()
@@ -247,7 +252,7 @@ def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budg
     allocation: dict = {}
     if bit_budget is not None:
         bits, allocation = _allocate(model, method, calib, bit_budget, batch_size, progress,
-                                     budget_weights)
+                                     budget_weights, alloc_cost)
         if allocator == "80/20":
             bits = dict(allocation["heuristic_80_20"])
         allocation["used"] = allocator
@@ -274,7 +279,8 @@ def _quantize_model(model, method, calib, bit_budget, batch_size, progress, budg
     return QuantReport(results, bits, time.time() - t0, allocation)
 
 
-def _allocate(model, method: Method, calib, budget, batch_size, progress, budget_weights):
+def _allocate(model, method: Method, calib, budget, batch_size, progress, budget_weights,
+              alloc_cost="criterion"):
     """Float pass: per-linear costs at each width, then the exact allocation (and the 80/20 heuristic)."""
     from tqdm import tqdm
 
@@ -293,7 +299,9 @@ def _allocate(model, method: Method, calib, budget, batch_size, progress, budget
             W = mods[n].weight.data.to(torch.float64)
             H = Hs.pop(n)
             names.append(f"model.layers.{li}.{n}")
-            costs.append(bitalloc.layer_costs(W, H, method.quantize_rtn_at, widths, method.percdamp))
+            costs.append(bitalloc.layer_costs(W, H, method.quantize_rtn_at, widths, method.percdamp)
+                         if alloc_cost == "criterion" else
+                         bitalloc.output_costs(W, H, method.quantize_rtn_at, widths))
             scores.append(bitalloc.criterion(bitalloc.saliency(W, H, method.percdamp)))
             sizes.append(W.numel())
         del Hs
@@ -307,7 +315,7 @@ def _allocate(model, method: Method, calib, budget, batch_size, progress, budget
     frac = min(1.0, max(0.0, (budget - low) / max(high - low, 1)))      # 0.2 at a 2.2-bit budget
     heur = bitalloc.allocate_80_20(scores, low, high, frac,
                                    sizes if budget_weights == "params" else None)
-    info = {"budget": budget, "budget_weights": budget_weights, "widths": list(widths),
+    info = {"budget": budget, "budget_weights": budget_weights, "cost": alloc_cost, "widths": list(widths),
             "average_bits": bitalloc.average_bits(choice, sizes),
             "total_cost": sum(c[b] for c, b in zip(costs, choice)),
             "heuristic_80_20": dict(zip(names, heur)),

@@ -71,6 +71,8 @@ def test_criterion_matches_formula():
     # measured per-width costs fall with more bits
     c = bitalloc.layer_costs(W, H, lambda w, b: quantize_bcq(w, b, 32, rounds=5).dequantize())
     assert c[2] > c[3] > c[4] > 0
+    o = bitalloc.output_costs(W, H, lambda w, b: quantize_bcq(w, b, 32, rounds=5).dequantize())
+    assert o[2] > o[3] > o[4] > 0
 
 
 def test_80_20_heuristic():

@@ -57,7 +57,7 @@ def test_gptq_bitmod_folder(tiny, tmp_path, capsys):
 def test_shiftadd_with_bit_budget(tiny, tmp_path):
     out = tmp_path / "sa"
     assert main(["quantize", "--model", str(tiny), "--method", "shiftadd", "--bits", "2", "--rounds", "3",
-                 "--bit-budget", "2.5", "--out", str(out), *FAST]) == 0
+                 "--bit-budget", "2.5", "--alloc-cost", "output", "--out", str(out), *FAST]) == 0
     _, results, m = _check_roundtrip(out)
     bits = m["per_layer_bits"]
     sizes = {n: e["shape"][0] * e["shape"][1] for n, e in m["layers"].items()}
@@ -66,6 +66,7 @@ def test_shiftadd_with_bit_budget(tiny, tmp_path):
     assert all(m["layers"][n]["bits"] == bits[n] for n in bits)
     assert m["layers"]["model.layers.0.self_attn.q_proj"]["layout"] == "col"
     assert m["allocation"]["budget"] == 2.5 and "heuristic_80_20" in m["allocation"]
+    assert m["allocation"]["cost"] == "output" and m["allocation"]["used"] == "dp"
 
 
 def test_80_20_allocator(tiny, tmp_path):

@@ -180,19 +180,19 @@ def plot(result: dict, path) -> pathlib.Path:
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     fams = {"rtn": "o", "gptq": "s", "bcq": "^", "shiftadd": "D"}
+    colors = plt.get_cmap("tab20").colors
     fl = None
     for i, r in enumerate(result["rows"]):
         if r["method"] is None:
             fl = r["perplexity"]
             continue
-        ax.scatter(r["effective_bits"], r["perplexity"], marker=fams.get(r["method"], "x"))
-        ax.annotate(r["label"], (r["effective_bits"], r["perplexity"]), fontsize=7,
-                    xytext=(5, 6 if i % 2 else -9), textcoords="offset points")
+        ax.scatter(r["effective_bits"], r["perplexity"], marker=fams.get(r["method"], "x"), s=42,
+                   color=colors[i % len(colors)], label=f"{r['label']} ({r['perplexity']:.4f})")
     if fl is not None:
-        ax.axhline(fl, color="gray", ls="--", lw=1, label=f"float {fl:.3f}")
-        ax.legend(loc="upper right")
+        ax.axhline(fl, color="gray", ls="--", lw=1, label=f"float ({fl:.4f})")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.set_xlabel("effective bits per weight (incl. metadata)")
     ax.set_ylabel("held-out perplexity")
     ax.set_title(f"bitmix quality: {pathlib.Path(result['model']).name}, group {result['group_size']}")

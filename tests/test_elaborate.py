@@ -72,7 +72,7 @@ def test_lint_failure_is_reported(tmp_path):
         lint(bad, "bad")
 
 
-DOC = __import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "hardware.md"
+from _readme import section  # noqa: E402
 
 
 def _mask(text: str) -> str:
@@ -81,12 +81,12 @@ def _mask(text: str) -> str:
 
 
 def test_doc_cli_examples_run_as_written(capsys):
-    """The `$ bitmix ...` lines in docs/hardware.md run and print what the doc shows
+    """The `$ bitmix ...` lines in the README's Hardware section run and print what the doc shows
     (hashes and numbers masked, so a grid edit in golden/ does not break this test)."""
     import re
     import shlex
 
-    blocks = re.findall(r"```console\n(.*?)```", DOC.read_text(), re.S)
+    blocks = re.findall(r"```console\n(.*?)```", section("Hardware"), re.S)
     ran = 0
     for block in blocks:
         lines = block.splitlines()
@@ -109,7 +109,7 @@ def test_doc_cli_examples_run_as_written(capsys):
 
 def test_doc_python_example_runs():
     import re
-    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    code = re.search(r"```python\n(.*?)```", section("Hardware"), re.S).group(1)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1].startswith("1 ")

@@ -121,7 +121,8 @@ def test_docs_python_example_runs():
     import subprocess
     import sys
     root = pathlib.Path(__file__).resolve().parents[1]
-    doc = (root / "docs/model.md").read_text()
+    from _readme import section
+    doc = section("The model")
     example = re.search(r"```python\n(from golden.checkpoint.*?)```", doc, re.S).group(1)
     out = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
                          check=True, cwd=root).stdout.splitlines()

@@ -16,11 +16,6 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture
-def slow_selected(request):
-    """The default suite (`python -m pytest`) has no `-m` filter; run these only when asked (`-m slow`)."""
-    if "slow" not in (request.config.getoption("-m") or "") or "not slow" in request.config.getoption("-m"):
-        pytest.skip("slow: run with `pytest -m slow`")
 
 
 def test_forward_matches_transformers():
@@ -60,7 +55,7 @@ def test_quantized_encoder_stays_close():
 
 
 @pytest.mark.slow
-def test_rtn_bench_row(slow_selected):
+def test_rtn_bench_row():
     res = minilm.run_bench(n_sentences=200, n_calib=8, methods=["bitmod4-rtn", "bitmod3-rtn"])
     rows = {r["key"]: r for r in res["rows"]}
     assert res["sentences"] == 200
@@ -69,7 +64,7 @@ def test_rtn_bench_row(slow_selected):
 
 
 @pytest.mark.slow
-def test_gptq_improves_real_embeddings(slow_selected):
+def test_gptq_improves_real_embeddings():
     res = minilm.run_bench(n_sentences=200, n_calib=16, methods=["bitmod3-rtn", "bitmod3-gptq"])
     rows = {r["key"]: r for r in res["rows"]}
     assert rows["bitmod3-gptq"]["mean_cosine"] > rows["bitmod3-rtn"]["mean_cosine"]

@@ -132,11 +132,11 @@ def test_failure_leaves_nothing_partial(tiny, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------------------------ docs/quantize.md runs as written
+# ------------------------------------------------------------------ the README's quantize section runs as written
 
 def _doc():
-    from pathlib import Path
-    return (Path(__file__).resolve().parents[1] / "docs" / "quantize.md").read_text()
+    from _readme import section
+    return section("Quantizing a model")
 
 
 def _doc_commands():
@@ -167,13 +167,8 @@ def test_doc_python_example_runs():
 
 
 @pytest.mark.slow
-def test_doc_commands_run(tmp_path, monkeypatch, request):
-    """Every command of docs/quantize.md, in order, in a scratch folder (minutes: `pytest -m slow`)."""
-    if "slow" not in (request.config.getoption("-m") or "") or "not slow" in request.config.getoption("-m"):
-        pytest.skip("slow: run with `pytest -m slow`")
-    from golden.checkpoint import REFERENCE_MODEL_DIR
-    if not (REFERENCE_MODEL_DIR / "config.json").is_file():
-        pytest.skip("the reference model is not committed yet")
+def test_doc_commands_run(tmp_path, monkeypatch):
+    """Every command of the README's quantize section, in order, in a scratch folder (minutes: `pytest -m slow`)."""
     monkeypatch.chdir(tmp_path)
     for argv in _doc_commands():
         assert main(argv) == 0, argv

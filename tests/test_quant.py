@@ -153,10 +153,12 @@ def test_integer_reference_equals_explicit_sums(fs_name):
     assert q.int_matmul(torch.stack([x, -x])).tolist() == [expect, [-e for e in expect]]
 
 
-def test_integer_path_matches_float_path():
+@pytest.mark.parametrize("fs_name", list(FORMAT_SETS))
+def test_integer_path_matches_float_path(fs_name):
+    """For every format: integer sums rescaled once == float product with the dequantized weight."""
     torch.manual_seed(6)
     W = torch.randn(8, 256) * 0.05
-    q = quantize_rtn(W, "bitmod4", 128)
+    q = quantize_rtn(W, fs_name, 128)
     x = torch.randn(5, 256)
     xi, sx = quantize_activations(x)
     float_path = (xi.double() * sx[:, None]) @ q.dequantize().T

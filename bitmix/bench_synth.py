@@ -106,11 +106,13 @@ def run_matrix(params: list, targets: list[str], *, seed: int = 1, progress: boo
     bar.close()
     by = {(r["target"], _key_of(r), r["parameters"]["format_set"]): r for r in rows}
     for r in rows:
+        if r["status"] == "ok":
+            lanes = r["parameters"]["lanes"]
+            r["luts_per_lane"] = round(r["luts"] / lanes, 1)
+            r["weights_per_s"] = r["fmax_mhz"] * 1e6 * lanes / r["terms_per_weight"]
+    for r in rows:
         if r["status"] != "ok":
             continue
-        lanes = r["parameters"]["lanes"]
-        r["luts_per_lane"] = round(r["luts"] / lanes, 1)
-        r["weights_per_s"] = r["fmax_mhz"] * 1e6 * lanes / r["terms_per_weight"]
         b = by.get((r["target"], _key_of(r), BASELINE_FORMAT))
         r["baseline"] = b["tag"] if b else None
         r["throughput_vs_int4"] = (round(r["weights_per_s"] / b["weights_per_s"], 3)

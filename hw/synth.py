@@ -42,7 +42,7 @@ from pathlib import Path
 
 from bitmix.errors import BitmixError
 
-__all__ = ["TARGETS", "Target", "DoesNotFit", "synthesize", "parse_yosys_stat",
+__all__ = ["TARGETS", "Target", "DoesNotFit", "synthesize", "synthesize_verilog", "parse_yosys_stat",
            "parse_nextpnr_log", "nofit_from_log", "wrapper_verilog"]
 
 
@@ -250,21 +250,40 @@ def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | No
     Raises :class:`DoesNotFit` if the design is larger than the device and
     :class:`BitmixError` (naming the tool and its log) if a tool fails.
     """
-    from bitmix.tools import yowasp_env, yowasp_tool
     from hw.elaborate import elaborate
 
     tgt = _target(target)
     out = Path(build_dir) if build_dir else Path("build") / "synth" / params.tag / tgt.name
     out.mkdir(parents=True, exist_ok=True)
-    env = yowasp_env()
     t0 = time.monotonic()
     man = elaborate(params, out, run_lint=False)
-    sources, top = [man["verilog"]], man["top"]
+    result = synthesize_verilog(out / man["verilog"], man["top"], man["ports"], target,
+                                out=out, seed=seed)
+    result = {"target": result.pop("target"), "family": result.pop("family"), "tag": params.tag,
+              "parameters": params.describe(), **result,
+              "seconds": round(time.monotonic() - t0, 2)}
+    (out / "synth_result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target: str, *,
+                       out: str | Path, seed: int = 1) -> dict:
+    """Synthesize + place-and-route module ``top`` of the file ``verilog`` (ports as in the
+    manifest: name, direction, width; clk/rst are the clock and reset) in folder ``out``."""
+    from bitmix.tools import yowasp_env, yowasp_tool
+
+    tgt = _target(target)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = yowasp_env()
+    vname = Path(verilog).resolve().relative_to(out.resolve()).as_posix() \
+        if Path(verilog).resolve().is_relative_to(out.resolve()) else str(Path(verilog).resolve())
+    sources = [vname]
     wrapper = None
     if not tgt.ooc:
-        (out / "synth_top.v").write_text(wrapper_verilog(man["ports"], unit=man["top"]))
-        (out / "wrapper_only.v").write_text(wrapper_verilog(man["ports"], top="wrapper_only", unit=None))
-        sources, top = ["synth_top.v", man["verilog"]], "synth_top"
+        (out / "synth_top.v").write_text(wrapper_verilog(ports, unit=top))
+        (out / "wrapper_only.v").write_text(wrapper_verilog(ports, top="wrapper_only", unit=None))
+        sources, top = ["synth_top.v", vname], "synth_top"
         wrapper = _yosys("wrapper_only", ["wrapper_only.v"], tgt.family, out, env, "wrapper_only")
     syn = _yosys(top, sources, tgt.family, out, env, "synth")
 
@@ -298,9 +317,8 @@ def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | No
     clock = next((c for c in pnr["fmax_mhz"] if "clk" in c), next(iter(pnr["fmax_mhz"])))
     crit = _critical_path(out / "pnr_report.json")
     util = pnr["utilisation"].get(NEXTPNR_LOGIC[tgt.family], {})
-    result = {
-        "target": tgt.name, "family": tgt.family, "tag": params.tag,
-        "parameters": params.describe(),
+    return {
+        "target": tgt.name, "family": tgt.family,
         "method": ("out-of-context" if tgt.ooc else "wrapper (subtracted)"),
         "status": "ok",
         "luts": net("luts"), "ffs": net("ffs"), "carries": net("carries"),
@@ -319,11 +337,8 @@ def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | No
         "timing": pnr["timing"][clock],
         "critical_path": crit,
         "seed": seed,
-        "seconds": round(time.monotonic() - t0, 2),
         "logs": {"yosys": syn["log"], "nextpnr": str(log)},
     }
-    (out / "synth_result.json").write_text(json.dumps(result, indent=1) + "\n")
-    return result
 
 
 def _critical_path(report: Path) -> dict | None:

@@ -244,8 +244,11 @@ def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem
 
 
 def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | None = None,
-               seed: int = 1) -> dict:
+               seed: int | list[int] = 1) -> dict:
     """Synthesize + place-and-route the unit for ``target``; return the measured numbers.
+
+    ``seed``: nextpnr placer seed, or a list of seeds (Yosys runs once, nextpnr once per
+    seed; the run with the median Fmax is reported, all Fmax values in ``fmax_mhz_by_seed``).
 
     Raises :class:`DoesNotFit` if the design is larger than the device and
     :class:`BitmixError` (naming the tool and its log) if a tool fails.
@@ -267,7 +270,7 @@ def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | No
 
 
 def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target: str, *,
-                       out: str | Path, seed: int = 1) -> dict:
+                       out: str | Path, seed: int | list[int] = 1) -> dict:
     """Synthesize + place-and-route module ``top`` of the file ``verilog`` (ports as in the
     manifest: name, direction, width; clk/rst are the clock and reset) in folder ``out``."""
     from bitmix.tools import yowasp_env, yowasp_tool
@@ -296,26 +299,12 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
         if used > avail:
             raise DoesNotFit(tgt.name, res_name, used, avail, syn["log"])
 
-    log = out / "pnr.log"
-    log.unlink(missing_ok=True)
-    nextpnr = f"nextpnr-{tgt.family}"
-    cmd = [yowasp_tool(nextpnr), *tgt.nextpnr_args, "--json", "synth.json",
-           "--freq", str(tgt.freq_mhz), "--timing-allow-fail", "--seed", str(seed),
-           "--log", log.name, "--report", "pnr_report.json", "--quiet"]
-    if not tgt.ooc:
-        cmd.append("--pcf-allow-unconstrained")
-    try:
-        text = _run(f"yowasp-{nextpnr}", cmd, log, out, env)
-    except BitmixError:
-        nofit = nofit_from_log(log.read_text() if log.exists() else "")
-        if nofit:
-            raise DoesNotFit(tgt.name, *nofit, str(log)) from None
-        raise
-    pnr = parse_nextpnr_log(text)
-    if not pnr["fmax_mhz"]:
-        raise BitmixError(f"{nextpnr}: no 'Max frequency for clock' line in {log}")
-    clock = next((c for c in pnr["fmax_mhz"] if "clk" in c), next(iter(pnr["fmax_mhz"])))
-    crit = _critical_path(out / "pnr_report.json")
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    runs = [_nextpnr(tgt, out, env, sd) for sd in seeds]
+    # the run with the median Fmax (lower median for an even count) is the one reported
+    order = sorted(range(len(runs)), key=lambda i: runs[i][1]["fmax_mhz"][runs[i][2]])
+    median = order[(len(runs) - 1) // 2]
+    log, pnr, clock, crit = runs[median]
     util = pnr["utilisation"].get(NEXTPNR_LOGIC[tgt.family], {})
     return {
         "target": tgt.name, "family": tgt.family,
@@ -336,9 +325,37 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
         "constraint_mhz": pnr["constraint_mhz"][clock],
         "timing": pnr["timing"][clock],
         "critical_path": crit,
-        "seed": seed,
+        "seed": seeds[median],
+        "fmax_mhz_by_seed": {sd: round(r[1]["fmax_mhz"][r[2]], 2) for sd, r in zip(seeds, runs)},
         "logs": {"yosys": syn["log"], "nextpnr": str(log)},
     }
+
+
+def _nextpnr(tgt: Target, out: Path, env: dict, seed: int):
+    """One nextpnr run; returns (log path, parsed log, clock name, critical path)."""
+    from bitmix.tools import yowasp_tool
+
+    log = out / f"pnr_seed{seed}.log"
+    log.unlink(missing_ok=True)
+    report = f"pnr_seed{seed}_report.json"
+    nextpnr = f"nextpnr-{tgt.family}"
+    cmd = [yowasp_tool(nextpnr), *tgt.nextpnr_args, "--json", "synth.json",
+           "--freq", str(tgt.freq_mhz), "--timing-allow-fail", "--seed", str(seed),
+           "--log", log.name, "--report", report, "--quiet"]
+    if not tgt.ooc:
+        cmd.append("--pcf-allow-unconstrained")
+    try:
+        text = _run(f"yowasp-{nextpnr}", cmd, log, out, env)
+    except BitmixError:
+        nofit = nofit_from_log(log.read_text() if log.exists() else "")
+        if nofit:
+            raise DoesNotFit(tgt.name, *nofit, str(log)) from None
+        raise
+    pnr = parse_nextpnr_log(text)
+    if not pnr["fmax_mhz"]:
+        raise BitmixError(f"{nextpnr}: no 'Max frequency for clock' line in {log}")
+    clock = next((c for c in pnr["fmax_mhz"] if "clk" in c), next(iter(pnr["fmax_mhz"])))
+    return log, pnr, clock, _critical_path(out / report)
 
 
 def _critical_path(report: Path) -> dict | None:

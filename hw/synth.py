@@ -24,7 +24,10 @@ Flow, in ``build/synth/<params tag>/<target>/``:
 4. Yosys' final ``stat`` gives LUT4s, FFs, carries, BRAM and DSP cells; nextpnr's last
    ``Device utilisation`` block and its last ``Max frequency for clock`` line (post-route)
    give the device use and Fmax. The critical path's start and end cells come from nextpnr's
-   ``--report`` JSON.
+   ``--report`` JSON. With several placer seeds, Yosys runs once and nextpnr once per seed; the
+   run with the median Fmax is reported.
+
+:func:`synthesize_verilog` runs steps 2–4 on any module given its Verilog and port list.
 
 A tool failure raises :class:`BitmixError` naming the tool and its log; a design larger than
 the device raises :class:`DoesNotFit` naming the resource (checked on Yosys' counts before

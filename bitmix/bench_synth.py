@@ -103,6 +103,8 @@ def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bo
             except DoesNotFit as e:
                 row = {**base, "status": "does-not-fit", "resource": e.resource,
                        "used": e.used, "available": e.available, "message": str(e)}
+            except BitmixError as e:          # a tool crashed on this build: keep the others
+                row = {**base, "status": "tool-error", "message": str(e)}
             rows.append(row)
             bar.update()
     bar.close()
@@ -155,9 +157,13 @@ def format_table(result: dict) -> str:
         q = r["parameters"]
         params = f"L{q['lanes']} G{q['group_size']} {q['format_set']}" + \
                  (" (baseline)" if r["role"] == "baseline" else "")
-        if r["status"] != "ok":
+        if r["status"] == "does-not-fit":
             lines.append([r["target"], params, f"does not fit: {r['used']} {r['resource']} > "
                           f"{r['available']}", "", "", "", "", "", "", "", "", "", ""])
+            continue
+        if r["status"] != "ok":
+            lines.append([r["target"], params, "tool error: " + r["message"], "", "", "", "", "",
+                          "", "", "", "", ""])
             continue
         f = (lambda v, fmt: "-" if v is None else format(v, fmt))
         lines.append([r["target"], params, str(r["luts"]), f"{r['lut_pct']:.1f}", str(r["ffs"]),
@@ -204,4 +210,4 @@ def run(args) -> int:
           "see synth.json 'total'/'wrapper'); Mw/s = Fmax x L / T; thr/int4, LUT/int4 = ours / "
           "the INT4 unit with the same L, G, A, S, K in this run")
     print(f"json: {path}")
-    return 0
+    return 1 if any(r["status"] == "tool-error" for r in result["rows"]) else 0

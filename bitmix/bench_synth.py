@@ -156,7 +156,8 @@ def format_table(result: dict) -> str:
     for r in result["rows"]:
         q = r["parameters"]
         params = f"L{q['lanes']} G{q['group_size']} {q['format_set']}" + \
-                 (" (baseline)" if r["role"] == "baseline" else "")
+                 (" (baseline)" if r["role"] == "baseline" else "") + \
+                 (" [abc]" if r.get("abc9") is False else "")
         if r["status"] == "does-not-fit":
             lines.append([r["target"], params, f"does not fit: {r['used']} {r['resource']} > "
                           f"{r['available']}", "", "", "", "", "", "", "", "", "", ""])
@@ -208,6 +209,9 @@ def run(args) -> int:
     print()
     print("LUTs/FFs: the unit alone (ECP5 out-of-context; iCE40 wrapper measured and subtracted, "
           "see synth.json 'total'/'wrapper'); Mw/s = Fmax x L / T; thr/int4, LUT/int4 = ours / "
-          "the INT4 unit with the same L, G, A, S, K in this run")
+          "the INT4 unit with the same L, G, A, S, K in this run"
+          + ("; [abc]: Yosys' ABC9 crashed on that unit, LUTs mapped with classic ABC (not "
+             "comparable with ABC9 rows)" if any(r.get("abc9") is False for r in result["rows"])
+             else ""))
     print(f"json: {path}")
     return 1 if any(r["status"] == "tool-error" for r in result["rows"]) else 0

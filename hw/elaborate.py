@@ -79,7 +79,7 @@ CYCLE_MODEL = (
     "A group with format f costs T * G/L cycles, T = terms(f) limited by max_terms (0 = full). "
     "Beats, groups and rows follow each other with no bubble when the streams flow, and the "
     "dequantizer overlaps the next group, so back-to-back results are sum_g T_g*G/L cycles apart. "
-    "The result of a row is valid latency_constant (= dq_steps) cycles after its last compute cycle, "
+    "The result of a row is valid latency_constant (= 2 PE pipeline registers + dq_steps) cycles after its last compute cycle, "
     "i.e. sum_g T_g*G/L + latency_constant cycles after its first beat is presented.")
 
 

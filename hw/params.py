@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from bitmix.errors import BitmixError
 from golden.formats import FormatSet, get_format_set
 
-__all__ = ["DotParams", "LIMITS"]
+__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH"]
+
+#: Register stages of the PE between a group's final term and its psum reaching the dequantizer
+#: (lane terms, then the group sum): they cut decoder -> adder tree -> dequantizer into separate
+#: register-to-register paths and add latency, not cycles per group.
+PE_PIPELINE_DEPTH = 2
 
 #: Inclusive ranges of the integer parameters.
 LIMITS = {
@@ -169,10 +174,11 @@ class DotParams:
         return max(1, (self.beats_per_group - 1).bit_length())
 
     #: Cycles from the cycle a row's first beat is presented (all streams ready) to the cycle
-    #: its result is valid, beyond the compute cycles: the dequantizer's steps on the last group.
+    #: its result is valid, beyond the compute cycles: the PE's pipeline registers plus the
+    #: dequantizer's steps on the last group.
     @property
     def latency_constant(self) -> int:
-        return self.dq_steps
+        return PE_PIPELINE_DEPTH + self.dq_steps
 
     def group_cycles(self, fmt_id: int, max_terms: int = 0) -> int:
         t = self.format_terms()[fmt_id]

@@ -13,10 +13,11 @@ Streams (``amaranth.lib.stream``; payloads are held stable by the source until t
 * ``weights`` (In): ``{codes: L x b, acts: L x signed(A)}``; transferred on the beat's last term.
 * ``groups``  (In): ``{fmt_id, u, last}``; the group's descriptor, read while the group is being
   computed and transferred together with the group's last beat (no register, no bubble).
-* ``psums``   (Out): ``{psum: signed, u, last}``; valid only in the group's final cycle, which
-  completes only when the dequantizer is ready (backpressure stalls the PE, it never drops).
+* ``psums``   (Out): ``{psum: signed, u, last}`` from a register, ``PE_PIPELINE_DEPTH`` (= 2) cycles after
+  the group's final term; while it is full and not read, the PE stalls (it never drops).
 
-One beat-term per cycle when all streams flow: a group costs exactly T_f * G/L cycles.
+One beat-term per cycle when all streams flow: a group costs exactly T_f * G/L cycles; the two
+pipeline registers (lane terms, group sum) add latency, not cycles per group.
 """
 
 from __future__ import annotations
@@ -100,32 +101,59 @@ class BitSerialPE(wiring.Component):
             ]
             lane_terms.append(lane)
 
+        # Two pipeline registers keep the decoder, the adder tree and the dequantizer on separate
+        # register-to-register paths: stage 1 holds the L lane terms, stage 2 the group sum and
+        # the outgoing {psum, u, last}. A full output register that is not being read stalls the
+        # whole PE (one clock enable), so nothing is dropped; in steady state the dequantizer is
+        # always ready and the PE never stalls.
+        lane_r = [Signal.like(t, name=f"{t.name}_r") for t in lane_terms]
+        s1_valid, s1_first, s1_final, s1_last = Signal(), Signal(), Signal(), Signal()
+        s1_u = Signal(p.scale_bits)
+        out_valid = Signal()
+        out_psum = Signal(signed(p.psum_bits))
+        out_u = Signal(p.scale_bits)
+        out_last = Signal()
+
         psum_next = Signal(signed(p.psum_bits))
-        m.d.comb += psum_next.eq(psum + tree_sum(lane_terms))
+        m.d.comb += psum_next.eq(Mux(s1_first, 0, psum) + tree_sum(lane_r))
 
         last_term = Signal()
         last_beat = Signal()
         final = Signal()
-        active = Signal()
+        stall = Signal()
         advance = Signal()
         m.d.comb += [
             last_term.eq(term + 1 >= t_cur),
             last_beat.eq(beat == p.beats_per_group - 1),
             final.eq(last_term & last_beat),
-            active.eq(self.weights.valid & self.groups.valid),
-            advance.eq(active & (~final | self.psums.ready)),
-            self.psums.valid.eq(active & final),
-            self.psums.p.psum.eq(psum_next),
-            self.psums.p.u.eq(self.groups.p.u),
-            self.psums.p.last.eq(self.groups.p.last),
+            stall.eq(out_valid & ~self.psums.ready),
+            advance.eq(self.weights.valid & self.groups.valid & ~stall),
+            self.psums.valid.eq(out_valid),
+            self.psums.p.psum.eq(out_psum),
+            self.psums.p.u.eq(out_u),
+            self.psums.p.last.eq(out_last),
             self.weights.ready.eq(advance & last_term),
             self.groups.ready.eq(advance & final),
         ]
+        with m.If(~stall):
+            # stage 1: this cycle's lane terms
+            m.d.sync += [s1_valid.eq(advance), s1_first.eq(~(term.any() | beat.any())),
+                         s1_final.eq(final), s1_u.eq(self.groups.p.u),
+                         s1_last.eq(self.groups.p.last)]
+            m.d.sync += [r.eq(t) for r, t in zip(lane_r, lane_terms)]
+            # stage 2: accumulate; a group's last term fills the output register
+            with m.If(self.psums.ready):
+                m.d.sync += out_valid.eq(0)
+            with m.If(s1_valid):
+                m.d.sync += psum.eq(psum_next)
+                with m.If(s1_final):
+                    m.d.sync += [out_valid.eq(1), out_psum.eq(psum_next), out_u.eq(s1_u),
+                                 out_last.eq(s1_last)]
         with m.If(advance):
             with m.If(final):
-                m.d.sync += [psum.eq(0), term.eq(0), beat.eq(0)]
+                m.d.sync += [term.eq(0), beat.eq(0)]
             with m.Elif(last_term):
-                m.d.sync += [psum.eq(psum_next), term.eq(0), beat.eq(beat + 1)]
+                m.d.sync += [term.eq(0), beat.eq(beat + 1)]
             with m.Else():
-                m.d.sync += [psum.eq(psum_next), term.eq(term + 1)]
+                m.d.sync += term.eq(term + 1)
         return m

@@ -36,7 +36,7 @@ def test_elaborate_writes_verilog_and_manifest(tmp_path, capsys):
         decl = f"input {name};" if p["width"] == 1 and p["direction"] == "input" else None
         assert (f"{p['direction']} [{p['width'] - 1}:0] {name};" in v) or (
             f"{p['direction']} {name};" in v), (name, decl)
-    assert man["cycle_model"]["latency_constant"] == man["derived"]["dq_steps"]
+    assert man["cycle_model"]["latency_constant"] == 2 + man["derived"]["dq_steps"]
     assert set(man["lint"]["waivers"]) == set(LINT_WAIVERS)
 
 

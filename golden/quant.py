@@ -63,13 +63,12 @@ class QuantizedWeight:
 
     def dequantize(self, nterms: int | None = None) -> torch.Tensor:
         """Float weight the integer path computes with ([N, K] float64)."""
-        n, k = self.shape
         scale = (self.row_scale[:, None] * self.u.to(torch.float64)).repeat_interleave(self.group_size, 1)
         return scale * self.values(nterms).to(torch.float64)
 
     def effective_bits(self, include_row_scale: bool = True) -> float:
         """Storage bits per weight including every piece of metadata."""
-        n, k = self.shape
+        k = self.shape[1]
         per_group = self.format_set.id_bits + self.scale_bits
         if self.zero is not None:
             per_group += self.format_set.bits

@@ -37,12 +37,32 @@ from dataclasses import dataclass, field
 from bitmix.errors import BitmixError
 from golden.formats import FormatSet, get_format_set
 
-__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH"]
+__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "id_port_bits", "term_port_bits",
+           "exp_port_bits", "format_cycles"]
 
 #: Register stages of the PE between a group's final term and its psum reaching the dequantizer
 #: (lane terms, then the group sum): they cut decoder -> adder tree -> dequantizer into separate
 #: register-to-register paths and add latency, not cycles per group.
 PE_PIPELINE_DEPTH = 2
+
+def id_port_bits(fs: FormatSet) -> int:
+    """Width of a format-id port: a 1-bit port even for a single format."""
+    return max(1, fs.id_bits)
+
+
+def term_port_bits(fs: FormatSet) -> int:
+    """Width of the term index and of the runtime ``max_terms`` input."""
+    return max(1, fs.max_terms.bit_length())
+
+
+def exp_port_bits(fs: FormatSet) -> int:
+    return max(1, fs.max_exp.bit_length())
+
+
+def format_cycles(fs: FormatSet) -> list[int]:
+    """Cycles per weight of each format id (>= 1: a format of zeros still takes a cycle)."""
+    return [max(1, f.max_terms) for f in fs.formats]
+
 
 #: Inclusive ranges of the integer parameters.
 LIMITS = {
@@ -114,7 +134,7 @@ class DotParams:
 
     @property
     def id_bits(self) -> int:
-        return max(1, self.fs.id_bits)      # a 1-bit port even for a single format
+        return id_port_bits(self.fs)
 
     @property
     def max_terms(self) -> int:
@@ -122,16 +142,14 @@ class DotParams:
 
     @property
     def term_bits(self) -> int:
-        """Width of the term index / the runtime ``max_terms`` input."""
-        return max(1, self.max_terms.bit_length())
+        return term_port_bits(self.fs)
 
     @property
     def exp_bits(self) -> int:
-        return max(1, self.fs.max_exp.bit_length())
+        return exp_port_bits(self.fs)
 
     def format_terms(self) -> list[int]:
-        """Cycles per weight of each format id (>= 1)."""
-        return [max(1, f.max_terms) for f in self.fs.formats]
+        return format_cycles(self.fs)
 
     @property
     def max_value(self) -> int:

@@ -13,25 +13,14 @@ from amaranth.lib.wiring import In, Out
 
 from bitmix.errors import BitmixError
 from golden.formats import FormatSet
+from hw.params import exp_port_bits, format_cycles, id_port_bits, term_port_bits
 
 __all__ = ["TermDecoder", "term_table", "format_terms_table"]
 
 
-def _id_bits(fs: FormatSet) -> int:
-    return max(1, fs.id_bits)
-
-
-def _term_bits(fs: FormatSet) -> int:
-    return max(1, fs.max_terms.bit_length())
-
-
-def _exp_bits(fs: FormatSet) -> int:
-    return max(1, fs.max_exp.bit_length())
-
-
 def term_table(fs: FormatSet) -> list[tuple[int, int, int]]:
     """Flat decoder table, indexed by ``Cat(t, code, fmt_id)`` -> (nonzero, sign, exp)."""
-    b, tb, ib = fs.bits, _term_bits(fs), _id_bits(fs)
+    b, tb, ib = fs.bits, term_port_bits(fs), id_port_bits(fs)
     table = []
     for fid in range(1 << ib):
         for code in range(1 << b):
@@ -43,8 +32,8 @@ def term_table(fs: FormatSet) -> list[tuple[int, int, int]]:
 
 def format_terms_table(fs: FormatSet) -> list[int]:
     """Cycles per weight of each format id (padding ids take one cycle)."""
-    n = 1 << _id_bits(fs)
-    return [max(1, fs.formats[i].max_terms) if i < len(fs.formats) else 1 for i in range(n)]
+    cycles = format_cycles(fs)
+    return cycles + [1] * ((1 << id_port_bits(fs)) - len(cycles))
 
 
 class TermDecoder(wiring.Component):
@@ -63,17 +52,17 @@ class TermDecoder(wiring.Component):
         self.format_set = format_set
         self._MustUse__silence = False
         super().__init__({
-            "fmt_id": In(_id_bits(format_set)),
+            "fmt_id": In(id_port_bits(format_set)),
             "code": In(format_set.bits),
-            "term": In(_term_bits(format_set)),
+            "term": In(term_port_bits(format_set)),
             "nonzero": Out(1),
             "sign": Out(1),
-            "exp": Out(_exp_bits(format_set)),
+            "exp": Out(exp_port_bits(format_set)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        eb = _exp_bits(self.format_set)
+        eb = exp_port_bits(self.format_set)
         entries = [nz | (s << 1) | (e << 2) for nz, s, e in term_table(self.format_set)]
         rom = Array(Const(v, unsigned(2 + eb)) for v in entries)
         word = Signal(2 + eb)

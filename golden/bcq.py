@@ -306,7 +306,7 @@ class BCQWeight:
         return out
 
     @classmethod
-    def from_tensors(cls, t: dict, shape, layout: str, group_size: int, method: str = "bcq") -> "BCQWeight":
+    def from_tensors(cls, t: dict, shape, layout: str, group_size: int, method: str = "bcq") -> BCQWeight:
         planes = unpack_bits(t["planes"], shape[1])
         if "apot_exp" in t:
             return cls(planes, t["apot_exp"].to(torch.int64), t["apot_sign"].to(torch.int8),

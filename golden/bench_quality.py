@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import pathlib
 import time
 from dataclasses import dataclass
-
-import torch
 
 from bitmix.errors import BitmixError
 

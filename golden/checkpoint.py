@@ -74,8 +74,7 @@ def _expected_shapes(cfg: LlamaConfig) -> dict[str, tuple[int, ...]]:
 
 def load_model(folder, dtype: torch.dtype = torch.float32) -> LlamaForCausalLM:
     """Build the model from config.json and fill it from the safetensors file(s), validated."""
-    from safetensors import safe_open
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
 
     folder = _folder(folder)
     cfg = read_config(folder)

@@ -17,12 +17,11 @@ Code assignment (derived, see :func:`_assign_codes`):
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 
 from bitmix.errors import BitmixError
+from golden.digest import json_digest
 
 __all__ = [
     "Format", "FormatSet", "Term", "FORMATS", "FORMAT_SETS",
@@ -223,8 +222,7 @@ class FormatSet:
     @functools.cached_property
     def hash(self) -> str:
         """Stable SHA-256 (hex, 16 chars) of everything the hardware derives from this set."""
-        blob = json.dumps(self.describe(), sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return json_digest(self.describe(), 16)
 
 
 FORMAT_SETS: dict[str, FormatSet] = {
@@ -250,6 +248,4 @@ def get_format_set(name: str) -> FormatSet:
 
 def format_table_hash() -> str:
     """Hash of every format and set: what a driver compares with a bitstream's report."""
-    blob = json.dumps({n: s.describe() for n, s in FORMAT_SETS.items()},
-                      sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return json_digest({n: s.describe() for n, s in FORMAT_SETS.items()}, 16)

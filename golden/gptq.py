@@ -41,8 +41,14 @@ import torch
 from bitmix.errors import BitmixError
 from golden.bcq import BCQWeight, bcq_assign, bcq_fit, check_bcq_args, fit_group_size, layout_spans
 from golden.formats import FormatSet, get_format, get_format_set
-from golden.quant import (QuantizedWeight, check_weight, default_scale_bits, nearest_codes,
-                          quantize_mx, quantize_rtn)
+from golden.quant import (
+    QuantizedWeight,
+    check_weight,
+    default_scale_bits,
+    nearest_codes,
+    quantize_mx,
+    quantize_rtn,
+)
 
 __all__ = ["Hessian", "gptq", "RTNAdapter", "MXAdapter", "BCQAdapter", "make_adapter",
            "proxy_loss", "prepare_hessian"]

@@ -22,7 +22,7 @@ from golden.formats import FormatSet
 __all__ = ["value_table", "weight_values", "group_partial_sums", "row_results"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table(fs: FormatSet, nterms: int | None) -> torch.Tensor:
     rows = [[f.codebook[c] if nterms is None else f.truncated_value(c, nterms)
              for c in range(1 << f.bits)] for f in fs.formats]

@@ -16,7 +16,6 @@ the mean cosine similarity of the mean-pooled sentence embeddings to the float m
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import re
 import time

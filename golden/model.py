@@ -42,7 +42,7 @@ class LlamaConfig:
             self.head_dim = self.hidden_size // self.num_attention_heads
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config.json") -> "LlamaConfig":
+    def from_dict(cls, d: dict, source: str = "config.json") -> LlamaConfig:
         """Validate an HF config dict; reject what this decoder would silently compute wrong."""
         if not isinstance(d, dict):
             raise BitmixError(f"{source}: expected a JSON object, got {type(d).__name__}")
@@ -233,7 +233,7 @@ class LlamaForCausalLM(nn.Module):
         if cfg.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight
 
-    def init_weights(self, seed: int = 0, std: float = 0.02) -> "LlamaForCausalLM":
+    def init_weights(self, seed: int = 0, std: float = 0.02) -> LlamaForCausalLM:
         """HF's initialisation (normal(0, 0.02), norms at 1), seeded for reproducible training."""
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():

@@ -46,7 +46,7 @@ class DotProductUnit(wiring.Component):
         })
 
     @classmethod
-    def from_params(cls, p: DotParams) -> "DotProductUnit":
+    def from_params(cls, p: DotParams) -> DotProductUnit:
         return cls(lanes=p.lanes, group_size=p.group_size, act_bits=p.act_bits,
                    scale_bits=p.scale_bits, format_set=p.fs, max_groups=p.max_groups)
 

@@ -29,12 +29,11 @@ always free again before the PE finishes the next group: zero stall in steady st
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 
 from bitmix.errors import BitmixError
+from golden.digest import json_digest
 from golden.formats import FormatSet, get_format_set
 
 __all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "id_port_bits", "term_port_bits",
@@ -97,7 +96,7 @@ class DotParams:
 
     @classmethod
     def make(cls, *, lanes: int, group_size: int, act_bits: int = 8, scale_bits: int = 8,
-             format_set: str | FormatSet = "bitmod4", max_groups: int = 32) -> "DotParams":
+             format_set: str | FormatSet = "bitmod4", max_groups: int = 32) -> DotParams:
         for name, value in (("lanes", lanes), ("group_size", group_size), ("act_bits", act_bits),
                             ("scale_bits", scale_bits), ("max_groups", max_groups)):
             _check_int(name, value)
@@ -111,7 +110,7 @@ class DotParams:
         return cls(lanes, group_size, act_bits, scale_bits, fs, max_groups)
 
     @classmethod
-    def for_row_length(cls, *, k: int, group_size: int, **kw) -> "DotParams":
+    def for_row_length(cls, *, k: int, group_size: int, **kw) -> DotParams:
         """Parameters sized for rows of up to ``k`` weights (``k`` must be a multiple of G)."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise BitmixError(f"k must be a positive integer, got {k!r}")
@@ -224,8 +223,7 @@ class DotParams:
 
     @property
     def hash(self) -> str:
-        blob = json.dumps(self.describe(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return json_digest(self.describe(), 12, compact=False)
 
     @property
     def tag(self) -> str:

@@ -302,7 +302,7 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
                        out: str | Path, seed: int | list[int] = 1) -> dict:
     """Synthesize + place-and-route module ``top`` of the file ``verilog`` (ports as in the
     manifest: name, direction, width; clk/rst are the clock and reset) in folder ``out``."""
-    from bitmix.tools import yowasp_env, yowasp_tool
+    from bitmix.tools import yowasp_env
 
     tgt = _target(target)
     out = Path(out)

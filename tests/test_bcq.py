@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from bitmix.errors import BitmixError
-from golden.bcq import (BCQWeight, apot, apot_value, bcq_assign, bcq_fit, pack_bits, quantize_bcq,
-                        unpack_bits)
+from golden.bcq import BCQWeight, apot, apot_value, bcq_assign, bcq_fit, pack_bits, quantize_bcq, unpack_bits
 from golden.quant import quantize_activations
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,8 +5,16 @@ import itertools
 import pytest
 
 from bitmix.errors import BitmixError
-from golden.formats import (FORMAT_SETS, FORMATS, Format, FormatSet, get_format, get_format_set,
-                            naf_terms, format_table_hash)
+from golden.formats import (
+    FORMAT_SETS,
+    FORMATS,
+    Format,
+    FormatSet,
+    format_table_hash,
+    get_format,
+    get_format_set,
+    naf_terms,
+)
 
 
 def _min_signed_digits(v: int, max_exp: int = 8) -> int:

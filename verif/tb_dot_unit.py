@@ -17,8 +17,14 @@ from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
 from hw.params import DotParams
 from verif.harness import DotHarness
-from verif.stimulus import (exhaustive_rows, extreme_rows, quantized_rows, random_rows,
-                            row_cycles, special_rows)
+from verif.stimulus import (
+    exhaustive_rows,
+    extreme_rows,
+    quantized_rows,
+    random_rows,
+    row_cycles,
+    special_rows,
+)
 from verif.stream import CocotbIO
 
 PERIOD_NS = 10

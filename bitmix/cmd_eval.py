@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from bitmix.argtypes import int_in_range
+
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="perplexity on held-out text and greedy generation")
@@ -17,11 +19,12 @@ def register(sub) -> None:
                         "reference model")
     p.add_argument("--text", metavar="FILE",
                    help="UTF-8 text file to score; default: the reference held-out split")
-    p.add_argument("--window", type=int, default=256, metavar="N",
+    p.add_argument("--window", type=int_in_range("--window", 2), default=256, metavar="N",
                    help="tokens per non-overlapping window (default 256)")
-    p.add_argument("--max-windows", type=int, metavar="N", help="score at most N windows")
+    p.add_argument("--max-windows", type=int_in_range("--max-windows", 1), metavar="N",
+                   help="score at most N windows")
     p.add_argument("--prompt", help="also generate greedily from this prompt")
-    p.add_argument("--max-new-tokens", type=int, default=64, metavar="N",
+    p.add_argument("--max-new-tokens", type=int_in_range("--max-new-tokens", 0), default=64, metavar="N",
                    help="tokens to generate after --prompt (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -39,12 +42,6 @@ def run(args) -> int:
     from golden.data import decode, encode, reference_corpus
     from golden.evaluate import generate, num_windows, perplexity
 
-    if args.window < 2:
-        raise BitmixError(f"--window must be at least 2, got {args.window}")
-    if args.max_windows is not None and args.max_windows < 1:
-        raise BitmixError(f"--max-windows must be at least 1, got {args.max_windows}")
-    if args.max_new_tokens < 0:
-        raise BitmixError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
     folder = pathlib.Path(args.model) if args.model else REFERENCE_MODEL_DIR
     if args.text:
         path = pathlib.Path(args.text)

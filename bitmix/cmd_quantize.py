@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from bitmix.argtypes import float_in_range, int_in_range
+
 METHOD_HELP = ("rtn: round-to-nearest per group; gptq: second-order error compensation; "
                "bcq: binary-coding (ShiftAddLLM's format) without compensation; "
                "shiftadd: GPTQ + BCQ (ShiftAddLLM); mx: MX-FP shared power-of-two scales")
@@ -25,17 +27,19 @@ def register(sub) -> None:
                    help="format set from `bitmix formats` for rtn/gptq (default bitmod4; e.g. bitmod3, "
                         "ant4, int4_asym); element format fp4/fp3 for mx")
     p.add_argument("--bits", type=int, metavar="Q", help="BCQ planes for bcq/shiftadd (2, 3 or 4)")
-    p.add_argument("--group-size", type=int, metavar="G",
+    p.add_argument("--group-size", type=int_in_range("--group-size", 1), metavar="G",
                    help="inputs per group (default 128; mx: 32). BCQ column/block layouts: rows per group")
     p.add_argument("--layout", choices=("row", "col", "block"),
                    help="BCQ scale layout (bcq default row; shiftadd default col = ShiftAddLLM Acc, "
                         "block = Lat)")
-    p.add_argument("--rounds", type=int, default=50, metavar="T", help="BCQ alternating rounds (default 50)")
-    p.add_argument("--calib-samples", type=int, default=32, metavar="N",
+    p.add_argument("--rounds", type=int_in_range("--rounds", 0), default=50, metavar="T",
+                   help="BCQ alternating rounds (default 50)")
+    p.add_argument("--calib-samples", type=int_in_range("--calib-samples", 1), default=32, metavar="N",
                    help="calibration windows from the reference train split (default 32)")
-    p.add_argument("--calib-seqlen", type=int, default=256, metavar="T", help="tokens per window (default 256)")
+    p.add_argument("--calib-seqlen", type=int_in_range("--calib-seqlen", 2), default=256, metavar="T",
+                   help="tokens per window (default 256)")
     p.add_argument("--seed", type=int, default=0, help="calibration sampling seed (default 0)")
-    p.add_argument("--bit-budget", type=float, metavar="B",
+    p.add_argument("--bit-budget", type=float_in_range("--bit-budget", 1.0, 16.0), metavar="B",
                    help="average bits per weight (e.g. 2.2): choose 2/3/4 bits per layer by the exact "
                         "allocation of golden/bitalloc.py")
     p.add_argument("--allocator", choices=("dp", "80/20"), default="dp",
@@ -43,8 +47,9 @@ def register(sub) -> None:
     p.add_argument("--alloc-cost", choices=("criterion", "output"), default="criterion",
                    help="with --bit-budget: per-width cost the DP minimises: the paper's sensitivity "
                         "criterion on the residual (default) or the layer output error")
-    p.add_argument("--act-order", action="store_true", help="GPTQ act-order (group-aware; see golden/gptq.py)")
-    p.add_argument("--threads", type=int, default=1, metavar="N",
+    p.add_argument("--act-order", action="store_true",
+                   help="GPTQ act-order (group-aware; see golden/gptq.py)")
+    p.add_argument("--threads", type=int_in_range("--threads", 1), default=1, metavar="N",
                    help="torch threads (default 1: the loops are small-op bound)")
     p.add_argument("--out", metavar="FOLDER", help="output folder (default build/quantized/<model>-<method>)")
     p.add_argument("--json", action="store_true", help="print one JSON summary line")
@@ -68,10 +73,6 @@ def method_from_args(args):
         raise BitmixError("--layout applies to bcq/shiftadd only")
     fs = args.format_set or ("fp4" if m == "mx" else "bitmod4")
     g = args.group_size or (32 if m == "mx" else 128)
-    if g <= 0:
-        raise BitmixError(f"--group-size must be positive, got {g}")
-    if args.rounds < 0:
-        raise BitmixError(f"--rounds must be >= 0, got {args.rounds}")
     try:
         return Method(method=m, format_set=fs, bits=args.bits, group_size=g, act_order=args.act_order,
                       layout=args.layout, rounds=args.rounds)
@@ -102,12 +103,6 @@ def run(args) -> int:
     from golden.qmodel import save_quantized
 
     method = method_from_args(args)
-    if args.calib_samples < 1 or args.calib_seqlen < 2:
-        raise BitmixError("--calib-samples must be >= 1 and --calib-seqlen >= 2")
-    if args.bit_budget is not None and not 1.0 <= args.bit_budget <= 16.0:
-        raise BitmixError(f"--bit-budget must be between 1 and 16, got {args.bit_budget}")
-    if args.threads < 1:
-        raise BitmixError(f"--threads must be >= 1, got {args.threads}")
     folder = pathlib.Path(args.model) if args.model else REFERENCE_MODEL_DIR
     model = load_model(folder)
     precheck(model, folder, method)
@@ -119,7 +114,8 @@ def run(args) -> int:
                               "calibration text is tokenized as UTF-8 bytes")
         calib = calibration_batches(args.calib_samples, args.calib_seqlen, seed=args.seed)
     desc = method.describe() + (f"-mix{args.bit_budget:g}" if args.bit_budget is not None else "")
-    out = pathlib.Path(args.out) if args.out else pathlib.Path("build") / "quantized" / f"{folder.name}-{desc}"
+    out = pathlib.Path(args.out) if args.out else \
+        pathlib.Path("build") / "quantized" / f"{folder.name}-{desc}"
     t0 = time.time()
     report = quantize_model(model, method, calib, bit_budget=args.bit_budget, threads=args.threads,
                             allocator=args.allocator, alloc_cost=args.alloc_cost,

@@ -1,0 +1,349 @@
+"""Wire formats of the GEMV engine: the one definition the RTL, packer, driver and docs read.
+
+Pure Python (no Amaranth). :class:`GemvLayout` lists every field of every stream the engine
+(``hw.gemv.GemvEngine``) consumes or produces, with its offset and width; ``hw.gemv_params``
+turns the same lists into ``amaranth.lib.data.StructLayout`` s (and checks the offsets agree),
+and :func:`doc_table` renders them for the README.
+
+Streams (one integer per beat, bit 0 = LSB; in a byte stream every beat is ``beat_bytes``
+little-endian bytes):
+
+``weights`` — R rows x L lanes of codes per beat, with the R group descriptors inline::
+
+    codes[r * L + i]  code of row r, lane i            (R*L fields of b bits; b = widest set)
+    fmt[r]            format id of row r's group       (R fields of id bits)
+    u[r]              integer scale of row r's group   (R fields of S bits)
+
+  A layer ``W[N, K]`` is sent as row blocks ``rows [jR, jR + R)`` in order; within a block the
+  K/G groups in order; within a group its G/L beats in order (lane i of beat t holds input
+  ``g*G + t*L + i``). Every beat of a group repeats the group's descriptors, so the engine reads
+  ``fmt``/``u`` straight from the beat it is working on (no descriptor beat, no bubble at a group
+  boundary, at any precision). The rows past N of the last block are padding: code 0 (+0 in
+  every symmetric format), ``u = 0`` and the set's format with the fewest terms (so padding
+  never lengthens a group).
+
+``acts`` — L signed A-bit activations per beat, K/L beats per GEMV (input ``t*L + i`` in lane i).
+
+``cmd`` — the layer descriptor that starts a GEMV: ``k``, ``n``, ``fmt_set`` (index into the
+compiled-in format sets), ``path`` (compute path: 0 = bit-serial; other values are reserved for
+the shift-add path and rejected today).
+
+``results`` — one beat per row block: ``row[r]`` (signed, ``row_bits``) and ``last`` (the
+GEMV's final block). Padding rows read 0.
+
+``status`` — ``busy`` and sticky error flags, cleared when the next ``cmd`` is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bitmix.errors import BitmixError
+from golden.formats import FormatSet
+
+__all__ = ["Field", "GemvLayout", "pack_fields", "unpack_fields", "fields_width", "doc_table",
+           "STATUS_FLAGS"]
+
+#: Error/state bits of the status register, in bit order.
+STATUS_FLAGS = (
+    ("busy", "a GEMV is loading, computing or draining"),
+    ("err_format", "a weight beat carried a format id outside the layer's format set"),
+    ("err_k", "descriptor K is 0, not a multiple of G, or above max K"),
+    ("err_n", "descriptor N is 0 or above max N"),
+    ("err_desc", "descriptor names a format set or compute path that is not compiled in"),
+    ("err_abort", "`abort` was raised while a GEMV was running"),
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """``count`` elements of ``elem_width`` bits starting at ``offset`` (element j at
+    ``offset + j * elem_width``)."""
+
+    name: str
+    offset: int
+    elem_width: int
+    count: int = 1
+    signed: bool = False
+    doc: str = ""
+
+    @property
+    def width(self) -> int:
+        return self.elem_width * self.count
+
+
+def _fields(spec) -> tuple[Field, ...]:
+    out, off = [], 0
+    for name, w, n, s, doc in spec:
+        out.append(Field(name, off, w, n, s, doc))
+        off += w * n
+    return tuple(out)
+
+
+def fields_width(fields) -> int:
+    return sum(f.width for f in fields)
+
+
+def pack_fields(fields, values: dict) -> int:
+    """One beat from ``{name: int or list of ints}`` (signed values in two's complement)."""
+    word = 0
+    for f in fields:
+        v = values.get(f.name, 0)
+        items = v if f.count > 1 or isinstance(v, list | tuple) else [v]
+        if len(items) != f.count:
+            raise BitmixError(f"field {f.name}: {len(items)} values, expected {f.count}")
+        lo, hi = (-(1 << (f.elem_width - 1)), (1 << (f.elem_width - 1)) - 1) if f.signed \
+            else (0, (1 << f.elem_width) - 1)
+        mask = (1 << f.elem_width) - 1
+        for j, x in enumerate(items):
+            x = int(x)
+            if not lo <= x <= hi:
+                raise BitmixError(f"field {f.name}[{j}] = {x} does not fit in "
+                                  f"{'signed ' if f.signed else ''}{f.elem_width} bits")
+            word |= (x & mask) << (f.offset + j * f.elem_width)
+    return word
+
+
+def unpack_fields(fields, word: int) -> dict:
+    out = {}
+    for f in fields:
+        mask = (1 << f.elem_width) - 1
+        items = []
+        for j in range(f.count):
+            x = (word >> (f.offset + j * f.elem_width)) & mask
+            if f.signed and x >> (f.elem_width - 1):
+                x -= 1 << f.elem_width
+            items.append(x)
+        out[f.name] = items if f.count > 1 else items[0]
+    return out
+
+
+@dataclass(frozen=True)
+class GemvLayout:
+    """Stream layouts of one engine configuration (R rows, L lanes, group G, A/S bits, sets)."""
+
+    rows: int
+    lanes: int
+    group_size: int
+    act_bits: int
+    scale_bits: int
+    format_sets: tuple[FormatSet, ...]
+    max_k: int
+    max_n: int
+
+    # ------------------------------------------------------------------ widths
+    @property
+    def code_bits(self) -> int:
+        return max(fs.bits for fs in self.format_sets)
+
+    @property
+    def id_bits(self) -> int:
+        return max(1, max(fs.id_bits for fs in self.format_sets))
+
+    @property
+    def set_bits(self) -> int:
+        return max(1, (len(self.format_sets) - 1).bit_length())
+
+    @property
+    def k_bits(self) -> int:
+        """Wide enough to hold a K above max K (so the engine can reject it)."""
+        return max(16, self.max_k.bit_length() + 1)
+
+    @property
+    def n_bits(self) -> int:
+        return max(16, self.max_n.bit_length() + 1)
+
+    @property
+    def beats_per_group(self) -> int:
+        return self.group_size // self.lanes
+
+    # ------------------------------------------------------------------ field lists
+    @property
+    def weight_fields(self) -> tuple[Field, ...]:
+        R, L = self.rows, self.lanes
+        return _fields([
+            ("codes", self.code_bits, R * L, False, "code of row r, lane i at index r*L + i"),
+            ("fmt", self.id_bits, R, False, "format id of row r's current group"),
+            ("u", self.scale_bits, R, False, "integer scale of row r's current group"),
+        ])
+
+    @property
+    def act_fields(self) -> tuple[Field, ...]:
+        return _fields([("x", self.act_bits, self.lanes, True, "activation of lane i")])
+
+    @property
+    def cmd_fields(self) -> tuple[Field, ...]:
+        return _fields([
+            ("k", self.k_bits, 1, False, "inputs per row (multiple of G, <= max K)"),
+            ("n", self.n_bits, 1, False, "output rows (<= max N)"),
+            ("fmt_set", self.set_bits, 1, False, "index of the layer's format set (compiled-in sets)"),
+            ("path", 1, 1, False, "compute path: 0 = bit-serial (1 reserved for shift-add)"),
+        ])
+
+    def result_fields(self, row_bits: int) -> tuple[Field, ...]:
+        return _fields([
+            ("row", row_bits, self.rows, True, "integer result of row r of the block"),
+            ("last", 1, 1, False, "the GEMV's final row block"),
+        ])
+
+    @property
+    def status_fields(self) -> tuple[Field, ...]:
+        return _fields([(n, 1, 1, False, d) for n, d in STATUS_FLAGS])
+
+    @property
+    def weight_bits(self) -> int:
+        return fields_width(self.weight_fields)
+
+    @property
+    def beat_bytes(self) -> int:
+        return -(-self.weight_bits // 8)
+
+    def stream_bits_per_weight(self) -> float:
+        """Weight-stream bits per weight (codes + repeated descriptors)."""
+        return self.weight_bits / (self.rows * self.lanes)
+
+    # ------------------------------------------------------------------ checks
+    def set_index(self, fs: FormatSet | str) -> int:
+        name = fs if isinstance(fs, str) else fs.name
+        for i, s in enumerate(self.format_sets):
+            if s.name == name and (isinstance(fs, str) or s.hash == fs.hash):
+                return i
+        raise BitmixError(f"format set {name!r} is not compiled into this engine "
+                          f"(compiled in: {', '.join(s.name for s in self.format_sets)})")
+
+    def pad_fmt(self, set_index: int) -> int:
+        """Format id of padding rows: the set's format with the fewest terms (first on ties)."""
+        fs = self.format_sets[set_index]
+        terms = [max(1, f.max_terms) for f in fs.formats]
+        return terms.index(min(terms))
+
+    def check_layer(self, n: int, k: int, what: str = "layer") -> None:
+        if k <= 0 or k % self.group_size or k > self.max_k:
+            raise BitmixError(f"{what}: K = {k} must be a positive multiple of G = {self.group_size} "
+                              f"and at most max K = {self.max_k}")
+        if n <= 0 or n > self.max_n:
+            raise BitmixError(f"{what}: N = {n} must be in 1..max N = {self.max_n}")
+
+    def blocks(self, n: int) -> int:
+        return -(-n // self.rows)
+
+    # ------------------------------------------------------------------ packers
+    def weight_beats(self, codes, fmt_ids, u, fmt_set: FormatSet | str, what: str = "layer") -> list[int]:
+        """Beats of one layer in stream order (see module docstring)."""
+        codes, fmt_ids, u = (torch.as_tensor(t).to(torch.int64) for t in (codes, fmt_ids, u))
+        if codes.dim() != 2:
+            raise BitmixError(f"{what}: codes must be [N, K], got shape {tuple(codes.shape)}")
+        n, k = codes.shape
+        self.check_layer(n, k, what)
+        si = self.set_index(fmt_set)
+        fs = self.format_sets[si]
+        ng = k // self.group_size
+        for name, t in (("fmt_ids", fmt_ids), ("u", u)):
+            if tuple(t.shape) != (n, ng):
+                raise BitmixError(f"{what}: {name} has shape {tuple(t.shape)}, expected {(n, ng)}")
+        if int(codes.min()) < 0 or int(codes.max()) >= 1 << fs.bits:
+            raise BitmixError(f"{what}: codes outside 0..{(1 << fs.bits) - 1} for format set {fs.name}")
+        if int(fmt_ids.min()) < 0 or int(fmt_ids.max()) >= len(fs.formats):
+            raise BitmixError(f"{what}: format id {int(fmt_ids.max())} outside format set {fs.name} "
+                              f"({len(fs.formats)} formats)")
+        if int(u.min()) < 0 or int(u.max()) >= 1 << self.scale_bits:
+            raise BitmixError(f"{what}: u outside 0..{(1 << self.scale_bits) - 1}")
+        R, L, B = self.rows, self.lanes, self.beats_per_group
+        nb = self.blocks(n)
+        pad = nb * R - n
+        if pad:
+            codes = torch.cat([codes, torch.zeros(pad, k, dtype=torch.int64)])
+            fmt_ids = torch.cat([fmt_ids, torch.full((pad, ng), self.pad_fmt(si), dtype=torch.int64)])
+            u = torch.cat([u, torch.zeros(pad, ng, dtype=torch.int64)])
+        wf = self.weight_fields
+        beats = []
+        for j in range(nb):
+            rs = slice(j * R, (j + 1) * R)
+            for g in range(ng):
+                desc = {"fmt": fmt_ids[rs, g].tolist(), "u": u[rs, g].tolist()}
+                for t in range(B):
+                    c0 = g * self.group_size + t * L
+                    desc["codes"] = codes[rs, c0:c0 + L].reshape(-1).tolist()
+                    beats.append(pack_fields(wf, desc))
+        return beats
+
+    def unpack_weights(self, beats: list[int], n: int, k: int, what: str = "stream"):
+        """Inverse of :meth:`weight_beats`: ``(codes [N, K], fmt_ids [N, K/G], u [N, K/G])``.
+
+        Checks the stream's length and that every beat of a group repeats its descriptors."""
+        self.check_layer(n, k, what)
+        R, L, B = self.rows, self.lanes, self.beats_per_group
+        ng, nb = k // self.group_size, self.blocks(n)
+        if len(beats) != nb * ng * B:
+            raise BitmixError(f"{what}: {len(beats)} beats, expected {nb * ng * B} for N={n}, K={k}")
+        codes = torch.zeros(nb * R, k, dtype=torch.int64)
+        fmt_ids = torch.zeros(nb * R, ng, dtype=torch.int64)
+        u = torch.zeros(nb * R, ng, dtype=torch.int64)
+        it = iter(beats)
+        for j in range(nb):
+            rs = slice(j * R, (j + 1) * R)
+            for g in range(ng):
+                for t in range(B):
+                    v = unpack_fields(self.weight_fields, next(it))
+                    d = (_as_list(v["fmt"]), _as_list(v["u"]))
+                    if t == 0:
+                        first = d
+                        fmt_ids[rs, g] = torch.tensor(d[0])
+                        u[rs, g] = torch.tensor(d[1])
+                    elif d != first:
+                        raise BitmixError(f"{what}: block {j}, group {g}, beat {t}: descriptors differ "
+                                          "from the group's first beat")
+                    c0 = g * self.group_size + t * L
+                    codes[rs, c0:c0 + L] = torch.tensor(_as_list(v["codes"])).reshape(R, L)
+        return codes[:n], fmt_ids[:n], u[:n]
+
+    def to_bytes(self, beats: list[int]) -> bytes:
+        nb = self.beat_bytes
+        return b"".join(w.to_bytes(nb, "little") for w in beats)
+
+    def from_bytes(self, data: bytes) -> list[int]:
+        nb = self.beat_bytes
+        if len(data) % nb:
+            raise BitmixError(f"weight stream of {len(data)} bytes is not a whole number of "
+                              f"{nb}-byte beats")
+        return [int.from_bytes(data[i:i + nb], "little") for i in range(0, len(data), nb)]
+
+    def act_beats(self, x_int) -> list[int]:
+        x = torch.as_tensor(x_int).to(torch.int64).reshape(-1).tolist()
+        if len(x) % self.lanes:
+            raise BitmixError(f"activations: {len(x)} values is not a multiple of L = {self.lanes}")
+        return [pack_fields(self.act_fields, {"x": x[i:i + self.lanes]})
+                for i in range(0, len(x), self.lanes)]
+
+    def cmd_word(self, *, k: int, n: int, fmt_set: int = 0, path: int = 0) -> int:
+        return pack_fields(self.cmd_fields, {"k": k, "n": n, "fmt_set": fmt_set, "path": path})
+
+    def unpack_results(self, beats: list[int], row_bits: int, n: int) -> list[int]:
+        """Row results of one GEMV (padding rows dropped); checks the ``last`` flags."""
+        rf = self.result_fields(row_bits)
+        nb = self.blocks(n)
+        if len(beats) != nb:
+            raise BitmixError(f"results: {len(beats)} beats, expected {nb} for N={n}")
+        out = []
+        for j, w in enumerate(beats):
+            v = unpack_fields(rf, w)
+            if v["last"] != int(j == nb - 1):
+                raise BitmixError(f"results: block {j} has last={v['last']}")
+            out += _as_list(v["row"])
+        return out[:n]
+
+
+def _as_list(v) -> list:
+    return v if isinstance(v, list) else [v]
+
+
+def doc_table(fields, title: str) -> str:
+    """Markdown table of one stream's fields (generated documentation)."""
+    lines = [f"**{title}** ({fields_width(fields)} bits)", "",
+             "| field | bits | offset | elements | meaning |", "|---|---|---|---|---|"]
+    for f in fields:
+        kind = f"{'s' if f.signed else 'u'}{f.elem_width}"
+        lines.append(f"| `{f.name}` | {kind} | {f.offset} | {f.count} | {f.doc} |")
+    return "\n".join(lines)

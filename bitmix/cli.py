@@ -18,7 +18,7 @@ from bitmix.errors import BitmixError
 #: Modules that contribute sub-commands, in the order `bitmix --help` lists them.
 COMMANDS = [
     "bitmix.cmd_formats",
-    "hw.elaborate",
+    "bitmix.cmd_elaborate",
     "bitmix.cmd_eval",
     "bitmix.cmd_quantize",
     "bitmix.cmd_bench",

@@ -15,25 +15,30 @@ otherwise the dequantizer waits, and ``psums.ready`` stays low (backpressure).
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
+from hw.interfaces import dequantizer_signature
 from hw.params import DotParams
-from hw.pe import psum_layout, tree_sum
+from hw.pe import tree_sum
 
 __all__ = ["GroupDequantizer"]
 
 
 class GroupDequantizer(wiring.Component):
+    """Bit-serial ``row += u * psum``; ports in :func:`hw.interfaces.dequantizer_signature`.
+
+    Parameters
+    ----------
+    params : DotParams
+        Validated generator parameters (``DotParams.make``).
+    """
+
     def __init__(self, params: DotParams):
-        self.p = params
-        super().__init__({
-            "psums": In(stream.Signature(psum_layout(params))),
-            "result": Out(stream.Signature(signed(params.row_bits))),
-        })
+        self._params = params
+        super().__init__(dequantizer_signature(params))
 
     def elaborate(self, platform):
-        p = self.p
+        p = self._params
         r, steps, S = p.dq_bits_per_cycle, p.dq_steps, p.scale_bits
         m = Module()
 

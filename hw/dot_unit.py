@@ -3,7 +3,7 @@
 ```
  weights ──► BitSerialPE ──psums──► GroupDequantizer ──► result
  groups  ──►   (L lanes, TermDecoder per lane)   (row += u·psum, bit-serial in u)
- max_terms ─►
+ precision ─►
 ```
 
 A row is a sequence of groups; each group is G/L ``weights`` beats plus one ``groups``
@@ -14,49 +14,45 @@ Widths and the cycle model: see :mod:`hw.params`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 
-from golden.formats import FormatSet
 from hw.dequant import GroupDequantizer
+from hw.interfaces import dot_unit_signature
 from hw.params import DotParams
-from hw.pe import BitSerialPE, beat_layout, group_layout
+from hw.pe import BitSerialPE
 
 __all__ = ["DotProductUnit"]
 
 
 class DotProductUnit(wiring.Component):
-    """Parameters (keyword-only): ``lanes``, ``group_size``, ``act_bits``, ``scale_bits``,
-    ``format_set`` (name or FormatSet), ``max_groups`` (groups per row the accumulator is sized
-    for). Bad values raise :class:`bitmix.errors.BitmixError` naming the parameter."""
+    """PE + dequantizer; ports in :func:`hw.interfaces.dot_unit_signature`.
 
-    def __init__(self, *, lanes: int, group_size: int, act_bits: int = 8, scale_bits: int = 8,
-                 format_set: str | FormatSet = "bitmod4", max_groups: int = 32):
-        self._MustUse__silence = True     # no "never used" warning if validation fails
-        self.params = p = DotParams.make(lanes=lanes, group_size=group_size, act_bits=act_bits,
-                                         scale_bits=scale_bits, format_set=format_set,
-                                         max_groups=max_groups)
-        self._MustUse__silence = False
-        super().__init__({
-            "weights": In(stream.Signature(beat_layout(p))),
-            "groups": In(stream.Signature(group_layout(p))),
-            "result": Out(stream.Signature(signed(p.row_bits))),
-            "max_terms": In(p.term_bits),
-        })
+    Parameters
+    ----------
+    params : DotParams
+        Validated generator parameters: ``DotParams.make(lanes=, group_size=, act_bits=,
+        scale_bits=, format_set=, max_groups=)`` raises :class:`bitmix.errors.BitmixError`
+        naming a bad parameter before any gateware object exists.
+    """
 
-    @classmethod
-    def from_params(cls, p: DotParams) -> DotProductUnit:
-        return cls(lanes=p.lanes, group_size=p.group_size, act_bits=p.act_bits,
-                   scale_bits=p.scale_bits, format_set=p.fs, max_groups=p.max_groups)
+    def __init__(self, params: DotParams):
+        if not isinstance(params, DotParams):
+            raise TypeError(f"DotProductUnit takes a DotParams (DotParams.make(...)), got {params!r}")
+        self._params = params
+        super().__init__(dot_unit_signature(params))
+
+    @property
+    def params(self) -> DotParams:
+        return self._params
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.pe = pe = BitSerialPE(self.params)
-        m.submodules.dequant = dq = GroupDequantizer(self.params)
+        m.submodules.pe = pe = BitSerialPE(self._params)
+        m.submodules.dequant = dq = GroupDequantizer(self._params)
         wiring.connect(m, wiring.flipped(self.weights), pe.weights)
         wiring.connect(m, wiring.flipped(self.groups), pe.groups)
         wiring.connect(m, pe.psums, dq.psums)
         wiring.connect(m, dq.result, wiring.flipped(self.result))
-        m.d.comb += pe.max_terms.eq(self.max_terms)
+        m.d.comb += pe.precision.eq(self.precision)
         return m

@@ -29,15 +29,17 @@ always free again before the PE finishes the next group: zero stall in steady st
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from bitmix.errors import BitmixError
 from golden.digest import json_digest
 from golden.formats import FormatSet, get_format_set
+from golden.pack import id_field_bits
 
-__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "id_port_bits", "term_port_bits",
-           "exp_port_bits", "format_cycles"]
+__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "check_format_set", "id_port_bits",
+           "term_port_bits", "exp_port_bits", "format_cycles"]
 
 #: Register stages of the PE between a group's final term and its psum reaching the dequantizer
 #: (lane terms, then the group sum): they cut decoder -> adder tree -> dequantizer into separate
@@ -45,12 +47,12 @@ __all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "id_port_bits", "term_por
 PE_PIPELINE_DEPTH = 2
 
 def id_port_bits(fs: FormatSet) -> int:
-    """Width of a format-id port: a 1-bit port even for a single format."""
-    return max(1, fs.id_bits)
+    """Width of a format-id port: a 1-bit port even for a single format (``golden.pack``)."""
+    return id_field_bits(fs)
 
 
 def term_port_bits(fs: FormatSet) -> int:
-    """Width of the term index and of the runtime ``max_terms`` input."""
+    """Width of the term index and of the runtime ``precision`` input (0 = full)."""
     return max(1, fs.max_terms.bit_length())
 
 
@@ -61,6 +63,21 @@ def exp_port_bits(fs: FormatSet) -> int:
 def format_cycles(fs: FormatSet) -> list[int]:
     """Cycles per weight of each format id (>= 1: a format of zeros still takes a cycle)."""
     return [max(1, f.max_terms) for f in fs.formats]
+
+
+def check_format_set(format_set: str | FormatSet) -> FormatSet:
+    """The named (or given) set, if the bit-serial datapath can compute it."""
+    if isinstance(format_set, FormatSet):
+        fs = format_set
+    elif isinstance(format_set, str):
+        fs = get_format_set(format_set)
+    else:
+        raise BitmixError(f"format_set must be a name or a golden.formats.FormatSet, got {format_set!r}")
+    if fs.zero_point:
+        raise BitmixError(
+            f"format_set {fs.name!r} uses a zero point (asymmetric INT); the bit-serial PE has "
+            "no zero-point correction — use a symmetric format set")
+    return fs
 
 
 #: Inclusive ranges of the integer parameters.
@@ -92,7 +109,6 @@ class DotParams:
     scale_bits: int
     format_set: FormatSet
     max_groups: int
-    _derived: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def make(cls, *, lanes: int, group_size: int, act_bits: int = 8, scale_bits: int = 8,
@@ -102,11 +118,7 @@ class DotParams:
             _check_int(name, value)
         if group_size % lanes:
             raise BitmixError(f"group_size = {group_size} is not a multiple of lanes = {lanes}")
-        fs = format_set if isinstance(format_set, FormatSet) else get_format_set(format_set)
-        if fs.zero_point:
-            raise BitmixError(
-                f"format_set {fs.name!r} uses a zero point (asymmetric INT); the bit-serial PE has "
-                "no zero-point correction — use a symmetric format set")
+        fs = check_format_set(format_set)
         return cls(lanes, group_size, act_bits, scale_bits, fs, max_groups)
 
     @classmethod
@@ -117,6 +129,21 @@ class DotParams:
         if isinstance(group_size, int) and group_size > 0 and k % group_size:
             raise BitmixError(f"group_size = {group_size} does not divide k = {k}")
         return cls.make(group_size=group_size, max_groups=max(1, k // max(1, group_size)), **kw)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DotParams:
+        """Inverse of :meth:`describe` (a manifest's or testbench config's ``parameters``);
+        the format-set hash, if present, must match the installed golden definition."""
+        p = cls.make(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        if "format_set_hash" in d and d["format_set_hash"] != p.fs.hash:
+            raise BitmixError(f"format set {p.fs.name!r} changed since these parameters were "
+                              f"written (hash {d['format_set_hash']} != {p.fs.hash})")
+        return p
+
+    def replace(self, **changes) -> DotParams:
+        """A validated copy with some parameters changed."""
+        return self.make(**{**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+                            **changes})
 
     # ---------------------------------------------------------------- derived quantities
     @property
@@ -197,18 +224,16 @@ class DotParams:
     def latency_constant(self) -> int:
         return PE_PIPELINE_DEPTH + self.dq_steps
 
-    def group_cycles(self, fmt_id: int, max_terms: int = 0) -> int:
+    def group_cycles(self, fmt_id: int, precision: int = 0) -> int:
+        """Cycles of one group of format ``fmt_id`` at runtime ``precision`` (0 = full)."""
         t = self.format_terms()[fmt_id]
-        if max_terms:
-            t = min(t, max_terms)
+        if precision:
+            t = min(t, precision)
         return t * self.beats_per_group
 
     def describe(self) -> dict:
-        return {
-            "lanes": self.lanes, "group_size": self.group_size, "act_bits": self.act_bits,
-            "scale_bits": self.scale_bits, "max_groups": self.max_groups,
-            "format_set": self.fs.name, "format_set_hash": self.fs.hash,
-        }
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**d, "format_set": self.fs.name, "format_set_hash": self.fs.hash}
 
     def derived(self) -> dict:
         return {

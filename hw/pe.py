@@ -1,20 +1,17 @@
 """Bit-serial processing element (BitMoD-style, SPEC §2.3/§4).
 
 L lanes. A ``weights`` beat carries L codes and L signed activations. The PE keeps the beat on
-its input for T cycles — T = terms of the group's format, limited by the runtime ``max_terms``
+its input for T cycles — T = terms of the group's format, limited by the runtime ``precision``
 (0 = full precision) — and in cycle t adds, through an adder tree,
 
     sum over lanes of  ±(x_i << e_i)     (the t-th term of lane i's weight, or 0)
 
 into the group partial sum. After G/L beats it offers {psum, u, last} on ``psums``.
 
-Streams (``amaranth.lib.stream``; payloads are held stable by the source until transferred):
-
-* ``weights`` (In): ``{codes: L x b, acts: L x signed(A)}``; transferred on the beat's last term.
-* ``groups``  (In): ``{fmt_id, u, last}``; the group's descriptor, read while the group is being
-  computed and transferred together with the group's last beat (no register, no bubble).
-* ``psums``   (Out): ``{psum: signed, u, last}`` from a register, ``PE_PIPELINE_DEPTH`` (= 2) cycles after
-  the group's final term; while it is full and not read, the PE stalls (it never drops).
+Ports: :func:`hw.interfaces.pe_signature`. The ``groups`` descriptor is read while its group is
+being computed and transferred with the group's last beat (no register, no bubble); ``psums``
+leaves a register ``PE_PIPELINE_DEPTH`` (= 2) cycles after the group's final term, and while it
+is full and not read the PE stalls (it never drops).
 
 One beat-term per cycle when all streams flow: a group costs exactly T_f * G/L cycles; the two
 pipeline registers (lane terms, group sum) add latency, not cycles per group.
@@ -22,31 +19,14 @@ pipeline registers (lane terms, group sum) add latency, not cycles per group.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
 
+from hw.interfaces import pe_signature
 from hw.params import DotParams
 from hw.term_decoder import TermDecoder, format_terms_table
 
-__all__ = ["BitSerialPE", "beat_layout", "group_layout", "psum_layout", "tree_sum"]
-
-
-def beat_layout(p: DotParams) -> data.StructLayout:
-    return data.StructLayout({
-        "codes": data.ArrayLayout(unsigned(p.code_bits), p.lanes),
-        "acts": data.ArrayLayout(signed(p.act_bits), p.lanes),
-    })
-
-
-def group_layout(p: DotParams) -> data.StructLayout:
-    return data.StructLayout({"fmt_id": unsigned(p.id_bits), "u": unsigned(p.scale_bits),
-                              "last": unsigned(1)})
-
-
-def psum_layout(p: DotParams) -> data.StructLayout:
-    return data.StructLayout({"psum": signed(p.psum_bits), "u": unsigned(p.scale_bits),
-                              "last": unsigned(1)})
+__all__ = ["BitSerialPE", "tree_sum"]
 
 
 def tree_sum(values):
@@ -59,17 +39,20 @@ def tree_sum(values):
 
 
 class BitSerialPE(wiring.Component):
+    """L-lane bit-serial PE; ports in :func:`hw.interfaces.pe_signature`.
+
+    Parameters
+    ----------
+    params : DotParams
+        Validated generator parameters (``DotParams.make``).
+    """
+
     def __init__(self, params: DotParams):
-        self.p = params
-        super().__init__({
-            "weights": In(stream.Signature(beat_layout(params))),
-            "groups": In(stream.Signature(group_layout(params))),
-            "psums": Out(stream.Signature(psum_layout(params))),
-            "max_terms": In(params.term_bits),
-        })
+        self._params = params
+        super().__init__(pe_signature(params))
 
     def elaborate(self, platform):
-        p = self.p
+        p = self._params
         m = Module()
 
         term = Signal(p.term_bits)
@@ -77,18 +60,18 @@ class BitSerialPE(wiring.Component):
         psum = Signal(signed(p.psum_bits))
 
         fmt_id = self.groups.p.fmt_id
-        # cycles per weight of this group: the format's term count, limited by max_terms
+        # cycles per weight of this group: the format's term count, limited by precision
         t_fmt = Signal(p.term_bits)
         t_cur = Signal(p.term_bits)
         m.d.comb += t_fmt.eq(Array(Const(t, p.term_bits) for t in format_terms_table(p.fs))[fmt_id])
-        with m.If((self.max_terms != 0) & (self.max_terms < t_fmt)):
-            m.d.comb += t_cur.eq(self.max_terms)
+        with m.If((self.precision != 0) & (self.precision < t_fmt)):
+            m.d.comb += t_cur.eq(self.precision)
         with m.Else():
             m.d.comb += t_cur.eq(t_fmt)
 
         lane_terms = []
         for i in range(p.lanes):
-            dec = TermDecoder(format_set=p.fs)
+            dec = TermDecoder(p.fs)
             m.submodules[f"dec{i}"] = dec
             m.d.comb += [dec.fmt_id.eq(fmt_id), dec.code.eq(self.weights.p.codes[i]),
                          dec.term.eq(term)]

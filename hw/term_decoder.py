@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Signal, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from bitmix.errors import BitmixError
 from golden.formats import FormatSet
-from hw.params import exp_port_bits, format_cycles, id_port_bits, term_port_bits
+from hw.interfaces import term_decoder_signature
+from hw.params import check_format_set, exp_port_bits, format_cycles, id_port_bits, term_port_bits
 
-__all__ = ["TermDecoder", "term_table", "format_terms_table"]
+__all__ = ["TermDecoder", "check_format_set", "term_table", "format_terms_table"]
 
 
 def term_table(fs: FormatSet) -> list[tuple[int, int, int]]:
@@ -39,31 +38,24 @@ def format_terms_table(fs: FormatSet) -> list[int]:
 class TermDecoder(wiring.Component):
     """Combinational: the ``term``-th term of ``code`` in format ``fmt_id``.
 
-    Ports: ``fmt_id``, ``code``, ``term`` in; ``nonzero``, ``sign`` (1 = negative), ``exp`` out.
+    Ports: :func:`hw.interfaces.term_decoder_signature`.
+
+    Parameters
+    ----------
+    format_set : FormatSet
+        A symmetric set; validate a set from outside with :func:`check_format_set` (the PE's
+        sets are validated by ``DotParams.make``).
     """
 
-    def __init__(self, *, format_set: FormatSet):
-        self._MustUse__silence = True     # no "never used" warning if validation fails
-        if not isinstance(format_set, FormatSet):
-            raise BitmixError(f"format_set must be a golden.formats.FormatSet, got {format_set!r}")
-        if format_set.zero_point:
-            raise BitmixError(f"format_set {format_set.name!r} uses a zero point; the term decoder "
-                              "supports symmetric formats only")
-        self.format_set = format_set
-        self._MustUse__silence = False
-        super().__init__({
-            "fmt_id": In(id_port_bits(format_set)),
-            "code": In(format_set.bits),
-            "term": In(term_port_bits(format_set)),
-            "nonzero": Out(1),
-            "sign": Out(1),
-            "exp": Out(exp_port_bits(format_set)),
-        })
+    def __init__(self, format_set: FormatSet):
+        self._format_set = format_set
+        super().__init__(term_decoder_signature(format_set))
 
     def elaborate(self, platform):
         m = Module()
-        eb = exp_port_bits(self.format_set)
-        entries = [nz | (s << 1) | (e << 2) for nz, s, e in term_table(self.format_set)]
+        fs = self._format_set
+        eb = exp_port_bits(fs)
+        entries = [nz | (s << 1) | (e << 2) for nz, s, e in term_table(fs)]
         rom = Array(Const(v, unsigned(2 + eb)) for v in entries)
         word = Signal(2 + eb)
         m.d.comb += [

@@ -2,17 +2,19 @@
 
 Simulator-independent: a *clock* object supplies ``await clock.edge()`` (move to the next
 cycle, where inputs may change) and ``await clock.settle()`` (combinational logic has settled;
-the values now seen decide the next rising edge's handshakes). cocotb and Amaranth's simulator
-each provide one.
+the values now seen decide the next rising edge's handshakes). cocotb
+(:class:`verif.tb_util.CocotbClock`) and Amaranth's simulator (:class:`verif.pysim.PysimClock`)
+each provide one. Payloads are packed with :mod:`golden.pack`, the layouts the RTL is built from.
 """
 
 from __future__ import annotations
 
 import random
 
+from golden import pack
 from hw.params import DotParams
-from verif.stimulus import Row, expected, pack_beats, pack_groups
-from verif.stream import StreamSink, StreamSource
+from verif.stimulus import Row, expected
+from verif.stream import Stalls, StreamSink, StreamSource
 
 __all__ = ["DotHarness", "MismatchError"]
 
@@ -21,19 +23,16 @@ class MismatchError(AssertionError):
     pass
 
 
-def _port(ports: list[dict], name: str) -> dict:
-    return next(pt for pt in ports if pt["name"] == name)
-
-
 class DotHarness:
-    def __init__(self, p: DotParams, io, ports: list[dict], rng: random.Random,
-                 idle: float = 0.0, backpressure: float = 0.0, log=print):
-        self.p, self.io, self.log = p, io, log
-        wp, gp, rp = (_port(ports, f"{n}__payload") for n in ("weights", "groups", "result"))
-        self.wfields, self.gfields = wp["fields"], gp["fields"]
-        self.weights = StreamSource(io, "weights", wp["width"], rng, idle)
-        self.groups = StreamSource(io, "groups", gp["width"], rng, idle)
-        self.result = StreamSink(io, "result", rp["width"], rng, backpressure, signed=True)
+    def __init__(self, p: DotParams, io, rng: random.Random, idle: float = 0.0,
+                 backpressure: float = 0.0, burst: float = 0.0):
+        self.p, self.io = p, io
+        self.wlayout = pack.weight_beat_layout(p.lanes, p.fs, p.act_bits)
+        self.glayout = pack.group_layout(p.fs, p.scale_bits)
+        self.weights = StreamSource(io, "weights", self.wlayout.size, rng, idle, burst)
+        self.groups = StreamSource(io, "groups", self.glayout.size, rng, idle, burst)
+        self.result = StreamSink(io, "result", p.row_bits, rng, backpressure, signed=True,
+                                 burst=burst)
         self.endpoints = (self.weights, self.groups, self.result)
         self.cycle = 0
         self.checked = 0
@@ -44,32 +43,36 @@ class DotHarness:
         for n in ("weights", "groups"):
             self.io.set(f"{n}__valid", 0)
         self.io.set("result__ready", 0)
-        self.io.set("max_terms", 0)
+        self.io.set("precision", 0)
+
+    async def step(self, clock) -> None:
+        """One cycle: drive every endpoint, let the logic settle, sample the handshakes."""
+        await clock.edge()
+        for e in self.endpoints:
+            e.drive(self.cycle)
+        await clock.settle()
+        for e in self.endpoints:
+            e.sample(self.cycle)
+        self.cycle += 1
 
     async def run(self, clock, rows: list[Row], *, timeout_factor: int = 20) -> list[int]:
-        """Stream ``rows`` back to back (all at one ``max_terms``) and check the results."""
+        """Stream ``rows`` back to back (all at one ``precision``) and check the results."""
         if not rows:
             return []
-        mts = {r.max_terms for r in rows}
-        assert len(mts) == 1, "rows of one run share max_terms (a runtime register)"
-        self.io.set("max_terms", rows[0].max_terms)
+        precisions = {r.precision for r in rows}
+        assert len(precisions) == 1, "rows of one run share precision (a runtime register)"
+        self.io.set("precision", rows[0].precision)
         for row in rows:
-            for w in pack_beats(self.p, row, self.wfields):
+            for w in pack.pack_beats(self.wlayout, row.codes, row.x):
                 self.weights.push(w)
-            for g in pack_groups(self.p, row, self.gfields):
+            for g in pack.pack_groups(self.glayout, row.fmt_ids, row.u):
                 self.groups.push(g)
         n0 = len(self.result.items)
         budget = timeout_factor * sum(len(r.codes) // self.p.lanes * self.p.max_terms + 50
                                       for r in rows)
         start = self.cycle
         while len(self.result.items) < n0 + len(rows):
-            await clock.edge()
-            for e in self.endpoints:
-                e.drive(self.cycle)
-            await clock.settle()
-            for e in self.endpoints:
-                e.sample(self.cycle)
-            self.cycle += 1
+            await self.step(clock)
             if self.cycle - start > budget:
                 raise MismatchError(
                     f"timeout: {len(self.result.items) - n0} of {len(rows)} results after "
@@ -82,8 +85,9 @@ class DotHarness:
             if self.corrupt_first and self.checked == 0 and i == 0:
                 want += 1
             if g != want:
-                bad.append(f"row {i} ({row.note}, max_terms {row.max_terms}, groups {len(row.fmt_ids)}, "
-                           f"fmt_ids {row.fmt_ids[:4]}, u {row.u[:4]}): dut={g} ref={want}")
+                bad.append(f"row {i} ({row.note}, precision {row.precision}, groups "
+                           f"{len(row.fmt_ids)}, fmt_ids {row.fmt_ids[:4]}, u {row.u[:4]}): "
+                           f"dut={g} ref={want}")
         self.checked += len(rows)
         if bad:
             raise MismatchError(f"{len(bad)} of {len(rows)} results differ from golden.intref:\n  "
@@ -91,3 +95,14 @@ class DotHarness:
         if not (self.weights.done and self.groups.done):
             raise MismatchError("results complete but input streams not fully consumed")
         return got
+
+    async def idle_tail(self, clock, cycles: int = 64) -> None:
+        """Run ``cycles`` more cycles with no input and the sink ready: nothing may come out."""
+        n0 = len(self.result.items)
+        stall, self.result.stall = self.result.stall, Stalls(self.result.rng)
+        for _ in range(cycles):
+            await self.step(clock)
+        self.result.stall = stall
+        if len(self.result.items) != n0:
+            raise MismatchError(f"{len(self.result.items) - n0} spurious result(s) in the "
+                                f"{cycles}-cycle idle tail: {self.result.items[n0:][:4]}")

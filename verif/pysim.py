@@ -1,17 +1,15 @@
-"""Run :class:`verif.harness.DotHarness` under Amaranth's Python simulator (fast unit tests)."""
+"""Amaranth's Python simulator behind the same I/O and clock protocol as cocotb (fast unit tests).
+
+:class:`PysimIO` reads and writes a component's ports by their Verilog names
+(``weights__payload``), so :mod:`verif.stream` drivers and the harnesses run unchanged on
+either simulator.
+"""
 
 from __future__ import annotations
 
-import random
+from bitmix.elaborate import port_name
 
-from amaranth.sim import Simulator
-
-from hw.dot_unit import DotProductUnit
-from hw.elaborate import port_list
-from hw.params import DotParams
-from verif.harness import DotHarness
-
-__all__ = ["PysimIO", "run_pysim"]
+__all__ = ["PysimIO", "PysimClock"]
 
 
 class PysimIO:
@@ -20,7 +18,7 @@ class PysimIO:
         self.sigs = {}
         for path, _member, value in dut.signature.flatten(dut):
             v = value.as_value() if hasattr(value, "as_value") else value
-            self.sigs["__".join(str(x) for x in path)] = v
+            self.sigs[port_name(path)] = v
 
     def set(self, name, value):
         self.ctx.set(self.sigs[name], value)
@@ -30,7 +28,10 @@ class PysimIO:
         return v & ((1 << len(self.sigs[name])) - 1)      # raw bits, like a Verilog port
 
 
-class _PysimClock:
+class PysimClock:
+    """``edge()`` advances one clock (not before the first cycle); ``settle()`` is a no-op
+    because Amaranth's testbench ``ctx.get`` already sees settled combinational values."""
+
     def __init__(self, ctx):
         self.ctx, self.started = ctx, False
 
@@ -41,29 +42,3 @@ class _PysimClock:
 
     async def settle(self):
         return None
-
-
-def run_pysim(p: DotParams, batches, *, seed: int = 0, idle: float = 0.0,
-              backpressure: float = 0.0, vcd: str | None = None) -> DotHarness:
-    """Simulate ``batches`` (lists of rows sharing max_terms); raise on any mismatch."""
-    dut = DotProductUnit.from_params(p)
-    ports = port_list(dut)
-    box = {}
-
-    async def bench(ctx):
-        h = DotHarness(p, PysimIO(dut, ctx), ports, random.Random(seed), idle, backpressure)
-        box["h"] = h
-        h.idle_inputs()
-        clock = _PysimClock(ctx)
-        for rows in batches:
-            await h.run(clock, rows)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
-    return box["h"]

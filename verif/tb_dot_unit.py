@@ -1,19 +1,16 @@
 """cocotb tests of the dot-product unit (run by verif.runner under Verilator).
 
 The parameter set, seed and stream randomisation come from the JSON file named by
-``BITMIX_TB_CONFIG`` (written by :func:`verif.runner.run_dot_unit`). Every result is compared
-bit-exactly with ``golden.intref.row_results``.
+``BITMIX_TB_CONFIG`` (written by :func:`verif.dot_unit.run_dot_unit`). Every result is compared
+bit-exactly with ``golden.intref.row_results``, and every test ends with an idle tail in which
+no result may appear.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
 from hw.params import DotParams
 from verif.harness import DotHarness
@@ -26,47 +23,20 @@ from verif.stimulus import (
     special_rows,
 )
 from verif.stream import CocotbIO
-
-PERIOD_NS = 10
-
-
-def _config() -> dict:
-    with open(os.environ["BITMIX_TB_CONFIG"]) as f:
-        return json.load(f)
+from verif.tb_util import CocotbClock, start_and_reset, tb_config
 
 
-class _Clock:
-    def __init__(self, dut):
-        self.dut = dut
-
-    async def edge(self):
-        await FallingEdge(self.dut.clk)
-
-    async def settle(self):
-        await Timer(1, unit="ns")
-
-
-async def _setup(dut, test: str, *, stress: bool = True):
-    cfg = _config()
-    pp = cfg["params"]
-    p = DotParams.make(lanes=pp["lanes"], group_size=pp["group_size"], act_bits=pp["act_bits"],
-                       scale_bits=pp["scale_bits"], format_set=pp["format_set"],
-                       max_groups=pp["max_groups"])
-    assert p.fs.hash == pp["format_set_hash"], "format set changed since the Verilog was built"
+async def _setup(dut, test: str, *, stress: bool = True, burst: float = 0.0):
+    cfg = tb_config()
+    p = DotParams.from_dict(cfg["params"])      # also checks the format-set hash
     seed = f"{cfg['seed']}:{test}"
     dut._log.info("seed %s (BITMIX_SEED=%s), params %s", seed, cfg["seed"], p.tag)
     rng = random.Random(seed)
-    io = CocotbIO(dut)
-    h = DotHarness(p, io, cfg["ports"], rng,
-                   idle=cfg["idle"] if stress else 0.0,
-                   backpressure=cfg["backpressure"] if stress else 0.0, log=dut._log.info)
+    h = DotHarness(p, CocotbIO(dut), rng, idle=cfg["idle"] if stress else 0.0,
+                   backpressure=cfg["backpressure"] if stress else 0.0, burst=burst)
     h.corrupt_first = bool(cfg.get("inject_mismatch"))
-    Clock(dut.clk, PERIOD_NS, unit="ns").start()
     h.idle_inputs()
-    dut.rst.value = 1
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_and_reset(dut)
     return p, h, rng, cfg
 
 
@@ -78,9 +48,10 @@ def _precisions(p: DotParams) -> list[int]:
 async def every_code(dut):
     """Every code of every format (specials included), at every precision, acts random/min/max."""
     p, h, rng, _ = await _setup(dut, "every_code")
-    clock = _Clock(dut)
+    clock = CocotbClock(dut)
     for mt in _precisions(p):
         await h.run(clock, exhaustive_rows(p, rng, mt))
+    await h.idle_tail(clock)
     dut._log.info("checked %d rows in %d cycles", h.checked, h.cycle)
 
 
@@ -88,12 +59,13 @@ async def every_code(dut):
 async def specials_and_extremes(dut):
     """u = 0/1/max, all-zero groups/rows, and rows that reach +-row_max (accumulator bound)."""
     p, h, rng, _ = await _setup(dut, "specials_and_extremes")
-    clock = _Clock(dut)
+    clock = CocotbClock(dut)
     for mt in _precisions(p):
         await h.run(clock, special_rows(p, rng, mt))
     for row in extreme_rows(p):
         got = await h.run(clock, [row])
         assert abs(got[0]) == p.row_max, f"{row.note}: {got[0]} != +-{p.row_max}"
+    await h.idle_tail(clock)
     dut._log.info("checked %d rows in %d cycles", h.checked, h.cycle)
 
 
@@ -101,13 +73,26 @@ async def specials_and_extremes(dut):
 async def quantized_and_random(dut):
     """Rows from golden.quant.quantize_rtn (1 group and max_groups) and random rows, back to back."""
     p, h, rng, cfg = await _setup(dut, "quantized_and_random")
-    clock = _Clock(dut)
+    clock = CocotbClock(dut)
     n = cfg.get("rows", 6)
     seed = rng.randrange(1 << 30)
     await h.run(clock, quantized_rows(p, seed, n, 1))
     await h.run(clock, quantized_rows(p, seed + 1, n, p.max_groups))
-    await h.run(clock, quantized_rows(p, seed + 2, max(2, n // 2), p.max_groups, max_terms=1))
+    await h.run(clock, quantized_rows(p, seed + 2, max(2, n // 2), p.max_groups, precision=1))
     await h.run(clock, random_rows(p, rng, n))
+    await h.idle_tail(clock)
+    dut._log.info("checked %d rows in %d cycles", h.checked, h.cycle)
+
+
+@cocotb.test()
+async def bursty_stalls(dut):
+    """Long stall bursts (8-64 cycles) on every input and the result, on top of i.i.d. stalls:
+    a stage that misses the stall loses data only when a stall outlasts the pipeline."""
+    p, h, rng, cfg = await _setup(dut, "bursty_stalls", burst=0.05)
+    clock = CocotbClock(dut)
+    for mt in _precisions(p):
+        await h.run(clock, random_rows(p, rng, max(2, cfg.get("rows", 6) // 2), mt))
+    await h.idle_tail(clock)
     dut._log.info("checked %d rows in %d cycles", h.checked, h.cycle)
 
 
@@ -115,7 +100,7 @@ async def quantized_and_random(dut):
 async def cycle_accounting(dut):
     """No idle/backpressure: group = T_f * G/L cycles, no bubbles, dequant adds no cycles."""
     p, h, rng, _ = await _setup(dut, "cycle_accounting", stress=False)
-    clock = _Clock(dut)
+    clock = CocotbClock(dut)
     for mt in _precisions(p):
         rows = []
         for ng in sorted({1, 2, p.max_groups}):
@@ -132,11 +117,11 @@ async def cycle_accounting(dut):
         res = h.result.first_valid[r0:]
         model = [row_cycles(p, r) for r in rows]
         assert res[0] - start == model[0] + p.latency_constant, (
-            f"max_terms {mt}: first result after {res[0] - start} cycles, model "
+            f"precision {mt}: first result after {res[0] - start} cycles, model "
             f"{model[0]} + {p.latency_constant}")
         gaps = [b - a for a, b in zip(res, res[1:])]
-        assert gaps == model[1:], f"max_terms {mt}: result spacing {gaps} != model {model[1:]}"
+        assert gaps == model[1:], f"precision {mt}: result spacing {gaps} != model {model[1:]}"
         busy = h.weights.transfers[-1] - start + 1
-        assert busy == sum(model), f"max_terms {mt}: {busy} compute cycles != model {sum(model)}"
-        dut._log.info("max_terms %d: %d rows, %d cycles = model, latency constant %d",
+        assert busy == sum(model), f"precision {mt}: {busy} compute cycles != model {sum(model)}"
+        dut._log.info("precision %d: %d rows, %d cycles = model, latency constant %d",
                       mt, len(rows), busy, p.latency_constant)

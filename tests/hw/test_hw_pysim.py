@@ -1,6 +1,6 @@
 """The dot-product unit under Amaranth's simulator: bit-exact vs golden.intref, with stalls.
 
-Small parameter sets keep these fast; the Verilator/cocotb matrix is in test_verif_dot_unit.py.
+Small parameter sets keep these fast; the Verilator/cocotb matrix is in tests/verif/test_verif_dot_unit.py.
 """
 
 import random
@@ -9,7 +9,7 @@ import pytest
 
 from golden.formats import Format, FormatSet, get_format_set
 from hw.params import DotParams
-from verif.pysim import run_pysim
+from verif.dot_unit import run_pysim
 from verif.stimulus import exhaustive_rows, extreme_rows, quantized_rows, random_rows, special_rows
 
 
@@ -34,10 +34,10 @@ def test_changing_a_grid_changes_hardware_and_it_still_matches():
     grid = tuple(sorted(set(base.formats[0].grid) - {10} | {5}))
     mod = FormatSet("er4_mod", (Format("fp4_er_pos_mod", 4, grid), base.formats[1]))
     kw = dict(lanes=2, group_size=8, act_bits=8, scale_bits=4, max_groups=2)
-    v0 = verilog.convert(DotProductUnit(format_set=base, **kw), name="dot_unit", emit_src=False)
-    v1 = verilog.convert(DotProductUnit(format_set=mod, **kw), name="dot_unit", emit_src=False)
+    p0, p = DotParams.make(format_set=base, **kw), DotParams.make(format_set=mod, **kw)
+    v0 = verilog.convert(DotProductUnit(p0), name="dot_unit", emit_src=False)
+    v1 = verilog.convert(DotProductUnit(p), name="dot_unit", emit_src=False)
     assert v0 != v1
-    p = DotParams.make(format_set=mod, **kw)
     rng = random.Random(3)
     run_pysim(p, [exhaustive_rows(p, rng), random_rows(p, rng, 3)], seed=5, idle=0.2,
               backpressure=0.2)

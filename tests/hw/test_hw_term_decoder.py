@@ -5,7 +5,7 @@ from amaranth.sim import Simulator
 
 from bitmix.errors import BitmixError
 from golden.formats import FORMAT_SETS, Format, FormatSet, get_format_set
-from hw.term_decoder import TermDecoder, format_terms_table, term_table
+from hw.term_decoder import TermDecoder, check_format_set, format_terms_table, term_table
 
 SYMMETRIC = [n for n, fs in FORMAT_SETS.items() if not fs.zero_point]
 
@@ -29,7 +29,7 @@ def test_table_sums_to_golden_values(name):
 @pytest.mark.parametrize("name", ["bitmod4", "ant3"])
 def test_decoder_logic_exhaustive(name):
     fs = get_format_set(name)
-    dut = TermDecoder(format_set=fs)
+    dut = TermDecoder(check_format_set(fs))
 
     async def bench(ctx):
         for fid, f in enumerate(fs.formats):
@@ -52,7 +52,9 @@ def test_decoder_logic_exhaustive(name):
 
 def test_rejects_zero_point_sets():
     with pytest.raises(BitmixError, match="zero point"):
-        TermDecoder(format_set=get_format_set("int4_asym"))
+        check_format_set(get_format_set("int4_asym"))
+    with pytest.raises(BitmixError, match="unknown format set"):
+        check_format_set("int5")
 
 
 def test_changing_a_grid_changes_the_table():

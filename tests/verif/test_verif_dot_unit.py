@@ -1,6 +1,6 @@
 """cocotb + Verilator: the elaborated dot-product unit is bit-exact with golden.intref.
 
-One Verilator build per parameter set (``build/sim/<tag>/``); the four cocotb tests in
+One Verilator build per parameter set (``build/sim/<tag>/``); the five cocotb tests in
 ``verif/tb_dot_unit.py`` run in one simulator process per set. Seeds are printed; set
 ``BITMIX_SEED`` to reproduce. A failure re-runs with waves and names the VCD file.
 """
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from hw.params import DotParams
-from verif.runner import SimFailure, run_dot_unit
+from verif.dot_unit import run_dot_unit
+from verif.runner import SimFailure
 
 #: (lanes, group, act bits, scale bits, format set, max groups per row)
 MATRIX = [
@@ -30,7 +31,7 @@ def _params(lanes, group, a, s, fs, mg):
 @pytest.mark.parametrize("cfg", MATRIX, ids=lambda c: f"L{c[0]}-G{c[1]}-A{c[2]}-S{c[3]}-{c[4]}")
 def test_dot_unit_cocotb(cfg):
     res = run_dot_unit(_params(*cfg))
-    assert res.tests == 4
+    assert res.tests == 5
 
 
 @pytest.mark.parametrize("idle,bp", [(0.0, 0.9), (0.9, 0.0)], ids=["stalling-sink", "sparse-sources"])
@@ -48,7 +49,7 @@ def test_dot_unit_extreme_flow_control(idle, bp):
 def test_dot_unit_cocotb_long(cfg, seed, request):
     """More rows and several fixed seeds per parameter set (`pytest -m slow`)."""
     res = run_dot_unit(_params(*cfg), seed=seed, rows=80)
-    assert res.tests == 4
+    assert res.tests == 5
 
 
 def test_failure_leaves_vcd_and_names_it():

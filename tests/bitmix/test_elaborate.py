@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from bitmix.cli import main
+from bitmix.elaborate import LINT_WAIVERS, lint
 from bitmix.errors import BitmixError
-from hw.elaborate import LINT_WAIVERS, lint
+from hw.params import PE_PIPELINE_DEPTH
 
 
 def test_elaborate_writes_verilog_and_manifest(tmp_path, capsys):
@@ -29,14 +30,14 @@ def test_elaborate_writes_verilog_and_manifest(tmp_path, capsys):
     ports = {p["name"]: p for p in man["ports"]}
     assert {"clk", "rst", "weights__payload", "weights__valid", "weights__ready", "groups__payload",
             "groups__valid", "groups__ready", "result__payload", "result__valid", "result__ready",
-            "max_terms"} == set(ports)
+            "precision"} == set(ports)
     assert ports["weights__payload"]["width"] == 8 * (3 + 8)
     assert ports["result__payload"]["width"] == man["derived"]["row_bits"]
     for name, p in ports.items():      # every manifest port is in the Verilog with that width
         decl = f"input {name};" if p["width"] == 1 and p["direction"] == "input" else None
         assert (f"{p['direction']} [{p['width'] - 1}:0] {name};" in v) or (
             f"{p['direction']} {name};" in v), (name, decl)
-    assert man["cycle_model"]["latency_constant"] == 2 + man["derived"]["dq_steps"]
+    assert man["cycle_model"]["latency_constant"] == PE_PIPELINE_DEPTH + man["derived"]["dq_steps"]
     assert set(man["lint"]["waivers"]) == set(LINT_WAIVERS)
 
 

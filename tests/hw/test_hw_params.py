@@ -25,7 +25,8 @@ def test_psum_bound_is_tight_and_fits(name):
     assert p.row_max == row and row <= 2 ** (p.row_bits - 1) - 1 and row > 2 ** (p.row_bits - 2) - 1
 
 
-@pytest.mark.parametrize("lanes,group,s", list(itertools.product([1, 2, 4, 8, 16, 32], [32, 64, 128], range(1, 17))))
+@pytest.mark.parametrize("lanes,group,s",
+                         list(itertools.product([1, 2, 4, 8, 16, 32], [32, 64, 128], range(1, 17))))
 def test_dequantizer_never_stalls(lanes, group, s):
     p = DotParams.make(lanes=lanes, group_size=group, scale_bits=s, format_set="ant3", max_groups=1)
     # a group takes at least G/L cycles (one term); the dequantizer must be done by then
@@ -52,7 +53,15 @@ def test_row_length_must_be_multiple_of_group():
     assert DotParams.for_row_length(k=512, group_size=128, lanes=4).max_groups == 4
 
 
-def test_unit_constructor_validates():
+def test_parameters_are_validated_before_any_component_exists(recwarn):
+    """Bad parameters fail in DotParams.make, so no half-built Elaboratable is left behind
+    (Amaranth would warn that it was never used)."""
     from hw.dot_unit import DotProductUnit
     with pytest.raises(BitmixError, match="lanes"):
-        DotProductUnit(lanes=-1, group_size=32)
+        DotProductUnit(DotParams.make(lanes=-1, group_size=32))
+    assert not [w for w in recwarn if "never used" in str(w.message)]
+    p = DotParams.make(lanes=4, group_size=32)
+    assert p.replace(format_set="int4").fs.name == "int4" and p.replace(lanes=8).lanes == 8
+    assert DotParams.from_dict(p.describe()) == p
+    with pytest.raises(BitmixError, match="changed since"):
+        DotParams.from_dict({**p.describe(), "format_set_hash": "0" * 16})

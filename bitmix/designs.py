@@ -1,0 +1,127 @@
+"""The designs ``bitmix elaborate``, the simulation runner and the synthesis bench know by name.
+
+A :class:`Design` ties a parameter class to its component: CLI options, how to build validated
+parameters from them, how to build the component, and what the design adds to its manifest.
+Adding a design is one entry in :data:`DESIGNS`; the flows (``bitmix.elaborate``,
+``verif.runner``, ``fpga.synth``) take any component and need no edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bitmix.errors import BitmixError
+
+__all__ = ["Option", "Design", "DESIGNS", "get_design", "DOT_UNIT_CYCLE_MODEL"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``bitmix elaborate`` flag: ``--<flag>`` stored in ``dest``; ``kind`` is ``int`` or
+    ``str``; ``default`` is the value the design uses when the flag is absent."""
+
+    flag: str
+    dest: str
+    default: object
+    help: str
+    kind: type = int
+
+
+@dataclass(frozen=True)
+class Design:
+    name: str                                   #: CLI name and default Verilog top name
+    summary: str
+    options: tuple[Option, ...]
+    make_params: Callable[[dict], object]       #: option values -> validated parameters
+    build: Callable[[object], object]           #: parameters -> wiring.Component
+    info: Callable[[object], dict]              #: parameters -> manifest sections
+    describe: Callable[[object], str]           #: parameters -> the lines `elaborate` prints
+
+
+def parse_int(name: str, text) -> int:
+    """An integer option value (decimal or 0x..), or a BitmixError naming the option."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    try:
+        return int(str(text), 0)
+    except ValueError:
+        raise BitmixError(f"{name} must be an integer, got {text!r}") from None
+
+
+# ---------------------------------------------------------------------------- dot unit
+
+DOT_UNIT_CYCLE_MODEL = (
+    "A group with format f costs T * G/L cycles, T = terms(f) limited by precision (0 = full). "
+    "Beats, groups and rows follow each other with no bubble when the streams flow, and the "
+    "dequantizer overlaps the next group, so back-to-back results are sum_g T_g*G/L cycles apart. "
+    "The result of a row is valid latency_constant (= 2 PE pipeline registers + dq_steps) cycles "
+    "after its last compute cycle, i.e. sum_g T_g*G/L + latency_constant cycles after its first "
+    "beat is presented.")
+
+
+def _dot_params(v: dict):
+    from hw.params import DotParams
+
+    return DotParams.for_row_length(
+        k=parse_int("k", v["k"]), group_size=parse_int("group_size", v["group_size"]),
+        lanes=parse_int("lanes", v["lanes"]), act_bits=parse_int("act_bits", v["act_bits"]),
+        scale_bits=parse_int("scale_bits", v["scale_bits"]), format_set=v["format_set"])
+
+
+def _dot_build(p):
+    from hw.dot_unit import DotProductUnit
+
+    return DotProductUnit(p)
+
+
+def dot_unit_info(p) -> dict:
+    from golden import pack
+
+    return {
+        "parameters": p.describe(),
+        "format_set": {"name": p.fs.name, "hash": p.fs.hash,
+                       "formats": [f.name for f in p.fs.formats], "terms": p.format_terms()},
+        "derived": p.derived(),
+        "packer": {"weights": pack.weight_beat_layout(p.lanes, p.fs, p.act_bits).rows(),
+                   "groups": pack.group_layout(p.fs, p.scale_bits).rows()},
+        "cycle_model": {"description": DOT_UNIT_CYCLE_MODEL,
+                        "cycles_per_group": {f.name: t * p.beats_per_group for f, t in
+                                             zip(p.fs.formats, p.format_terms())},
+                        "latency_constant": p.latency_constant},
+    }
+
+
+def _dot_describe(p) -> str:
+    d = p.derived()
+    return (f"  format set {p.fs.name} (hash {p.fs.hash}), L={p.lanes} G={p.group_size} "
+            f"A={p.act_bits} S={p.scale_bits} max_groups={p.max_groups}\n"
+            f"  psum {d['psum_bits']} bits, row {d['row_bits']} bits, dequant "
+            f"{d['dq_bits_per_cycle']} bit(s)/cycle x {d['dq_steps']} cycles, latency constant "
+            f"{d['latency_constant']}")
+
+
+DOT_UNIT = Design(
+    name="dot_unit",
+    summary="bit-serial dot-product unit (PE + group dequantizer), one row at a time",
+    options=(
+        Option("lanes", "lanes", 4, "PE lanes L (default 4)"),
+        Option("group-size", "group_size", 128, "group size G, a multiple of L (default 128)"),
+        Option("act-bits", "act_bits", 8, "activation bits A (default 8)"),
+        Option("scale-bits", "scale_bits", 8, "group scale bits S (default 8)"),
+        Option("format-set", "format_set", "bitmod4", "format set from golden (default bitmod4)",
+               str),
+        Option("k", "k", 4096, "longest row K the accumulator is sized for; G must divide it "
+                               "(default 4096)"),
+    ),
+    make_params=_dot_params, build=_dot_build, info=dot_unit_info, describe=_dot_describe)
+
+#: Every design, by CLI name.
+DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT,)}
+
+
+def get_design(name: str) -> Design:
+    try:
+        return DESIGNS[name]
+    except KeyError:
+        raise BitmixError(f"unknown design {name!r}; choose from {', '.join(DESIGNS)}") from None

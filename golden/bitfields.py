@@ -1,0 +1,90 @@
+"""Bit-field layouts of stream payloads, in plain Python (no Amaranth).
+
+A :class:`Layout` is an ordered list of fields packed LSB first with no gaps, exactly as
+``amaranth.lib.data.StructLayout`` places them. The hardware derives its ``StructLayout`` from
+the same :class:`Layout` (``hw.interfaces.struct_layout``), and the packer, the driver and the
+testbenches pack and unpack payload integers with it, so a field's position is written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bitmix.errors import BitmixError
+
+__all__ = ["Field", "Layout"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """``count`` elements of ``width`` bits (an array when ``count`` > 1), two's complement if
+    ``signed``."""
+
+    name: str
+    width: int
+    count: int = 1
+    signed: bool = False
+    doc: str = ""
+
+    @property
+    def size(self) -> int:
+        return self.width * self.count
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Fields in order, LSB first."""
+
+    name: str
+    fields: tuple[Field, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.fields)
+
+    def offset(self, name: str) -> int:
+        off = 0
+        for f in self.fields:
+            if f.name == name:
+                return off
+            off += f.size
+        raise KeyError(name)
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    def pack(self, **values) -> int:
+        """One payload integer; array fields take a sequence, signed fields negative values."""
+        word, off = 0, 0
+        for f in self.fields:
+            v = values[f.name]
+            elems = list(v) if f.count > 1 else [v]
+            if len(elems) != f.count:
+                raise BitmixError(f"{self.name}.{f.name}: {len(elems)} values for {f.count} elements")
+            for i, e in enumerate(elems):
+                lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else \
+                         (0, (1 << f.width) - 1)
+                if not lo <= e <= hi:
+                    raise BitmixError(f"{self.name}.{f.name}[{i}] = {e} does not fit "
+                                      f"{'signed' if f.signed else 'unsigned'}({f.width})")
+                word |= (e & ((1 << f.width) - 1)) << (off + i * f.width)
+            off += f.size
+        return word
+
+    def unpack(self, word: int) -> dict:
+        out, off = {}, 0
+        for f in self.fields:
+            elems = []
+            for i in range(f.count):
+                e = (word >> (off + i * f.width)) & ((1 << f.width) - 1)
+                if f.signed and e >> (f.width - 1):
+                    e -= 1 << f.width
+                elems.append(e)
+            out[f.name] = elems if f.count > 1 else elems[0]
+            off += f.size
+        return out
+
+    def rows(self) -> list[dict]:
+        """One row per field (name, offset, width, count, signed, doc): documentation tables."""
+        return [{"field": f.name, "offset": self.offset(f.name), "width": f.width,
+                 "count": f.count, "signed": f.signed, "doc": f.doc} for f in self.fields]

@@ -22,6 +22,7 @@ COMMANDS = [
     "bitmix.cmd_eval",
     "bitmix.cmd_quantize",
     "bitmix.cmd_bench",
+    "bitmix.cmd_train",
 ]
 
 

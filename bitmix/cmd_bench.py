@@ -33,7 +33,7 @@ def register(sub) -> None:
 # ---------------------------------------------------------------------------------------- quality
 
 def register_quality(bsub) -> None:
-    from golden.bench_quality import ROW_KEYS
+    from bitmix.bench_quality import ROW_KEYS
 
     p = bsub.add_parser("quality", help="perplexity vs effective bits for every quantizer (reference model)",
                         description="Quantize the model with every method at group 128, score held-out "
@@ -70,7 +70,7 @@ def run_quality(args) -> int:
 
     import torch
 
-    from golden import bench_quality as bq
+    from bitmix import bench_quality as bq
 
     torch.set_num_threads(args.threads)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
@@ -117,7 +117,7 @@ def run_minilm(args) -> int:
 
     import torch
 
-    from golden import minilm
+    from bitmix import bench_minilm as minilm
 
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None

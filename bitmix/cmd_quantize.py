@@ -96,6 +96,7 @@ def run(args) -> int:
     import time
 
     from bitmix.errors import BitmixError
+    from golden.bitalloc import bits_histogram
     from golden.calibrate import quantize_model
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
     from golden.data import calibration_batches
@@ -147,9 +148,7 @@ def run(args) -> int:
     print(f"method:          {desc} (group {method.group_size}{', act-order' if method.act_order else ''})")
     print(f"layers:          {len(report.results)} linears")
     if args.bit_budget is not None:
-        hist = {}
-        for b in report.bits.values():
-            hist[b] = hist.get(b, 0) + 1
+        hist = bits_histogram(report.bits)
         print("bits per layer:  " + ", ".join(f"{n} x {b}-bit" for b, n in sorted(hist.items())))
     print(f"effective bits:  {eff:.4f} per weight (all metadata included)")
     print(f"time:            {manifest['seconds']:.1f} s")

@@ -55,7 +55,8 @@ def layout_spans(layout: str, group_size: int) -> tuple[int, int]:
         return group_size, 1
     if layout == "block":
         if group_size % 8 or group_size < 8:
-            raise BitmixError(f"bcq: block layout needs a group size that is a multiple of 8, got {group_size}")
+            raise BitmixError("bcq: block layout needs a group size that is a multiple of 8, "
+                              f"got {group_size}")
         return group_size // 8, 8
     raise BitmixError(f"bcq: unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
 

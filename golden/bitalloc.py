@@ -34,7 +34,7 @@ from bitmix.errors import BitmixError
 from golden.gptq import prepare_hessian
 
 __all__ = ["saliency", "criterion", "layer_costs", "output_costs", "allocate", "allocate_80_20",
-           "brute_force", "average_bits"]
+           "brute_force", "average_bits", "weighted_bits", "bits_histogram"]
 
 BITS = (2, 3, 4)
 
@@ -46,7 +46,9 @@ def _inv_chol_diag(H: torch.Tensor, percdamp: float) -> torch.Tensor:
 
 
 def saliency(W: torch.Tensor, H: torch.Tensor, percdamp: float = 0.01) -> torch.Tensor:
-    """``IS = W / diag(cholesky(H⁻¹))`` (column-wise), H damped; ``H ∝ XXᵀ`` (scale-free criterion up to a constant)."""
+    """``IS = W / diag(cholesky(H⁻¹))`` (column-wise), H damped.
+
+    ``H ∝ XXᵀ``: the criterion is scale-free up to a constant."""
     return W.to(torch.float64) / _inv_chol_diag(H, percdamp)[None, :]
 
 
@@ -74,6 +76,24 @@ def average_bits(choice, sizes=None) -> float:
     return sum(b * n for b, n in zip(choice, sizes)) / sum(sizes)
 
 
+def weighted_bits(results: dict, bits: dict | None = None) -> float:
+    """Parameter-weighted mean over quantized linears ``{name: result}`` of ``bits[name]``.
+
+    Without ``bits`` each result's own ``effective_bits()`` (storage per weight with every piece
+    of metadata) is averaged: the one figure a quantized model is summarised by.
+    """
+    vals = [results[n].effective_bits() if bits is None else bits[n] for n in results]
+    return average_bits(vals, [r.shape[0] * r.shape[1] for r in results.values()])
+
+
+def bits_histogram(bits: dict) -> dict[int, int]:
+    """``{width: number of layers}`` of a per-layer width map, narrowest first."""
+    out: dict[int, int] = {}
+    for b in sorted(bits.values()):
+        out[b] = out.get(b, 0) + 1
+    return out
+
+
 def _check(costs, budget, sizes):
     if not costs:
         raise BitmixError("bit allocation: no layers")
@@ -85,7 +105,9 @@ def _check(costs, budget, sizes):
 
 
 def allocate(costs: list[dict[int, float]], budget: float, sizes: list[int] | None = None) -> list[int]:
-    """Exact ``argmin Σ_i costs[i][b_i]`` s.t. ``Σ sizes_i b_i ≤ budget · Σ sizes_i`` (sizes default 1 = per layer).
+    """Exact ``argmin Σ_i costs[i][b_i]`` s.t. ``Σ sizes_i b_i ≤ budget · Σ sizes_i``.
+
+    ``sizes`` default to 1 (a per-layer budget).
 
     Multiple-choice knapsack DP over the integer "extra bits above the narrowest width" budget.
     Ties are broken towards fewer bits, then lower layer index.
@@ -126,7 +148,8 @@ def allocate(costs: list[dict[int, float]], budget: float, sizes: list[int] | No
     return out[::-1]
 
 
-def brute_force(costs: list[dict[int, float]], budget: float, sizes: list[int] | None = None) -> tuple[float, list[int]]:
+def brute_force(costs: list[dict[int, float]], budget: float,
+                sizes: list[int] | None = None) -> tuple[float, list[int]]:
     """Exhaustive reference for small instances: (best total cost, one optimal choice)."""
     _check(costs, budget, sizes)
     sizes = [1] * len(costs) if sizes is None else sizes

@@ -31,7 +31,7 @@ from bitmix.errors import BitmixError
 from golden import bitalloc
 from golden.bcq import quantize_bcq
 from golden.formats import FORMAT_SETS, get_format_set
-from golden.gptq import BCQAdapter, Hessian, MXAdapter, RTNAdapter, gptq
+from golden.gptq import BCQAdapter, MXAdapter, RTNAdapter, collect_hessians, gptq
 from golden.quant import quantize_mx, quantize_rtn
 
 __all__ = ["Method", "METHODS", "SEQUENTIAL", "quantize_model", "format_for_bits", "QuantReport"]
@@ -161,12 +161,11 @@ class QuantReport:
 
     def effective_bits(self) -> float:
         """Parameter-weighted storage bits per weight over all quantized linears (all metadata)."""
-        tot = sum(r.shape[0] * r.shape[1] for r in self.results.values())
-        return sum(r.effective_bits() * r.shape[0] * r.shape[1] for r in self.results.values()) / tot
+        return bitalloc.weighted_bits(self.results)
 
-
-class _Stop(Exception):
-    pass
+    def nominal_bits(self) -> float:
+        """Parameter-weighted mean of the per-layer widths (the bit budget's measure)."""
+        return bitalloc.weighted_bits(self.results, self.bits)
 
 
 def _embed(model, calib: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
@@ -176,30 +175,7 @@ def _embed(model, calib: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 def _collect(layer, names: tuple[str, ...], inputs: list[torch.Tensor], stop_after: str | None) -> dict:
     """Run ``layer`` on every input batch, accumulating Hessians of ``names``; stop after ``stop_after``."""
-    mods = dict(layer.named_modules())
-    hs = {n: Hessian(mods[n].in_features) for n in names}
-    handles = []
-
-    def make(n):
-        def hook(mod, inp, out):
-            hs[n].add_batch(inp[0])
-            if n == stop_after:
-                raise _Stop
-        return hook
-
-    for n in names:
-        handles.append(mods[n].register_forward_hook(make(n)))
-    try:
-        with torch.no_grad():
-            for h in inputs:
-                try:
-                    layer(h)
-                except _Stop:
-                    pass
-    finally:
-        for hd in handles:
-            hd.remove()
-    return {n: hs[n].H for n in names}
+    return collect_hessians(dict(layer.named_modules()), names, inputs, layer, stop_after)
 
 
 def _forward(layer, inputs):

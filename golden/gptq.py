@@ -50,7 +50,7 @@ from golden.quant import (
     quantize_rtn,
 )
 
-__all__ = ["Hessian", "gptq", "RTNAdapter", "MXAdapter", "BCQAdapter", "make_adapter",
+__all__ = ["Hessian", "collect_hessians", "gptq", "RTNAdapter", "MXAdapter", "BCQAdapter",
            "proxy_loss", "prepare_hessian"]
 
 
@@ -70,6 +70,40 @@ class Hessian:
         self.n += t
         x = math.sqrt(2.0 / self.n) * x
         self.H += x.T @ x
+
+
+class _Stop(Exception):
+    """Ends a calibration forward pass once the last linear of interest has seen its input."""
+
+
+def collect_hessians(modules: dict, names, inputs, run, stop_after: str | None = None) -> dict:
+    """``{name: H}`` of the linears ``modules[name]`` over ``run(x)`` for every ``x`` in ``inputs``.
+
+    Forward hooks feed each linear's input to a :class:`Hessian`. With ``stop_after`` the pass
+    ends right after that linear (the rest of the model is not needed for this group), so
+    GPTQ's true-sequential sub-groups cost only the forward up to their last linear.
+    """
+    hs = {n: Hessian(modules[n].in_features) for n in names}
+
+    def make(n):
+        def hook(mod, inp, out):
+            hs[n].add_batch(inp[0])
+            if n == stop_after:
+                raise _Stop
+        return hook
+
+    handles = [modules[n].register_forward_hook(make(n)) for n in names]
+    try:
+        with torch.no_grad():
+            for x in inputs:
+                try:
+                    run(x)
+                except _Stop:
+                    pass
+    finally:
+        for hd in handles:
+            hd.remove()
+    return {n: hs[n].H for n in names}
 
 
 def prepare_hessian(H: torch.Tensor, W: torch.Tensor | None = None, percdamp: float = 0.01):
@@ -203,7 +237,8 @@ class MXAdapter(Adapter):
             if self.e.numel() else 0
         if span > 62:
             raise BitmixError(f"mx: group scales span 2^{span}; the shared exponents overflow int64")
-        u = torch.where(self.live, torch.pow(2, (self.e - e_min[:, None]).clamp(min=0)), torch.zeros_like(self.e))
+        u = torch.where(self.live, torch.pow(2, (self.e - e_min[:, None]).clamp(min=0)),
+                        torch.zeros_like(self.e))
         sigma = torch.pow(2.0, e_min.to(torch.float64))
         fs = get_format_set(self.fmt)
         return QuantizedWeight(self.codes, torch.zeros_like(u), u, sigma, fs, self.width, 8,
@@ -259,19 +294,6 @@ class BCQAdapter(Adapter):
                              method=f"gptq-bcq{self.q}-{self.layout}")
         return BCQWeight(self.planes, None, None, self.layout, self.G, alpha_float=self.alpha,
                          method=f"gptq-bcq{self.q}-{self.layout}")
-
-
-def make_adapter(method: str, *, format_set: str | None = None, bits: int | None = None,
-                 group_size: int = 128, layout: str = "col", rounds: int = 50, apot_terms: int = 3,
-                 mx_format: str = "fp4", scale_headroom: float = 1.0) -> Adapter:
-    """Adapter by family: ``rtn`` (any format set), ``mx``, ``bcq``."""
-    if method == "rtn":
-        return RTNAdapter(format_set, group_size, scale_headroom=scale_headroom)
-    if method == "mx":
-        return MXAdapter(mx_format, group_size)
-    if method == "bcq":
-        return BCQAdapter(bits, group_size, layout, rounds, apot_terms)
-    raise BitmixError(f"gptq: unknown quantizer family {method!r} (rtn, mx, bcq)")
 
 
 # --------------------------------------------------------------------------------------------

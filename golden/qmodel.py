@@ -30,6 +30,7 @@ import torch
 from bitmix import __version__
 from bitmix.errors import BitmixError
 from golden.bcq import BCQWeight
+from golden.bitalloc import weighted_bits
 from golden.checkpoint import read_json
 from golden.formats import format_table_hash, get_format_set
 from golden.quant import QuantizedWeight
@@ -89,7 +90,7 @@ def save_quantized(model, results: dict, out, manifest: dict) -> pathlib.Path:
         save_file(tensors, str(tmp / QUANTIZED_FILE), metadata={"format": MANIFEST_FORMAT})
         os.chmod(tmp / QUANTIZED_FILE, 0o644)
         total = sum(e["shape"][0] * e["shape"][1] for e in layers.values())
-        eff = sum(e["effective_bits"] * e["shape"][0] * e["shape"][1] for e in layers.values()) / max(total, 1)
+        eff = weighted_bits(results) if results else 0.0
         full = {"format": MANIFEST_FORMAT, "bitmix_version": __version__,
                 "format_table_hash": format_table_hash(), **manifest,
                 "quantized_params": total, "effective_bits": eff, "layers": layers}
@@ -111,7 +112,8 @@ def _need(t: dict, key: str, path, shape=None):
     if key not in t:
         raise BitmixError(f"{path}: tensor {key} missing")
     if shape is not None and tuple(t[key].shape) != tuple(shape):
-        raise BitmixError(f"{path}: tensor {key} has shape {list(t[key].shape)}, manifest implies {list(shape)}")
+        raise BitmixError(f"{path}: tensor {key} has shape {list(t[key].shape)}, "
+                          f"manifest implies {list(shape)}")
     return t[key]
 
 
@@ -126,14 +128,15 @@ def load_quantized(folder, load_float: bool = True):
         raise BitmixError(f"{mpath}: not found (not a `bitmix quantize` output folder)")
     manifest = read_json(mpath)
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise BitmixError(f"{mpath}: field format is {manifest.get('format') if isinstance(manifest, dict) else None!r}, "
-                          f"expected {MANIFEST_FORMAT!r}")
+        got = manifest.get("format") if isinstance(manifest, dict) else None
+        raise BitmixError(f"{mpath}: field format is {got!r}, expected {MANIFEST_FORMAT!r}")
     if not qpath.is_file():
         raise BitmixError(f"{qpath}: not found")
     try:
         t = load_file(str(qpath))
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
-        raise BitmixError(f"{qpath}: corrupt or truncated safetensors file ({' '.join(str(exc).split())})") from None
+        msg = " ".join(str(exc).split())
+        raise BitmixError(f"{qpath}: corrupt or truncated safetensors file ({msg})") from None
     results = {}
     for name, e in manifest.get("layers", {}).items():
         try:
@@ -143,18 +146,21 @@ def load_quantized(folder, load_float: bool = True):
                 sub = {f: t[f"{name}.{f}"] for f in ("planes", "apot_exp", "apot_sign", "alpha")
                        if f"{name}.{f}" in t}
                 _need(t, f"{name}.planes", qpath, (e["bits"], n, (k + 7) // 8))
-                res = BCQWeight.from_tensors(sub, (n, k), e["layout"], e["group_size"], e.get("method", "bcq"))
+                res = BCQWeight.from_tensors(sub, (n, k), e["layout"], e["group_size"],
+                                             e.get("method", "bcq"))
             elif kind == "grouped":
                 fs = get_format_set(e["format_set"])
                 if fs.hash != e.get("format_set_hash"):
-                    raise BitmixError(f"{mpath}: layer {name}: format_set_hash {e.get('format_set_hash')} does "
-                                      f"not match {fs.name}'s {fs.hash} in this bitmix (formats changed)")
+                    raise BitmixError(f"{mpath}: layer {name}: format_set_hash {e.get('format_set_hash')} "
+                                      f"does not match {fs.name}'s {fs.hash} in this bitmix "
+                                      "(formats changed)")
                 G = e["group_size"]
                 codes = _need(t, f"{name}.codes", qpath, (n, k)).to(torch.int64)
                 fmt_ids = _need(t, f"{name}.fmt_ids", qpath, (n, k // G)).to(torch.int64)
                 u = _need(t, f"{name}.u", qpath, (n, k // G)).to(torch.int64)
                 rs = _need(t, f"{name}.row_scale", qpath, (n,)).to(torch.float64)
-                zero = _need(t, f"{name}.zero", qpath, (n, k // G)).to(torch.int64) if e.get("zero_point") else None
+                zero = (_need(t, f"{name}.zero", qpath, (n, k // G)).to(torch.int64)
+                        if e.get("zero_point") else None)
                 res = QuantizedWeight(codes, fmt_ids, u, rs, fs, G, e["scale_bits"], zero=zero,
                                       method=e.get("method", "rtn"))
             else:

@@ -151,7 +151,10 @@ def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
              for r in range(0, W.shape[0], ROW_CHUNK)]
     if len(parts) == 1:
         return parts[0]
-    cat = lambda attr: torch.cat([getattr(p, attr) for p in parts]) if getattr(parts[0], attr) is not None else None
+
+    def cat(attr):
+        return torch.cat([getattr(p, attr) for p in parts]) if getattr(parts[0], attr) is not None else None
+
     return QuantizedWeight(cat("codes"), cat("fmt_ids"), cat("u"), cat("row_scale"), fs, group_size, S,
                            zero=cat("zero"), method=parts[0].method)
 
@@ -245,7 +248,9 @@ def quantize_mx(W: torch.Tensor, fmt: str = "fp4", group_size: int = 32,
 
 
 def quantize_activations(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-token INT quantization: ``x_int = round(x / sigma)``, ``sigma = absmax / (2**(A-1) - 1)``."""
+    """Symmetric per-token INT quantization.
+
+    ``x_int = round(x / sigma)`` with ``sigma = absmax / (2**(A-1) - 1)``."""
     if not 2 <= bits <= 16:
         raise BitmixError(f"activation bits must be in 2..16, got {bits}")
     if not torch.isfinite(x).all():

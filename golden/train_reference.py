@@ -1,4 +1,4 @@
-"""Train the shipped reference model: ``python -m golden.train_reference --out golden/reference_model``.
+"""Train the shipped reference model (the command is ``bitmix train-reference --out golden/reference_model``).
 
 A 2.5 M-parameter LLaMA (hidden 256, 4 layers, 4 heads / 2 KV heads, intermediate 512: every
 K dimension is a multiple of 128 so group-128 quantization applies) with a byte vocabulary,
@@ -11,31 +11,36 @@ jobs.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import math
 import pathlib
 import time
+
+__all__ = ["ARCH", "TrainConfig", "train"]
 
 ARCH = dict(vocab_size=256, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-6,
             rope_theta=10000.0, max_position_embeddings=2048, tie_word_embeddings=False)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", required=True, help="output model folder")
-    ap.add_argument("--steps", type=int, default=700)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--seqlen", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--eval-every", type=int, default=100)
-    args = ap.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; the defaults made the shipped model (``bitmix train-reference`` exposes each)."""
 
+    steps: int = 700
+    batch: int = 16
+    seqlen: int = 256
+    lr: float = 2e-3
+    warmup: int = 50
+    weight_decay: float = 0.1
+    seed: int = 0
+    threads: int = 2
+    eval_every: int = 100
+
+
+def train(out, cfg: TrainConfig = TrainConfig(), log=print) -> dict:
+    """Train, write ``out`` (config.json, model.safetensors, training_log.json); return the summary."""
     import torch
     import torch.nn.functional as F
 
@@ -44,32 +49,32 @@ def main(argv: list[str] | None = None) -> int:
     from golden.evaluate import perplexity
     from golden.model import LlamaConfig, LlamaForCausalLM, num_parameters
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
     train_bytes, heldout_bytes = reference_corpus()
-    train, heldout = encode(train_bytes), encode(heldout_bytes)
-    model = LlamaForCausalLM(LlamaConfig(**ARCH)).init_weights(args.seed)
+    train_ids, heldout = encode(train_bytes), encode(heldout_bytes)
+    model = LlamaForCausalLM(LlamaConfig(**ARCH)).init_weights(cfg.seed)
     n_params = num_parameters(model)
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95))
+                            lr=cfg.lr, betas=(0.9, 0.95))
 
     def lr_at(step: int) -> float:  # linear warmup, cosine decay to 10 %
-        if step < args.warmup:
-            return args.lr * (step + 1) / args.warmup
-        t = (step - args.warmup) / max(1, args.steps - args.warmup)
-        return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
-    g = torch.Generator().manual_seed(args.seed)
-    log = []
+    g = torch.Generator().manual_seed(cfg.seed)
+    history = []
     t0 = time.time()
     ema = None
-    print(f"params {n_params}, train {len(train)} bytes, heldout {len(heldout)} bytes", flush=True)
-    for step in range(args.steps):
-        starts = torch.randint(0, len(train) - args.seqlen - 1, (args.batch,), generator=g)
-        x = torch.stack([train[s:s + args.seqlen + 1] for s in starts.tolist()])
+    log(f"params {n_params}, train {len(train_ids)} bytes, heldout {len(heldout)} bytes")
+    for step in range(cfg.steps):
+        starts = torch.randint(0, len(train_ids) - cfg.seqlen - 1, (cfg.batch,), generator=g)
+        x = torch.stack([train_ids[s:s + cfg.seqlen + 1] for s in starts.tolist()])
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         logits = model(x[:, :-1])
@@ -79,24 +84,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-            ppl = perplexity(model, heldout, args.seqlen, progress=False)
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            ppl = perplexity(model, heldout, cfg.seqlen, progress=False)
             model.train()
             rec = {"step": step + 1, "train_loss_ema": round(ema, 4),
                    "heldout_ppl": round(ppl, 4), "elapsed_s": round(time.time() - t0, 1)}
-            log.append(rec)
-            print(json.dumps(rec), flush=True)
+            history.append(rec)
+            log(json.dumps(rec))
     wall = time.time() - t0
     model.eval()
-    out = save_model(model, args.out)
-    summary = {"params": n_params, "steps": args.steps, "batch": args.batch,
-               "seqlen": args.seqlen, "tokens_seen": args.steps * args.batch * args.seqlen,
+    folder = save_model(model, out)
+    summary = {"params": n_params, "steps": cfg.steps, "batch": cfg.batch,
+               "seqlen": cfg.seqlen, "tokens_seen": cfg.steps * cfg.batch * cfg.seqlen,
                "wall_s": round(wall, 1), "final_train_loss_ema": round(ema, 4),
-               "heldout_ppl": log[-1]["heldout_ppl"], "log": log, "args": vars(args)}
-    (pathlib.Path(out) / "training_log.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "log"}), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+               "heldout_ppl": history[-1]["heldout_ppl"], "log": history,
+               "args": {"out": str(out), **dataclasses.asdict(cfg)}}
+    (pathlib.Path(folder) / "training_log.json").write_text(json.dumps(summary, indent=1) + "\n")
+    log(json.dumps({k: v for k, v in summary.items() if k != "log"}))
+    return summary

@@ -1,4 +1,7 @@
-"""Quality benchmark: perplexity vs effective bits per weight for every quantizer family.
+"""`bitmix bench quality`: perplexity vs effective bits per weight for every quantizer family.
+
+The orchestration only: the quantizers (golden/calibrate.py) and the perplexity
+(golden/evaluate.py) are golden's; the argument parsing is in bitmix/cmd_bench.py.
 
 Runs on the shipped reference model and its held-out text (same windows as ``bitmix eval``), all
 methods at group 128, and sets each relative degradation ``ppl / ppl_float − 1`` beside the
@@ -87,6 +90,7 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
                 group_size: int = 128, rounds: int = 20, seed: int = 0, act_order: bool = True,
                 progress: bool = True, log=print) -> dict:
     """Quantize the model with every selected row's method and score it; returns the JSON dict."""
+    from golden.bitalloc import bits_histogram
     from golden.calibrate import Method, quantize_model
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
     from golden.data import calibration_batches, encode, reference_corpus
@@ -123,12 +127,8 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
             eff = rep.effective_bits()
             nominal = m.default_bits
             if row.budget is not None:
-                n = {k: r.shape[0] * r.shape[1] for k, r in rep.results.items()}
-                nominal = round(sum(rep.bits[k] * n[k] for k in n) / sum(n.values()), 3)
-            if row.budget is not None:
-                bits_hist = {}
-                for b in rep.bits.values():
-                    bits_hist[str(b)] = bits_hist.get(str(b), 0) + 1
+                nominal = round(rep.nominal_bits(), 3)
+                bits_hist = {str(b): n for b, n in bits_histogram(rep.bits).items()}
         tq = time.time() - t0
         ppl = perplexity(model, ids, window, progress=False, max_windows=max_windows)
         if row.method is None:

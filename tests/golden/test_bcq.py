@@ -132,7 +132,8 @@ def test_integer_path_row_layout_structure_by_hand():
         tot = 0
         for i in range(2):
             for gidx in range(2):
-                part = sum((1 if b.planes[i, n, k] else -1) * int(x[k]) for k in range(gidx * 8, gidx * 8 + 8))
+                part = sum((1 if b.planes[i, n, k] else -1) * int(x[k])
+                           for k in range(gidx * 8, gidx * 8 + 8))
                 for t in range(b.apot_terms):
                     s, e = int(b.signs[i, n, gidx, t]), int(b.exps[i, n, gidx, t])
                     if s:

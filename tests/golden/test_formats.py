@@ -105,7 +105,7 @@ def test_hash_follows_the_grid():
 
 def test_bad_grids_and_names_are_rejected():
     with pytest.raises(ValueError, match="magnitudes"):
-        Format("x", 3, (-3, -2, -1, 0, 1, 2, 3, 5, -5)).codebook
+        _ = Format("x", 3, (-3, -2, -1, 0, 1, 2, 3, 5, -5)).codebook
     with pytest.raises(BitmixError, match="unknown format set 'nope'"):
         get_format_set("nope")
     with pytest.raises(BitmixError, match="not on the grid"):

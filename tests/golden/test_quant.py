@@ -57,7 +57,9 @@ def test_mixed_selection_never_worse_than_any_member():
     # with a fine integer scale the two-level grid is (almost) continuous, so the
     # per-group choice must match the best single member group by group
     mixed = quantize_rtn(W, "bitmod4", 128, scale_bits=16)
-    err = lambda q: ((q.dequantize() - W.double()) ** 2).reshape(16, 2, 128).sum(-1)
+    def err(q):
+        return ((q.dequantize() - W.double()) ** 2).reshape(16, 2, 128).sum(-1)
+
     for member in get_format_set("bitmod4").formats:
         single = quantize_rtn(W, member.name, 128, scale_bits=16)
         assert (err(mixed) <= err(single) * (1 + 1e-3)).all()

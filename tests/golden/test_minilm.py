@@ -10,8 +10,6 @@ from golden import minilm  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 def test_forward_matches_transformers():
     transformers = pytest.importorskip("transformers")
     model, tok = minilm.load_minilm()
@@ -46,19 +44,3 @@ def test_quantized_encoder_stays_close():
                                   for n, r in res.items())
     cos = (minilm.embed(q, tok, sents) * ref).sum(-1)
     assert 0.85 < float(cos.mean()) < 0.9999
-
-
-@pytest.mark.slow
-def test_rtn_bench_row():
-    res = minilm.run_bench(n_sentences=200, n_calib=8, methods=["bitmod4-rtn", "bitmod3-rtn"])
-    rows = {r["key"]: r for r in res["rows"]}
-    assert res["sentences"] == 200
-    assert 0.5 < rows["bitmod3-rtn"]["mean_cosine"] < rows["bitmod4-rtn"]["mean_cosine"] < 1.0
-    assert rows["bitmod4-rtn"]["effective_bits"] == pytest.approx(4 + 8 / 128 + 32 / 384 * 4 / 6 + 32 / 1536 * 2 / 6)
-
-
-@pytest.mark.slow
-def test_gptq_improves_real_embeddings():
-    res = minilm.run_bench(n_sentences=200, n_calib=16, methods=["bitmod3-rtn", "bitmod3-gptq"])
-    rows = {r["key"]: r for r in res["rows"]}
-    assert rows["bitmod3-gptq"]["mean_cosine"] > rows["bitmod3-rtn"]["mean_cosine"]

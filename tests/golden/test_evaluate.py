@@ -120,7 +120,7 @@ def test_docs_python_example_runs():
     import re
     import subprocess
     import sys
-    root = pathlib.Path(__file__).resolve().parents[1]
+    root = pathlib.Path(__file__).resolve().parents[2]
     from _readme import section
     doc = section("The model")
     example = re.search(r"```python\n(from golden.checkpoint.*?)```", doc, re.S).group(1)

@@ -105,7 +105,8 @@ def test_errors_name_file_tensor_field(tiny, tmp_path, capsys):
     err = _err(capsys, ["quantize", "--model", str(tiny), "--method", "rtn", "--group-size", "96",
                         "--out", str(tmp_path / "x")])
     assert "model.layers.0.self_attn.q_proj.weight" in err and "96" in err
-    err = _err(capsys, ["quantize", "--model", str(tiny), "--method", "shiftadd", "--out", str(tmp_path / "x")])
+    err = _err(capsys, ["quantize", "--model", str(tiny), "--method", "shiftadd",
+                        "--out", str(tmp_path / "x")])
     assert "--bits" in err
     bad = tmp_path / "nan"
     model = load_model(tiny)
@@ -132,7 +133,7 @@ def test_failure_leaves_nothing_partial(tiny, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-# ------------------------------------------------------------------ the README's quantize section runs as written
+# ---------------------------------------------------------- the README's quantize section runs as written
 
 def _doc():
     from _readme import section
@@ -168,7 +169,7 @@ def test_doc_python_example_runs():
 
 @pytest.mark.slow
 def test_doc_commands_run(tmp_path, monkeypatch):
-    """Every command of the README's quantize section, in order, in a scratch folder (minutes: `pytest -m slow`)."""
+    """Every command of the README's quantize section, in order, in a scratch folder (minutes)."""
     monkeypatch.chdir(tmp_path)
     for argv in _doc_commands():
         assert main(argv) == 0, argv

@@ -60,7 +60,8 @@ def test_parameter_weighting_changes_the_answer():
 
 def test_criterion_matches_formula():
     g = torch.Generator().manual_seed(0)
-    X = torch.randn(500, 64, generator=g, dtype=torch.float64) * torch.linspace(0.1, 3, 64, dtype=torch.float64)
+    X = torch.randn(500, 64, generator=g, dtype=torch.float64) \
+        * torch.linspace(0.1, 3, 64, dtype=torch.float64)
     H = 2 * X.T @ X / 500
     W = torch.randn(32, 64, generator=g, dtype=torch.float64)
     IS = bitalloc.saliency(W, H)

@@ -13,12 +13,11 @@ from pathlib import Path
 
 from bitmix.errors import BitmixError
 
-__all__ = ["register", "run", "DEFAULT_MATRIX", "run_matrix", "format_table", "BASELINE_FORMAT"]
+__all__ = ["register", "run", "DEFAULT_MATRIX", "run_matrix", "format_table"]
 
 #: (lanes, group_size, format_set) of the default run; A = 8, S = 8, K = 4096.
 DEFAULT_MATRIX = [(4, 128, "bitmod4"), (8, 128, "bitmod4"), (4, 128, "bitmod3"), (4, 128, "int4")]
 DEFAULT_TARGETS = ["ice40-up5k", "ecp5-85f"]
-BASELINE_FORMAT = "int4"
 
 
 def register(bsub) -> None:
@@ -60,21 +59,23 @@ def _param_sets(args) -> list:
                                      format_set=fs) for lanes, g, fs in sets]
 
 
-def _baseline(p):
-    return p.replace(format_set=BASELINE_FORMAT)
+def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bool = True,
+               design=None) -> dict:
+    """Build every (target, parameter set) plus their baselines; return the JSON result.
 
-
-def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bool = True) -> dict:
-    """Build every (target, parameter set) plus the INT4 baselines; return the JSON result."""
+    ``design`` (a :class:`bitmix.designs.Design`, default the dot unit) supplies the component;
+    its optional ``synth_figures`` (label, lanes, terms per weight) and ``synth_baseline`` (the
+    parameter set each row is compared with) add the throughput columns and ratios."""
     from tqdm import tqdm
 
     from bitmix.designs import DOT_UNIT
     from fpga.synth import DoesNotFit, synthesize
 
+    design = design or DOT_UNIT
+    base_of = {p: design.synth_baseline(p) if design.synth_baseline else None for p in params}
     jobs = list(params)
-    for p in params:
-        b = _baseline(p)
-        if b not in jobs:
+    for b in base_of.values():
+        if b is not None and b not in jobs:
             jobs.append(b)
     requested = set(params)
     rows = []
@@ -83,14 +84,12 @@ def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bo
     for tgt in targets:
         for p in jobs:
             bar.set_postfix_str(f"{tgt} {p.tag}")
-            terms = p.format_terms()
+            figures = design.synth_figures(p) if design.synth_figures else {"label": p.tag}
             base = {"target": tgt, "tag": p.tag, "parameters": p.describe(),
-                    "label": f"L{p.lanes} G{p.group_size} {p.fs.name}",
-                    "role": "requested" if p in requested else "baseline",
-                    "terms_per_weight": sum(terms) / len(terms)}
+                    "role": "requested" if p in requested else "baseline", **figures}
             try:
-                r = synthesize(DOT_UNIT.build(p), tgt, name=DOT_UNIT.name, tag=p.tag,
-                               info=DOT_UNIT.info(p), seed=list(range(1, seeds + 1)))
+                r = synthesize(design.build(p), tgt, name=design.name, tag=p.tag,
+                               info=design.info(p), seed=list(range(1, seeds + 1)))
                 r.pop("parameters", None)
                 r.pop("tag", None)
                 row = {**base, **r}
@@ -99,24 +98,23 @@ def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bo
                        "used": e.used, "available": e.available, "message": str(e)}
             except BitmixError as e:          # a tool crashed on this build: keep the others
                 row = {**base, "status": "tool-error", "message": str(e)}
+            row["baseline"] = base_of[p].tag if base_of.get(p) is not None else None
             rows.append(row)
             bar.update()
     bar.close()
-    by = {(r["target"], _key_of(r), r["parameters"]["format_set"]): r for r in rows}
+    by = {(r["target"], r["tag"]): r for r in rows}
     for r in rows:
-        if r["status"] == "ok":
-            lanes = r["parameters"]["lanes"]
-            r["luts_per_lane"] = round(r["luts"] / lanes, 1)
-            r["weights_per_s"] = r["fmax_mhz"] * 1e6 * lanes / r["terms_per_weight"]
+        if r["status"] == "ok" and "lanes" in r:
+            r["luts_per_lane"] = round(r["luts"] / r["lanes"], 1)
+            r["weights_per_s"] = r["fmax_mhz"] * 1e6 * r["lanes"] / r["terms_per_weight"]
     for r in rows:
-        if r["status"] != "ok":
+        if r["status"] != "ok" or r["baseline"] is None:
             continue
-        b = by.get((r["target"], _key_of(r), BASELINE_FORMAT))
-        r["baseline"] = b["tag"] if b else None
+        b = by.get((r["target"], r["baseline"]))
+        ok = b is not None and b["status"] == "ok"
         r["throughput_vs_int4"] = (round(r["weights_per_s"] / b["weights_per_s"], 3)
-                                   if b and b["status"] == "ok" and "weights_per_s" in b else None)
-        r["luts_vs_int4"] = (round(r["luts"] / b["luts"], 3)
-                             if b and b["status"] == "ok" and b["luts"] else None)
+                                   if ok and "weights_per_s" in b else None)
+        r["luts_vs_int4"] = round(r["luts"] / b["luts"], 3) if ok and b["luts"] else None
     return {"bench": "synth", "targets": targets, "seeds": list(range(1, seeds + 1)),
             "tools": _tool_versions(),
             "throughput": "weights/s = Fmax x L / T, T = mean terms per weight of the format set "
@@ -124,11 +122,6 @@ def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bo
                           "the plain INT4 unit with the same L, G, A, S, K on the same target, "
                           "built in the same run",
             "rows": rows}
-
-
-def _key_of(row) -> tuple:
-    q = row["parameters"]
-    return (q["lanes"], q["group_size"], q["act_bits"], q["scale_bits"], q["max_groups"])
 
 
 def _tool_versions() -> dict:
@@ -152,8 +145,7 @@ def format_table(result: dict) -> str:
             "LUT/lane", "Mw/s", "thr/int4", "LUT/int4"]
     lines = [head]
     for r in result["rows"]:
-        q = r["parameters"]
-        params = f"L{q['lanes']} G{q['group_size']} {q['format_set']}" + \
+        params = r.get("label", r.get("tag", "?")) + \
                  (" (baseline)" if r["role"] == "baseline" else "") + \
                  (" [abc]" if r.get("abc9") is False else "")
         if r["status"] == "does-not-fit":
@@ -166,8 +158,9 @@ def format_table(result: dict) -> str:
             continue
         lines.append([r["target"], params, str(r["luts"]), f"{r['lut_pct']:.1f}", str(r["ffs"]),
                       str(r["carries"]), str(r["bram"]), str(r["dsp"]), f"{r['fmax_mhz']:.1f}",
-                      f"{r['luts_per_lane']:.1f}", f"{r['weights_per_s'] / 1e6:.0f}",
-                      _opt(r["throughput_vs_int4"], ".2f"), _opt(r["luts_vs_int4"], ".2f")])
+                      _opt(r.get("luts_per_lane"), ".1f"),
+                      _opt(r["weights_per_s"] / 1e6 if "weights_per_s" in r else None, ".0f"),
+                      _opt(r.get("throughput_vs_int4"), ".2f"), _opt(r.get("luts_vs_int4"), ".2f")])
     full = [row for row in lines if row[3] != "" or row is head]
     widths = [max(len(row[i]) for row in full) for i in range(len(head))]
     out = []

@@ -37,6 +37,10 @@ class Design:
     build: Callable[[object], object]           #: parameters -> wiring.Component
     info: Callable[[object], dict]              #: parameters -> manifest sections
     describe: Callable[[object], str]           #: parameters -> the lines `elaborate` prints
+    #: parameters -> {"label", "lanes", "terms_per_weight"} for the synthesis bench (optional)
+    synth_figures: Callable[[object], dict] | None = None
+    #: parameters -> the parameter set the synthesis bench compares it with (optional)
+    synth_baseline: Callable[[object], object] | None = None
 
 
 def parse_int(name: str, text) -> int:
@@ -101,6 +105,16 @@ def _dot_describe(p) -> str:
             f"{d['latency_constant']}")
 
 
+def _dot_synth_figures(p) -> dict:
+    terms = p.format_terms()
+    return {"label": f"L{p.lanes} G{p.group_size} {p.fs.name}", "lanes": p.lanes,
+            "terms_per_weight": sum(terms) / len(terms)}
+
+
+#: Format set of the plain unit every dot unit is compared with in `bitmix bench synth`.
+DOT_UNIT_BASELINE_FORMAT = "int4"
+
+
 DOT_UNIT = Design(
     name="dot_unit",
     summary="bit-serial dot-product unit (PE + group dequantizer), one row at a time",
@@ -114,7 +128,9 @@ DOT_UNIT = Design(
         Option("k", "k", 4096, "longest row K the accumulator is sized for; G must divide it "
                                "(default 4096)"),
     ),
-    make_params=_dot_params, build=_dot_build, info=dot_unit_info, describe=_dot_describe)
+    make_params=_dot_params, build=_dot_build, info=dot_unit_info, describe=_dot_describe,
+    synth_figures=_dot_synth_figures,
+    synth_baseline=lambda p: p.replace(format_set=DOT_UNIT_BASELINE_FORMAT))
 
 #: Every design, by CLI name.
 DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT,)}

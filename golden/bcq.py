@@ -1,7 +1,7 @@
 """Binary-coding quantization (BCQ) with power-of-two scales: ShiftAddLLM's weight format.
 
 A weight matrix is approximated as ``W ≈ Σ_{i<q} α_i · B_i`` with ``B_i ∈ {−1, +1}``
-(SPEC §2.4). Each α is shared by a *scale group* of weights; three layouts exist, all
+(docs/architecture.md §2.4). Each α is shared by a *scale group* of weights; three layouts exist, all
 described by one pair ``(row_span, col_span)``: element ``(n, k)`` uses
 ``α[i, n // row_span, k // col_span]``.
 
@@ -16,7 +16,7 @@ layout      (row_span, col_span)      meaning
 Fitting (ShiftAddLLM Alg. 1 and its release code): greedy init (``B_i = sign(r)``,
 ``α_i = mean|r|``), then ``rounds`` alternating steps: least-squares α given B, the α made
 positive and sorted descending (so planes are most-significant first and precision p reads
-the first p planes, SPEC §2.6), rounded to APoT (``α_k = POT(α − Σ_{j<k} α_j)``, at most
+the first p planes, docs/architecture.md §2.6), rounded to APoT (``α_k = POT(α − Σ_{j<k} α_j)``, at most
 ``apot_terms`` signed powers of two), then the exact nearest codeword for every weight (the
 ``2**q`` values ``Σ ±α_i`` sorted, nearest by binary search). The best state seen per group
 is kept, so extra rounds never make a group worse.

@@ -21,7 +21,7 @@ plus the attention products QK and SV of every block) is a matrix product with
 
 The *generative* figure of the paper (Fig. 7) is ``prefill + 20 · decode``: one 256-token prefill
 on the 32×32 array and 20 decode steps on the 64×16 array, each decode step at context 256.
-The four anchors of SPEC §4 (79,493,200 BitMoD, 129,497,936 ANT, 97,236,816 OliVe and
+The four anchors of docs/architecture.md §4 (79,493,200 BitMoD, 129,497,936 ANT, 97,236,816 OliVe and
 413,518,608 FP16 for Llama-2-7B) are each **one decode step**, not that sum.
 
 The same workload on an engine description
@@ -332,7 +332,7 @@ def generative_cycles(design: str, model: LlmShape = LLAMA2_7B, decode_steps: in
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """A bitmix GEMV engine, as far as a cycle count needs it (issue 7; SPEC §4).
+    """A bitmix GEMV engine, as far as a cycle count needs it (issue 7; docs/architecture.md §4).
 
     Members
     -------
@@ -453,7 +453,7 @@ def bitmod_table(phase: str = "decode", model: LlmShape = LLAMA2_7B,
                  engine: EngineSpec | None | bool = True) -> list[TableRow]:
     """Rows (name, cycles, FP16 cycles ÷ cycles) for ``bitmix bench hw``.
 
-    ``phase`` is ``"decode"`` (one decode step at context 256: the SPEC §4 anchors), ``"prefill"``
+    ``phase`` is ``"decode"`` (one decode step at context 256: the architecture.md §4 anchors), ``"prefill"``
     or ``"generative"`` (prefill + 20 decode steps, the paper's Fig. 7). ``engine`` adds a row for
     an :class:`EngineSpec` (True: :data:`DEFAULT_ENGINE`; None/False: no engine row).
     """

@@ -1,8 +1,8 @@
 """Weight number formats: the single source of truth.
 
 Every format is declared here by its integer grid and nothing else. The b-bit code
-of each value, the signed power-of-two terms the bit-serial PE consumes (SPEC §2.3),
-the nested lower-precision values (SPEC §2.6) and the hash a bitstream reports are
+of each value, the signed power-of-two terms the bit-serial PE consumes (docs/architecture.md §2.3),
+the nested lower-precision values (docs/architecture.md §2.6) and the hash a bitstream reports are
 all *derived* from the grid, so adding a format means adding one grid line.
 
 Code assignment (derived, see :func:`_assign_codes`):
@@ -166,7 +166,7 @@ class Format:
             raise BitmixError(f"format {self.name}: {value} is not on the grid {list(self.grid)}") from None
 
     def truncated_value(self, code: int, nterms: int) -> int:
-        """Value read at reduced precision: the sum of the first ``nterms`` terms (SPEC §2.6)."""
+        """Value read at reduced precision: the sum of the first ``nterms`` terms (architecture.md §2.6)."""
         return sum(t.value for t in self.terms[code][:nterms])
 
     def describe(self) -> dict:

@@ -1,6 +1,6 @@
 """Second-order post-training quantization (GPTQ / OPTQ): one engine, any quantizer.
 
-The engine minimises ``‖WX − ŴX‖²`` column by column (SPEC §3, research notes §D):
+The engine minimises ``‖WX − ŴX‖²`` column by column (docs/architecture.md §3, research notes §D):
 
 1. ``H = 2XXᵀ`` accumulated over calibration tokens as a running mean (:class:`Hessian`,
    always float64 here — cheap at these sizes and what ShiftAddLLM uses for BCQ);

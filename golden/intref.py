@@ -7,7 +7,7 @@ For a row with groups ``g`` of ``G`` weights, format ids ``f_g``, integer scales
     r   = sum_g u_g * p_g                                 (row result, the dequantizer)
 
 ``nterms`` reads every weight at reduced precision: only its first ``nterms``
-signed power-of-two terms (SPEC §2.6). All arithmetic is exact.
+signed power-of-two terms (docs/architecture.md §2.6). All arithmetic is exact.
 """
 
 from __future__ import annotations

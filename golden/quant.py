@@ -4,7 +4,7 @@ A weight matrix ``W[N, K]`` is split per output row into groups of ``G`` inputs.
 Each group stores a format id (which format of the set it uses), an unsigned
 integer scale ``u`` and, for asymmetric INT, an integer zero point; each row stores
 one float scale ``sigma``. A weight is ``w = sigma_row * u_group * (v[code] - z_group)``
-(SPEC §2). This two-level scale is what lets the hardware keep every product integer
+(docs/architecture.md §2). This two-level scale is what lets the hardware keep every product integer
 until the very end.
 """
 

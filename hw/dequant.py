@@ -1,4 +1,4 @@
-"""Per-group dequantizer: row += u * psum, bit-serially over the bits of u (SPEC §4).
+"""Per-group dequantizer: row += u * psum, bit-serially over the bits of u (docs/architecture.md §4).
 
 Each cycle it consumes r bits of u (r = ``DotParams.dq_bits_per_cycle``) and adds
 ``sum_j u[j] * (psum << j)`` — r shifted copies, selected by the bits of u — to the row

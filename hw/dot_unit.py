@@ -1,4 +1,4 @@
-"""Dot-product unit: one row of K weights times K activations (SPEC §4).
+"""Dot-product unit: one row of K weights times K activations (docs/architecture.md §4).
 
 ```
  weights ──► BitSerialPE ──psums──► GroupDequantizer ──► result

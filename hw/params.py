@@ -3,7 +3,7 @@
 This module has no Amaranth import: the CLI, the manifest writer and the testbenches use it
 to validate parameters and to derive widths before (or without) elaborating anything.
 
-Width derivation (SPEC §4: "no legal input can overflow")
+Width derivation (docs/architecture.md §4: "no legal input can overflow")
 --------------------------------------------------------
 Let A = activation bits, S = scale bits, G = group size, and
 

@@ -1,4 +1,4 @@
-"""Bit-serial processing element (BitMoD-style, SPEC §2.3/§4).
+"""Bit-serial processing element (BitMoD-style, docs/architecture.md §2.3/§4).
 
 L lanes. A ``weights`` beat carries L codes and L signed activations. The PE keeps the beat on
 its input for T cycles — T = terms of the group's format, limited by the runtime ``precision``

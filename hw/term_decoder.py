@@ -1,4 +1,4 @@
-"""Term decoder: (format id, code, term index) -> one signed power of two (SPEC §2.3).
+"""Term decoder: (format id, code, term index) -> one signed power of two (docs/architecture.md §2.3).
 
 The table is generated from ``golden.formats`` (each code's NAF terms, largest first); no value
 is typed here, so changing a grid in ``golden/`` changes this logic. A term index past the end

@@ -1,7 +1,7 @@
 """golden.cycle_model: BitMoD's simulator reproduced exactly, and the engine comparison model.
 
 The published figures below are the release's own (``bitmod_sim/plot/speedup_plot.ipynb`` of
-yc2367/BitMoD-HPCA-25 @58d7bdb, the Fig. 7 data; SPEC §4 quotes the Llama-2-7B decode ones);
+yc2367/BitMoD-HPCA-25 @58d7bdb, the Fig. 7 data; docs/architecture.md §4 quotes the Llama-2-7B decode ones);
 the per-layer figures are worked by hand from the formula in research/bitmod.md §2.
 """
 
@@ -47,7 +47,7 @@ PUBLISHED = {
 
 
 def test_spec_anchors_llama2_7b_decode():
-    """SPEC §4 / issue 7 item 8(b): the four figures, exactly."""
+    """docs/architecture.md §4 / issue 7 item 8(b): the four figures, exactly."""
     ops = workload(LLAMA2_7B, "decode")
     d = bitmod_sim_designs("decode", LLAMA2_7B)
     assert bitmod_sim_cycles(d["BitMoD"], ops) == 79_493_200

@@ -66,7 +66,7 @@ def test_bitmod_variants_match_spec_specials():
 
 
 def test_unified_representation_needs_at_most_two_terms():
-    """SPEC §2.3: every INT3/INT4/FP3/FP4 value, special values included, is <= 2 terms."""
+    """docs/architecture.md §2.3: every INT3/INT4/FP3/FP4 value, special values included, is <= 2 terms."""
     for name, f in FORMATS.items():
         if not f.zero_point:
             assert f.max_terms <= 2, name

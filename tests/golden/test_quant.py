@@ -14,7 +14,7 @@ SYMMETRIC_SETS = [n for n, s in FORMAT_SETS.items() if not s.zero_point]
 
 
 def _brute_force(W, fs, G, S):
-    """Loop-by-loop restatement of quantize_rtn's search (selection rule of SPEC §2.1/§2.2)."""
+    """Loop-by-loop restatement of quantize_rtn's search (selection rule of architecture.md §2.1/§2.2)."""
     umax = (1 << S) - 1
     N, K = W.shape
     out = []

@@ -46,7 +46,7 @@ __all__ = [
     "Op", "workload", "SimAccelerator", "LayerCycles",
     "bitmod_sim_layer", "bitmod_sim_layers", "bitmod_sim_cycles", "bitmod_sim_designs",
     "generative_cycles", "EngineSpec", "engine_layer", "engine_cycles", "DEFAULT_ENGINE",
-    "TableRow", "bitmod_table",
+    "TableRow", "bitmod_table", "gemv_rtl_cycles", "gemv_ideal_cycles",
 ]
 
 # ---- BitMoD simulator model
@@ -472,3 +472,54 @@ def bitmod_table(phase: str = "decode", model: LlmShape = LLAMA2_7B,
             cycles[engine.name] = engine_cycles(engine, model, phase)
     fp16 = cycles["FP16"]
     return [TableRow(n, c, fp16 / c) for n, c in cycles.items()]
+
+
+# ---- The bitmix GEMV engine's RTL, exactly (hw.gemv.GemvEngine; issue 7 part 8(a))
+
+def gemv_rtl_cycles(layout, fmt_ids, fmt_set: int = 0, precision: int = 0, *, latency: int) -> dict:
+    """Cycles of one GEMV on the RTL engine, exact when its streams never stall.
+
+    ``layout`` is the engine's :class:`golden.gemv_layout.GemvLayout` (R, L, G, format sets),
+    ``fmt_ids`` the layer's ``[N][K/G]`` format ids, ``precision`` the terms per weight it runs at
+    (0 = full) and ``latency`` the RTL's pipeline constant (``hw.gemv_params.GemvParams.latency``).
+
+    * descriptor: 1 cycle (the ``cmd`` beat is accepted in the idle cycle after the previous
+      GEMV's last issued term);
+    * activation load: K/L cycles;
+    * compute: for every row block j and group g, ``G/L · T_jg`` cycles with
+      ``T_jg = min(precision, max over the block's rows r of T(f_rg))``, ``T(f)`` the terms of
+      format f (>= 1) and padding rows counted with the set's cheapest format (the packer's choice);
+    * the next GEMV's descriptor follows immediately: ``period = 1 + K/L + compute``;
+    * its last result leaves ``latency`` cycles after its last issued term:
+      ``to_last_result = period - 1 + latency`` cycles after its descriptor.
+    """
+    rows = fmt_ids.tolist() if hasattr(fmt_ids, "tolist") else [list(r) for r in fmt_ids]
+    fs = layout.format_sets[fmt_set]
+    terms = [max(1, f.max_terms) for f in fs.formats]
+    n, ng = len(rows), len(rows[0])
+    k = ng * layout.group_size
+    pad = terms[layout.pad_fmt(fmt_set)]
+    bpg = layout.group_size // layout.lanes
+    compute = 0
+    for j in range(0, n, layout.rows):
+        block = rows[j:j + layout.rows]
+        for g in range(ng):
+            t = max(terms[r[g]] for r in block)
+            if len(block) < layout.rows:
+                t = max(t, pad)
+            if precision:
+                t = min(t, precision)
+            compute += bpg * t
+    load = k // layout.lanes
+    period = 1 + load + compute
+    return {"descriptor": 1, "load": load, "compute": compute, "period": period,
+            "to_last_result": period - 1 + latency,
+            "ideal": gemv_ideal_cycles(layout, n, k, fmt_set, precision)}
+
+
+def gemv_ideal_cycles(layout, n: int, k: int, fmt_set: int = 0, precision: int = 0) -> Fraction:
+    """Ideal cycles ``N·K·T / (R·L)``, T the set's terms per weight at ``precision`` (issue 7
+    item 9): the utilization of a run is this divided by its measured cycles."""
+    fs = layout.format_sets[fmt_set]
+    t = fs.max_terms if not precision else min(precision, fs.max_terms)
+    return Fraction(n * k * t, layout.rows * layout.lanes)

@@ -68,6 +68,7 @@ class Field:
     count: int = 1
     signed: bool = False
     doc: str = ""
+    array: bool = False       #: an array of ``count`` elements (a list in Python), even if count == 1
 
     @property
     def width(self) -> int:
@@ -76,9 +77,9 @@ class Field:
 
 def _fields(spec) -> tuple[Field, ...]:
     out, off = [], 0
-    for name, w, n, s, doc in spec:
-        out.append(Field(name, off, w, n, s, doc))
-        off += w * n
+    for name, w, n, s, doc in spec:         # n None: a scalar field
+        out.append(Field(name, off, w, n or 1, s, doc, n is not None))
+        off += w * (n or 1)
     return tuple(out)
 
 
@@ -91,7 +92,7 @@ def pack_fields(fields, values: dict) -> int:
     word = 0
     for f in fields:
         v = values.get(f.name, 0)
-        items = v if f.count > 1 or isinstance(v, list | tuple) else [v]
+        items = list(v) if f.array else [v]
         if len(items) != f.count:
             raise BitmixError(f"field {f.name}: {len(items)} values, expected {f.count}")
         lo, hi = (-(1 << (f.elem_width - 1)), (1 << (f.elem_width - 1)) - 1) if f.signed \
@@ -116,7 +117,7 @@ def unpack_fields(fields, word: int) -> dict:
             if f.signed and x >> (f.elem_width - 1):
                 x -= 1 << f.elem_width
             items.append(x)
-        out[f.name] = items if f.count > 1 else items[0]
+        out[f.name] = items if f.array else items[0]
     return out
 
 
@@ -176,21 +177,21 @@ class GemvLayout:
     @property
     def cmd_fields(self) -> tuple[Field, ...]:
         return _fields([
-            ("k", self.k_bits, 1, False, "inputs per row (multiple of G, <= max K)"),
-            ("n", self.n_bits, 1, False, "output rows (<= max N)"),
-            ("fmt_set", self.set_bits, 1, False, "index of the layer's format set (compiled-in sets)"),
-            ("path", 1, 1, False, "compute path: 0 = bit-serial (1 reserved for shift-add)"),
+            ("k", self.k_bits, None, False, "inputs per row (multiple of G, <= max K)"),
+            ("n", self.n_bits, None, False, "output rows (<= max N)"),
+            ("fmt_set", self.set_bits, None, False, "index of the layer's format set (compiled-in sets)"),
+            ("path", 1, None, False, "compute path: 0 = bit-serial (1 reserved for shift-add)"),
         ])
 
     def result_fields(self, row_bits: int) -> tuple[Field, ...]:
         return _fields([
             ("row", row_bits, self.rows, True, "integer result of row r of the block"),
-            ("last", 1, 1, False, "the GEMV's final row block"),
+            ("last", 1, None, False, "the GEMV's final row block"),
         ])
 
     @property
     def status_fields(self) -> tuple[Field, ...]:
-        return _fields([(n, 1, 1, False, d) for n, d in STATUS_FLAGS])
+        return _fields([(n, 1, None, False, d) for n, d in STATUS_FLAGS])
 
     @property
     def weight_bits(self) -> int:
@@ -287,7 +288,7 @@ class GemvLayout:
             for g in range(ng):
                 for t in range(B):
                     v = unpack_fields(self.weight_fields, next(it))
-                    d = (_as_list(v["fmt"]), _as_list(v["u"]))
+                    d = (v["fmt"], v["u"])
                     if t == 0:
                         first = d
                         fmt_ids[rs, g] = torch.tensor(d[0])
@@ -296,7 +297,7 @@ class GemvLayout:
                         raise BitmixError(f"{what}: block {j}, group {g}, beat {t}: descriptors differ "
                                           "from the group's first beat")
                     c0 = g * self.group_size + t * L
-                    codes[rs, c0:c0 + L] = torch.tensor(_as_list(v["codes"])).reshape(R, L)
+                    codes[rs, c0:c0 + L] = torch.tensor(v["codes"]).reshape(R, L)
         return codes[:n], fmt_ids[:n], u[:n]
 
     def to_bytes(self, beats: list[int]) -> bytes:
@@ -331,12 +332,8 @@ class GemvLayout:
             v = unpack_fields(rf, w)
             if v["last"] != int(j == nb - 1):
                 raise BitmixError(f"results: block {j} has last={v['last']}")
-            out += _as_list(v["row"])
+            out += v["row"]
         return out[:n]
-
-
-def _as_list(v) -> list:
-    return v if isinstance(v, list) else [v]
 
 
 def doc_table(fields, title: str) -> str:

@@ -1,0 +1,251 @@
+"""GEMV engine: y = W x for one layer, R output rows x L lanes at a time (SPEC §4, issue 7).
+
+```
+ cmd (K, N, format set, path) ─► descriptor registers, status ◄─ abort
+ precision (latched at cmd) ──┘
+ acts ─► activation buffer (max_k/L words of L*A bits, amaranth.lib.memory) ─┐ read register
+ weights (R*L codes + R descriptors per beat) ─► sequencer (term/beat/group/block counters) ─┤
+                                                                  GemvArray (R rows x L lanes)
+                                                                              └─► results
+```
+
+A GEMV: one ``cmd`` beat (the layer descriptor), then K/L ``acts`` beats fill the buffer, then
+the weight stream in the order :mod:`golden.gemv_layout` defines — row blocks, groups, beats.
+Each weight beat is held for T cycles, T = the largest term count among the R rows' formats
+for that group, limited by the precision latched at ``cmd`` (0 = full); each cycle one term of
+every weight of the beat is issued, with the activation beat read from the buffer and broadcast
+to all R rows. After a block's last group, its R row results leave as one ``results`` beat.
+
+No bubbles: beats, groups, blocks and GEMVs follow each other at one issue per cycle while the
+weight stream flows; a GEMV costs ``1 + K/L + sum over blocks and groups of T * G/L`` cycles
+(descriptor, activation load, compute) — :mod:`golden.gemv_cycles` is that model. The next
+``cmd`` is accepted as soon as the last term is issued, so the next GEMV's descriptor and
+activation load overlap the previous one's drain (pipeline, dequantizers, results).
+
+Errors (sticky flags in ``status``, cleared by the next accepted ``cmd``): a descriptor with a
+bad K, N, format set or compute path is consumed and rejected (the engine stays idle); a weight
+beat with a format id outside the layer's set, or ``abort``, flushes the array (its state is
+reset, in-flight results are dropped) and returns the engine to idle. No reset is needed; the
+weight source must drop the rest of that GEMV's stream.
+
+The compute path: ``cmd.path`` = 0 selects this bit-serial array. A second path (shift-add,
+ShiftAddLLM) plugs in beside :class:`hw.gemv_array.GemvArray`: same activation buffer, same
+weight stream port (its own payload interpretation), same ``results``; until it exists path 1
+is rejected with ``err_desc``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Const, Module, Mux, ResetInserter, ResetSignal, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.gemv_array import GemvArray, struct_of
+from hw.gemv_params import GemvParams
+from hw.params import id_port_bits
+from hw.term_decoder import format_terms_table
+
+__all__ = ["GemvEngine"]
+
+IDLE, LOAD, RUN = 0, 1, 2
+
+
+class GemvEngine(wiring.Component):
+    """R x L bit-serial GEMV engine.
+
+    Parameters are those of :meth:`hw.gemv_params.GemvParams.make` (keyword-only), validated
+    before anything is elaborated; or pass ``params=`` a :class:`GemvParams`.
+
+    Members
+    -------
+    cmd : In(stream.Signature(cmd layout))
+        Layer descriptor ``{k, n, fmt_set, path}``; accepted only while no GEMV is loading or
+        computing. Layout: :attr:`golden.gemv_layout.GemvLayout.cmd_fields`.
+    precision : In(term bits)
+        Terms per weight (1..T; 0 or >= T = full precision); latched when ``cmd`` is accepted.
+    abort : In(1)
+        Flush the array and return to idle; sets ``status.err_abort`` if a GEMV was in flight.
+    acts : In(stream.Signature(act layout))
+        L signed activations per beat, K/L beats after each accepted ``cmd``.
+    weights : In(stream.Signature(weight layout))
+        R*L codes + R group descriptors per beat (:attr:`GemvLayout.weight_fields`).
+    results : Out(stream.Signature(result layout))
+        One beat per row block: R signed row results and ``last``.
+    status : Out(status layout)
+        ``busy`` and the sticky error flags of :data:`golden.gemv_layout.STATUS_FLAGS`.
+    """
+
+    def __init__(self, params: GemvParams | None = None, **kw):
+        self._MustUse__silence = True     # no "never used" warning if validation fails
+        self._params = p = params if params is not None else GemvParams.make(**kw)
+        self._MustUse__silence = False
+        lay = p.layout
+        self.cmd_layout = struct_of(lay.cmd_fields)
+        self.act_layout = struct_of(lay.act_fields)
+        self.weight_layout = struct_of(lay.weight_fields)
+        self.result_layout = struct_of(lay.result_fields(p.row_bits))
+        self.status_layout = struct_of(lay.status_fields)
+        super().__init__({
+            "cmd": In(stream.Signature(self.cmd_layout)),
+            "precision": In(p.term_bits),
+            "abort": In(1),
+            "acts": In(stream.Signature(self.act_layout)),
+            "weights": In(stream.Signature(self.weight_layout)),
+            "results": Out(stream.Signature(self.result_layout)),
+            "status": Out(self.status_layout),
+        })
+
+    @property
+    def params(self) -> GemvParams:
+        return self._params
+
+    def elaborate(self, platform):
+        p = self._params
+        R, B = p.rows, p.beats_per_group
+        nsets = len(p.format_sets)
+        m = Module()
+        rst = ResetSignal()
+
+        flush = Signal()
+        array = GemvArray(p)
+        m.submodules.array = ResetInserter({"sync": flush})(array)
+        m.submodules.buf = buf = memory.Memory(shape=self.act_layout["x"].shape, depth=p.buffer_depth,
+                                              init=[])
+        rd = buf.read_port(domain="sync")
+        wr = buf.write_port()
+
+        # ---- descriptor registers (latched when a cmd is accepted)
+        state = Signal(2)
+        ngroups_m1 = Signal(range(max(2, p.max_groups)))
+        n_rows = Signal(p.layout.n_bits)
+        fmt_set = Signal(range(max(2, nsets)))
+        prec = Signal(p.term_bits)
+        # ---- sequencer counters
+        term = Signal(p.term_bits)
+        beat = Signal(range(max(2, B)))
+        group = Signal(range(max(2, p.max_groups)))
+        addr = Signal(range(max(2, p.buffer_depth)))
+        rows_base = Signal(p.layout.n_bits)
+        outstanding = Signal(range(8))        # row blocks issued and not yet out on `results`
+        status = Signal(self.status_layout)
+
+        m.d.comb += [array.fmt_set.eq(fmt_set), array.x.eq(rd.data),
+                     rd.addr.eq(addr), rd.en.eq(~array.stall),
+                     wr.addr.eq(addr), wr.data.eq(self.acts.p.x)]
+        wiring.connect(m, array.results, wiring.flipped(self.results))
+
+        # ---- terms of the current group: the largest among the R rows' formats, capped by prec
+        w = self.weights.p
+        t_rows, bad = [], []
+        for r in range(R):
+            t_r = Signal(p.term_bits, name=f"t_row{r}")
+            sel, bad_r = None, None
+            for si, fs in enumerate(p.format_sets):
+                table = Array(Const(t, p.term_bits) for t in format_terms_table(fs))
+                t_si = table[w.fmt[r][:id_port_bits(fs)]]
+                bad_si = w.fmt[r] >= len(fs.formats)
+                sel = t_si if sel is None else Mux(fmt_set == si, t_si, sel)
+                bad_r = bad_si if bad_r is None else Mux(fmt_set == si, bad_si, bad_r)
+            m.d.comb += t_r.eq(sel)
+            t_rows.append(t_r)
+            bad.append(bad_r)
+        t_grp = t_rows[0]
+        for t_r in t_rows[1:]:
+            t_grp = Mux(t_r > t_grp, t_r, t_grp)
+        t_cur = Signal(p.term_bits)
+        m.d.comb += t_cur.eq(Mux((prec != 0) & (prec < t_grp), prec, t_grp))
+        bad_fmt = Signal()
+        m.d.comb += bad_fmt.eq(_any(bad))
+
+        last_term, last_beat, last_group, last_block = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [last_term.eq(term + 1 >= t_cur), last_beat.eq(beat == B - 1),
+                     last_group.eq(group == ngroups_m1), last_block.eq(rows_base + R >= n_rows)]
+
+        running = state == RUN
+        fmt_err = Signal()
+        advance = Signal()
+        m.d.comb += [
+            fmt_err.eq(running & self.weights.valid & bad_fmt),
+            advance.eq(running & self.weights.valid & ~bad_fmt & ~array.stall & ~self.abort),
+            self.weights.ready.eq(advance & last_term & ~rst),
+            self.acts.ready.eq((state == LOAD) & ~rst),
+            self.cmd.ready.eq((state == IDLE) & ~rst),
+            wr.en.eq(self.acts.valid & self.acts.ready),
+        ]
+        iss = array.issue
+        m.d.comb += [iss.valid.eq(advance), iss.beat.eq(w), iss.term.eq(term),
+                     iss.first.eq((term == 0) & (beat == 0)), iss.final.eq(last_term & last_beat),
+                     iss.row_last.eq(last_group), iss.gemv_last.eq(last_block)]
+
+        # ---- status: busy while loading/computing or while results are still in flight
+        busy = Signal()
+        m.d.comb += [busy.eq((state != IDLE) | (outstanding != 0)), self.status.eq(status),
+                     self.status.busy.eq(busy)]
+        block_issued = advance & last_term & last_beat & last_group
+        block_out = self.results.valid & self.results.ready
+        with m.If(block_issued & ~block_out):
+            m.d.sync += outstanding.eq(outstanding + 1)
+        with m.Elif(block_out & ~block_issued):
+            m.d.sync += outstanding.eq(outstanding - 1)
+
+        # ---- descriptor: validate and latch
+        c = self.cmd.p
+        err_k = (c.k == 0) | (c.k[:p.log2_group] != 0) | (c.k > p.max_k)
+        err_n = (c.n == 0) | (c.n > p.max_n)
+        err_desc = (c.fmt_set >= nsets) | (c.path != 0)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [status.err_k.eq(err_k), status.err_n.eq(err_n), status.err_desc.eq(err_desc),
+                         status.err_format.eq(0), status.err_abort.eq(0)]
+            with m.If(~(err_k | err_n | err_desc)):
+                m.d.sync += [state.eq(LOAD), ngroups_m1.eq((c.k >> p.log2_group) - 1),
+                             n_rows.eq(c.n), fmt_set.eq(c.fmt_set), prec.eq(self.precision),
+                             term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0)]
+
+        # ---- activation load: K/L beats into the buffer
+        with m.If(wr.en):
+            m.d.sync += addr.eq(addr + 1)
+            with m.If(last_beat):
+                m.d.sync += beat.eq(0)
+                with m.If(last_group):
+                    m.d.sync += [group.eq(0), addr.eq(0), state.eq(RUN)]
+                with m.Else():
+                    m.d.sync += group.eq(group + 1)
+            with m.Else():
+                m.d.sync += beat.eq(beat + 1)
+
+        # ---- compute: term -> beat -> group -> row block
+        with m.If(advance):
+            with m.If(last_term):
+                m.d.sync += [term.eq(0), addr.eq(Mux(last_beat & last_group, 0, addr + 1))]
+                with m.If(last_beat):
+                    m.d.sync += beat.eq(0)
+                    with m.If(last_group):
+                        m.d.sync += group.eq(0)
+                        with m.If(last_block):
+                            m.d.sync += state.eq(IDLE)
+                        with m.Else():
+                            m.d.sync += rows_base.eq(rows_base + R)
+                    with m.Else():
+                        m.d.sync += group.eq(group + 1)
+                with m.Else():
+                    m.d.sync += beat.eq(beat + 1)
+            with m.Else():
+                m.d.sync += term.eq(term + 1)
+
+        # ---- abort / bad format id: flush and go idle (no reset needed)
+        m.d.comb += flush.eq(self.abort | fmt_err)
+        with m.If(flush):
+            m.d.sync += [state.eq(IDLE), term.eq(0), beat.eq(0), group.eq(0), addr.eq(0),
+                         rows_base.eq(0), outstanding.eq(0)]
+            with m.If(fmt_err):
+                m.d.sync += status.err_format.eq(1)
+            with m.If(self.abort & busy):
+                m.d.sync += status.err_abort.eq(1)
+        return m
+
+
+def _any(sigs):
+    out = sigs[0]
+    for s in sigs[1:]:
+        out = out | s
+    return out

@@ -1,0 +1,226 @@
+"""The GEMV engine's compute array: R rows x L lanes of bit-serial terms, one dequantizer per row.
+
+```
+ issue (codes R*L, fmt R, u R, term, flags) ─► TermDecoder x R*L ─► [s1: decoded terms] ──┐
+ x (L activations, from the buffer's read register, aligned with s1) ─► ±x once per lane ─┤
+      per row: select ±x << e per lane, adder tree ─► [s2: R tree sums] ─► psum += ─► [out]
+      ─► GroupDequantizer x R (row += u·psum) ─► join ─► skid buffer ─► results
+```
+
+One term of every weight of the beat per cycle. The activation beat is shared: its negation is
+computed once per lane, and each row-lane only selects ``±x`` and shifts it by the term's
+exponent. A single clock enable (``~stall``) freezes every stage while the dequantizers cannot
+take the finished group sums; ``stall`` is driven by registers only (the psum output register
+and the dequantizers' state), and the dequantizers see ``results.ready`` only through the skid
+buffer's registered ``ready``, so the external ``ready`` does not fan out into the array.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.dequant import GroupDequantizer
+from hw.gemv_params import GemvParams
+from hw.params import id_port_bits
+from hw.pe import tree_sum
+from hw.term_decoder import TermDecoder
+
+__all__ = ["GemvArray", "issue_layout", "struct_of", "SkidBuffer"]
+
+
+def struct_of(fields) -> data.StructLayout:
+    """``data.StructLayout`` of a :mod:`golden.gemv_layout` field list, offsets checked."""
+    members = {}
+    for f in fields:
+        elem = signed(f.elem_width) if f.signed else unsigned(f.elem_width)
+        members[f.name] = data.ArrayLayout(elem, f.count) if f.array else elem
+    layout = data.StructLayout(members)
+    for f in fields:
+        assert layout[f.name].offset == f.offset, (f.name, layout[f.name].offset, f.offset)
+    return layout
+
+
+def issue_layout(p: GemvParams) -> data.StructLayout:
+    """What the sequencer hands the array each cycle (one term of one weight beat)."""
+    return data.StructLayout({
+        "valid": 1,
+        "beat": struct_of(p.layout.weight_fields),
+        "term": unsigned(p.term_bits),
+        "first": 1,          # first term of the group's first beat: the psum restarts
+        "final": 1,          # last term of the group's last beat: the psum goes to the dequantizer
+        "row_last": 1,       # the group is the row's last: the dequantizer emits the row
+        "gemv_last": 1,      # ... and the block is the GEMV's last
+    })
+
+
+class SkidBuffer(wiring.Component):
+    """Two-register stream buffer whose ``i.ready`` is a register (no combinational path from
+    ``o.ready``). Full throughput: one transfer per cycle in steady state.
+
+    Members
+    -------
+    i : In(stream.Signature(shape))
+    o : Out(stream.Signature(shape))
+    """
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid_valid = Signal()
+        skid = Signal(self._shape)
+        out = Signal(self._shape)
+        out_valid = Signal()
+        m.d.comb += [self.i.ready.eq(~skid_valid), self.o.valid.eq(out_valid), self.o.payload.eq(out)]
+        take = self.i.valid & ~skid_valid
+        with m.If(~out_valid | self.o.ready):
+            with m.If(skid_valid):
+                m.d.sync += [out.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
+            with m.Elif(take):
+                m.d.sync += [out.eq(self.i.payload), out_valid.eq(1)]
+            with m.Else():
+                m.d.sync += out_valid.eq(0)
+        with m.Elif(take):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
+class GemvArray(wiring.Component):
+    """R rows x L lanes: decoders, shared activation signs, adder trees, dequantizers.
+
+    Members
+    -------
+    issue : In(issue_layout)
+        The term to compute this cycle (``valid`` = 0: nothing). Taken only while ``stall`` is low.
+    fmt_set : In(range(number of sets))
+        Which compiled-in format set decodes the codes (constant during a GEMV).
+    x : In(ArrayLayout(signed(A), L))
+        The activation beat of the term issued in the *previous* cycle (the buffer's read register).
+    stall : Out(1)
+        The array cannot take an issue this cycle (its output is full); also the read enable of
+        the activation buffer's read register (held while stalled).
+    results : Out(stream.Signature(results layout))
+        One beat per row block: R signed row results and ``last`` (the GEMV's final block).
+    """
+
+    def __init__(self, params: GemvParams):
+        self._params = p = params
+        self.result_layout = struct_of(p.layout.result_fields(p.row_bits))
+        super().__init__({
+            "issue": In(issue_layout(p)),
+            "fmt_set": In(range(max(2, len(p.format_sets)))),
+            "x": In(data.ArrayLayout(signed(p.act_bits), p.lanes)),
+            "stall": Out(1),
+            "results": Out(stream.Signature(self.result_layout)),
+        })
+
+    def elaborate(self, platform):
+        p = self._params
+        R, L, A = p.rows, p.lanes, p.act_bits
+        m = Module()
+        iss = self.issue
+        en = ~self.stall
+
+        # ---- stage 0 -> s1: decode the issued term of every row-lane (one decoder per set)
+        eb = p.exp_bits
+        nz = [[Signal(name=f"nz{r}_{i}") for i in range(L)] for r in range(R)]
+        sg = [[Signal(name=f"sg{r}_{i}") for i in range(L)] for r in range(R)]
+        ex = [[Signal(eb, name=f"ex{r}_{i}") for i in range(L)] for r in range(R)]
+        for r in range(R):
+            for i in range(L):
+                outs = []
+                for si, fs in enumerate(p.format_sets):
+                    dec = TermDecoder(format_set=fs)
+                    m.submodules[f"dec{si}_{r}_{i}"] = dec
+                    m.d.comb += [dec.fmt_id.eq(iss.beat.fmt[r][:id_port_bits(fs)]),
+                                 dec.code.eq(iss.beat.codes[r * L + i][:fs.bits]),
+                                 dec.term.eq(iss.term)]
+                    outs.append(dec)
+                nz_c, sg_c, ex_c = outs[0].nonzero, outs[0].sign, outs[0].exp
+                for si in range(1, len(outs)):
+                    sel = self.fmt_set == si
+                    nz_c = Mux(sel, outs[si].nonzero, nz_c)
+                    sg_c = Mux(sel, outs[si].sign, sg_c)
+                    ex_c = Mux(sel, outs[si].exp, ex_c)
+                with m.If(en):
+                    m.d.sync += [nz[r][i].eq(nz_c), sg[r][i].eq(sg_c), ex[r][i].eq(ex_c)]
+        ctl = data.StructLayout({"valid": 1, "first": 1, "final": 1, "row_last": 1, "gemv_last": 1,
+                                 "u": data.ArrayLayout(unsigned(p.scale_bits), R)})
+        s1 = Signal(ctl)
+        with m.If(en):
+            m.d.sync += [s1.valid.eq(iss.valid), s1.first.eq(iss.first), s1.final.eq(iss.final),
+                         s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last),
+                         s1.u.eq(iss.beat.u)]
+
+        # ---- s1 -> s2: ±x once per lane, select and shift per row-lane, one adder tree per row
+        lane_w = A + 1 + p.max_exp
+        pos = [self.x[i] for i in range(L)]
+        neg = [Signal(signed(A + 1), name=f"negx{i}") for i in range(L)]
+        m.d.comb += [neg[i].eq(-pos[i]) for i in range(L)]
+        s2 = Signal(ctl)
+        s2_sum = [Signal(signed(p.psum_bits), name=f"tree{r}") for r in range(R)]
+        for r in range(R):
+            lanes = []
+            for i in range(L):
+                v = Signal(signed(lane_w), name=f"term{r}_{i}")
+                m.d.comb += v.eq(Mux(nz[r][i], Mux(sg[r][i], neg[i], pos[i]) << ex[r][i], 0))
+                lanes.append(v)
+            with m.If(en):
+                m.d.sync += s2_sum[r].eq(tree_sum(lanes))
+        with m.If(en):
+            m.d.sync += s2.eq(s1)
+
+        # ---- s2 -> out: accumulate the group partial sums; a group's final term fills `out`
+        dp = p.dq_params
+        psum = [Signal(signed(p.psum_bits), name=f"psum{r}") for r in range(R)]
+        psum_next = [Signal(signed(p.psum_bits), name=f"psum_next{r}") for r in range(R)]
+        out_valid, out_last, out_gl = Signal(), Signal(), Signal()
+        out_psum = [Signal(signed(p.psum_bits), name=f"out_psum{r}") for r in range(R)]
+        out_u = [Signal(p.scale_bits, name=f"out_u{r}") for r in range(R)]
+        for r in range(R):
+            m.d.comb += psum_next[r].eq(Mux(s2.first, 0, psum[r]) + s2_sum[r])
+
+        dqs = []
+        for r in range(R):
+            dq = GroupDequantizer(dp)
+            m.submodules[f"dq{r}"] = dq
+            dqs.append(dq)
+            m.d.comb += [dq.psums.valid.eq(out_valid), dq.psums.p.psum.eq(out_psum[r]),
+                         dq.psums.p.u.eq(out_u[r]), dq.psums.p.last.eq(out_last)]
+        dq_ready = Signal()
+        m.d.comb += [dq_ready.eq(_all(dq.psums.ready for dq in dqs)),
+                     self.stall.eq(out_valid & ~dq_ready)]
+        with m.If(en):
+            with m.If(dq_ready):
+                m.d.sync += out_valid.eq(0)
+            with m.If(s2.valid):
+                m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
+                with m.If(s2.final):
+                    m.d.sync += [out_valid.eq(1), out_last.eq(s2.row_last), out_gl.eq(s2.gemv_last)]
+                    m.d.sync += [o.eq(pn) for o, pn in zip(out_psum, psum_next)]
+                    m.d.sync += [o.eq(u) for o, u in zip(out_u, s2.u)]
+
+        # ---- dequantizers -> join -> skid buffer. `gemv_last` of each row in flight waits in a
+        # 2-entry queue (at most one row in a dequantizer's result register + one being finished).
+        m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=2)
+        m.d.comb += [lastq.w_en.eq(out_valid & dq_ready & out_last), lastq.w_data.eq(out_gl)]
+        m.submodules.skid = skid = SkidBuffer(self.result_layout)
+        joined = _all(dq.result.valid for dq in dqs)
+        m.d.comb += [skid.i.valid.eq(joined), skid.i.p.last.eq(lastq.r_data),
+                     lastq.r_en.eq(joined & skid.i.ready)]
+        for r, dq in enumerate(dqs):
+            m.d.comb += [skid.i.p.row[r].eq(dq.result.payload), dq.result.ready.eq(joined & skid.i.ready)]
+        wiring.connect(m, skid.o, wiring.flipped(self.results))
+        return m
+
+
+def _all(sigs):
+    sigs = list(sigs)
+    out = sigs[0]
+    for s in sigs[1:]:
+        out = out & s
+    return out

@@ -1,0 +1,195 @@
+"""Generator parameters of the GEMV engine (:class:`hw.gemv.GemvEngine`) and what derives from them.
+
+No Amaranth import: the CLI, manifest writer, cycle model and testbenches validate and derive
+widths here without elaborating anything. Every parameter is validated by :meth:`GemvParams.make`
+before any Elaboratable exists; a bad value raises :class:`bitmix.errors.BitmixError` naming it.
+
+Parameters
+----------
+rows : R, output rows computed side by side (one row block = R rows of W).
+lanes : L, weights per row per beat; the activation beat (L values) is broadcast to all R rows.
+group_size : G, weights per group (one format id + one scale u per row and group); a power of
+    two and a multiple of L, so K/G and K mod G are bit selects in hardware.
+act_bits, scale_bits : A and S, as in :class:`hw.params.DotParams`.
+format_sets : the format sets compiled in; a layer picks one at run time (``cmd.fmt_set``).
+    Code slots in the weight stream are as wide as the widest set's codes.
+max_k, max_n : the largest layer (K inputs, N outputs); max K sizes the activation buffer
+    (max_k / L words of L*A bits) and the row accumulators.
+
+Widths are those of the dot unit (:mod:`hw.params`) for the worst compiled-in set: each set
+gets a ``DotParams`` with ``max_groups = max_k / G``; psum/row widths are the maxima.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from bitmix.errors import BitmixError
+from golden.digest import json_digest
+from golden.formats import FormatSet, get_format_set
+from golden.gemv_layout import GemvLayout
+from hw.params import LIMITS, DotParams, format_cycles, term_port_bits
+
+__all__ = ["GemvParams", "GEMV_LIMITS", "ARRAY_PIPELINE_DEPTH"]
+
+#: Inclusive ranges of the engine-only integer parameters.
+GEMV_LIMITS = {"rows": (1, 64), "max_k": (1, 1 << 16), "max_n": (1, 1 << 20)}
+
+#: Register stages between a term's issue and its row's partial-sum register: decoded terms
+#: (+ the activation buffer's read register), per-row adder-tree sums, then the psum output
+#: register feeding the dequantizers.
+ARRAY_PIPELINE_DEPTH = 3
+
+
+def _check(name: str, value, limits=None) -> int:
+    lo, hi = (limits or {**LIMITS, **GEMV_LIMITS})[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BitmixError(f"{name} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise BitmixError(f"{name} = {value} is out of range [{lo}, {hi}]")
+    return value
+
+
+@dataclass(frozen=True)
+class GemvParams:
+    """Validated generator parameters of the GEMV engine (see the module docstring)."""
+
+    rows: int
+    lanes: int
+    group_size: int
+    act_bits: int
+    scale_bits: int
+    format_sets: tuple[FormatSet, ...]
+    max_k: int
+    max_n: int
+
+    @classmethod
+    def make(cls, *, rows: int, lanes: int, group_size: int = 128, act_bits: int = 8,
+             scale_bits: int = 8, format_sets=("bitmod4",), max_k: int = 4096,
+             max_n: int = 4096) -> GemvParams:
+        for name, value in (("rows", rows), ("lanes", lanes), ("group_size", group_size),
+                            ("act_bits", act_bits), ("scale_bits", scale_bits), ("max_k", max_k),
+                            ("max_n", max_n)):
+            _check(name, value)
+        if group_size & (group_size - 1):
+            raise BitmixError(f"group_size = {group_size} must be a power of two for the GEMV engine")
+        if group_size % lanes:
+            raise BitmixError(f"group_size = {group_size} is not a multiple of lanes = {lanes}")
+        if max_k % group_size:
+            raise BitmixError(f"max_k = {max_k} is not a multiple of group_size = {group_size}")
+        if isinstance(format_sets, str | FormatSet):
+            format_sets = (format_sets,)
+        sets = tuple(fs if isinstance(fs, FormatSet) else get_format_set(fs) for fs in format_sets)
+        if not sets:
+            raise BitmixError("format_sets: at least one format set must be compiled in")
+        if len({fs.name for fs in sets}) != len(sets):
+            raise BitmixError(f"format_sets: duplicate names in {[fs.name for fs in sets]}")
+        for fs in sets:
+            if fs.zero_point:
+                raise BitmixError(f"format set {fs.name!r} uses a zero point (asymmetric INT); the "
+                                  "bit-serial PE has no zero-point correction")
+        return cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n)
+
+    # ------------------------------------------------------------------ derived
+    @cached_property
+    def layout(self) -> GemvLayout:
+        """The stream formats (golden.gemv_layout): the single definition of every payload."""
+        return GemvLayout(self.rows, self.lanes, self.group_size, self.act_bits, self.scale_bits,
+                          self.format_sets, self.max_k, self.max_n)
+
+    @cached_property
+    def set_params(self) -> tuple[DotParams, ...]:
+        """One dot-unit parameter set per compiled-in format set (widths, dequantizer rate)."""
+        return tuple(DotParams.make(lanes=self.lanes, group_size=self.group_size,
+                                    act_bits=self.act_bits, scale_bits=self.scale_bits,
+                                    format_set=fs, max_groups=self.max_groups)
+                     for fs in self.format_sets)
+
+    @property
+    def dq_params(self) -> DotParams:
+        """The set with the widest partial sums: the dequantizers are built for it."""
+        return max(self.set_params, key=lambda p: p.psum_bits)
+
+    @property
+    def max_groups(self) -> int:
+        return self.max_k // self.group_size
+
+    @property
+    def beats_per_group(self) -> int:
+        return self.group_size // self.lanes
+
+    @property
+    def buffer_depth(self) -> int:
+        return self.max_k // self.lanes
+
+    @property
+    def log2_group(self) -> int:
+        return self.group_size.bit_length() - 1
+
+    @property
+    def psum_bits(self) -> int:
+        return self.dq_params.psum_bits
+
+    @property
+    def row_bits(self) -> int:
+        return self.dq_params.row_bits
+
+    @property
+    def term_bits(self) -> int:
+        """Width of the term index and of the ``precision`` input."""
+        return max(term_port_bits(fs) for fs in self.format_sets)
+
+    @property
+    def max_terms(self) -> int:
+        return max(fs.max_terms for fs in self.format_sets)
+
+    @property
+    def exp_bits(self) -> int:
+        return max(p.exp_bits for p in self.set_params)
+
+    @property
+    def max_exp(self) -> int:
+        return max(fs.max_exp for fs in self.format_sets)
+
+    def format_terms(self, set_index: int) -> list[int]:
+        return format_cycles(self.format_sets[set_index])
+
+    @property
+    def dq_steps(self) -> int:
+        return self.dq_params.dq_steps
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a block's last issued term to its result's transfer on ``results`` (ready
+        high): the array's pipeline registers, the dequantizer's input register and steps, and
+        the skid buffer's output register."""
+        return ARRAY_PIPELINE_DEPTH + 1 + self.dq_steps + 1
+
+    def describe(self) -> dict:
+        return {"rows": self.rows, "lanes": self.lanes, "group_size": self.group_size,
+                "act_bits": self.act_bits, "scale_bits": self.scale_bits,
+                "format_sets": [fs.name for fs in self.format_sets],
+                "format_set_hashes": [fs.hash for fs in self.format_sets],
+                "max_k": self.max_k, "max_n": self.max_n}
+
+    def derived(self) -> dict:
+        return {"code_bits": self.layout.code_bits, "id_bits": self.layout.id_bits,
+                "term_bits": self.term_bits, "max_terms": self.max_terms,
+                "format_terms": {fs.name: self.format_terms(i) for i, fs in enumerate(self.format_sets)},
+                "psum_bits": self.psum_bits, "row_bits": self.row_bits,
+                "beats_per_group": self.beats_per_group, "buffer_depth": self.buffer_depth,
+                "dq_bits_per_cycle": self.dq_params.dq_bits_per_cycle, "dq_steps": self.dq_steps,
+                "weight_beat_bits": self.layout.weight_bits,
+                "stream_bits_per_weight": self.layout.stream_bits_per_weight(),
+                "latency": self.latency}
+
+    @property
+    def hash(self) -> str:
+        return json_digest(self.describe(), 12, compact=False)
+
+    @property
+    def tag(self) -> str:
+        sets = "+".join(fs.name for fs in self.format_sets)
+        return (f"gemv_R{self.rows}_L{self.lanes}_G{self.group_size}_A{self.act_bits}_"
+                f"S{self.scale_bits}_{sets}_K{self.max_k}_N{self.max_n}_{self.hash[:8]}")

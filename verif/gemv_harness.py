@@ -1,0 +1,212 @@
+"""Drive whole GEMVs through the GEMV engine and check every row result bit-exactly.
+
+Simulator-independent, like :mod:`verif.harness`: a *clock* supplies ``edge()``/``settle()``
+and an *io* object ``set``/``get`` by Verilog port name; cocotb (Verilator) and Amaranth's
+simulator each provide both. Payloads are packed with :mod:`golden.gemv_layout` — the same
+definition the RTL's struct layouts are built from.
+
+Stalls: every source idles and the result sink stalls with probabilities ``idle`` /
+``backpressure`` per cycle (i.i.d.), and additionally, when ``bursts`` is set, in long bursts
+(a stall of 20..200 cycles starts with probability ``bursts`` per cycle), which is what shows a
+missing stall enable that i.i.d. stalls rarely hit.
+"""
+
+from __future__ import annotations
+
+import random
+
+from golden.gemv_layout import fields_width, unpack_fields
+from hw.gemv_params import GemvParams
+from verif.gemv_stimulus import Gemv, expected
+from verif.stream import StreamSink, StreamSource
+
+__all__ = ["GemvHarness", "GemvMismatch"]
+
+
+class GemvMismatch(AssertionError):
+    pass
+
+
+class _Bursty:
+    """Wraps an endpoint's idle/backpressure decision with long random bursts."""
+
+    def __init__(self, rng: random.Random, prob: float):
+        self.rng, self.prob, self.left = rng, prob, 0
+
+    def stalled(self) -> bool:
+        if self.left:
+            self.left -= 1
+            return True
+        if self.prob and self.rng.random() < self.prob:
+            self.left = self.rng.randint(20, 200)
+            return True
+        return False
+
+
+class _BurstySource(StreamSource):
+    def __init__(self, *a, bursts: float = 0.0, **kw):
+        super().__init__(*a, **kw)
+        self.burst = _Bursty(self.rng, bursts)
+
+    def drive(self, cycle: int) -> None:
+        if not self.holding and self.burst.stalled():
+            self.io.set(f"{self.name}__valid", 0)
+            return
+        super().drive(cycle)
+
+
+class _BurstySink(StreamSink):
+    def __init__(self, *a, bursts: float = 0.0, **kw):
+        super().__init__(*a, **kw)
+        self.burst = _Bursty(self.rng, bursts)
+
+    def drive(self, cycle: int) -> None:
+        if self.burst.stalled():
+            self._ready = 0
+            self.io.set(f"{self.name}__ready", 0)
+            return
+        super().drive(cycle)
+
+
+class GemvHarness:
+    def __init__(self, p: GemvParams, io, rng: random.Random, idle: float = 0.0,
+                 backpressure: float = 0.0, bursts: float = 0.0, log=print):
+        self.p, self.io, self.rng, self.log = p, io, rng, log
+        lay = p.layout
+        self.lay = lay
+        self.result_fields = lay.result_fields(p.row_bits)
+        self.cmd, self.acts, self.weights = (
+            _BurstySource(io, name, fields_width(fields), rng, idle, bursts=bursts)
+            for name, fields in (("cmd", lay.cmd_fields), ("acts", lay.act_fields),
+                                 ("weights", lay.weight_fields)))
+        self.results = _BurstySink(io, "results", fields_width(self.result_fields), rng, backpressure,
+                                   signed=False, bursts=bursts)
+        self.endpoints = (self.cmd, self.acts, self.weights, self.results)
+        self.cycle = 0
+        self.checked = 0
+        self._prec_queue: list[int] = []
+        self._abort_next = False
+        #: cycle of every cmd transfer and of every GEMV's last result (cycle model checks)
+        self.gemv_log: list[dict] = []
+        #: coverage hook: called every cycle with the harness (cocotb-coverage sampling)
+        self.on_cycle = None
+
+    def idle_inputs(self) -> None:
+        for n in ("cmd", "acts", "weights"):
+            self.io.set(f"{n}__valid", 0)
+        self.io.set("results__ready", 0)
+        self.io.set("precision", 0)
+        self.io.set("abort", 0)
+
+    def status(self) -> dict:
+        return unpack_fields(self.lay.status_fields, self.io.get("status"))
+
+    def send_cmd(self, precision: int = 0, **fields) -> None:
+        """Queue a descriptor (``k``, ``n``, ``fmt_set``, ``path``) and its precision."""
+        self.cmd.push(self.lay.cmd_word(**fields))
+        self._prec_queue.append(precision)
+
+    def queue(self, g: Gemv) -> None:
+        lay = self.lay
+        self.send_cmd(g.precision, k=g.k, n=g.n, fmt_set=g.fmt_set)
+        for a in lay.act_beats(g.x):
+            self.acts.push(a)
+        for b in lay.weight_beats(g.codes, g.fmt_ids, g.u, self.p.format_sets[g.fmt_set]):
+            self.weights.push(b)
+
+    async def step(self, clock) -> None:
+        await clock.edge()
+        for e in self.endpoints:
+            e.drive(self.cycle)
+        # precision: the queued GEMV's while its cmd is offered, random otherwise (it must be
+        # latched at cmd, so a change mid-GEMV must not matter)
+        if self.cmd.holding and self._prec_queue:
+            self.io.set("precision", self._prec_queue[0])
+        else:
+            self.io.set("precision", self.rng.randrange(1 << self.p.term_bits))
+        self.io.set("abort", int(self._abort_next))
+        self._abort_next = False
+        await clock.settle()
+        cmd_taken = self.cmd.holding and self.io.get("cmd__ready")
+        for e in self.endpoints:
+            e.sample(self.cycle)
+        if cmd_taken:
+            self._prec_queue.pop(0)
+            self.gemv_log.append({"cmd": self.cycle})
+        if self.on_cycle:
+            self.on_cycle(self)
+        self.cycle += 1
+
+    async def run(self, clock, gemvs: list[Gemv], *, tail: int = 0,
+                  timeout_factor: int = 8) -> list[list[int]]:
+        """Queue ``gemvs`` back to back, run until every result is out, check them all; then
+        ``tail`` idle cycles in which no result may appear."""
+        p = self.p
+        for g in gemvs:
+            self.queue(g)
+        n0 = len(self.results.items)
+        blocks = [self.lay.blocks(g.n) for g in gemvs]
+        want_beats = n0 + sum(blocks)
+        log0 = len(self.gemv_log)
+        budget = timeout_factor * sum(1 + g.k // p.lanes + b * (g.k // p.lanes) * p.max_terms + 40
+                                      for g, b in zip(gemvs, blocks)) + 2000
+        start = self.cycle
+        while len(self.results.items) < want_beats:
+            await self.step(clock)
+            if self.cycle - start > budget:
+                raise GemvMismatch(
+                    f"timeout: {len(self.results.items) - n0} of {sum(blocks)} result beats after "
+                    f"{self.cycle - start} cycles (cmd left {len(self.cmd.queue)}, acts left "
+                    f"{len(self.acts.queue)}, weights left {len(self.weights.queue)}); "
+                    f"status {self.status()}")
+        for _ in range(tail):
+            await self.step(clock)
+        if len(self.results.items) != want_beats:
+            raise GemvMismatch(f"{len(self.results.items) - want_beats} spurious result beat(s) in the "
+                               f"{tail}-cycle idle tail")
+        if not (self.cmd.done and self.acts.done and self.weights.done):
+            raise GemvMismatch("results complete but input streams not fully consumed")
+        st = self.status()
+        if any(v for k, v in st.items() if k.startswith("err_")):
+            raise GemvMismatch(f"error flag set after clean GEMVs: {st}")
+        beats = self.results.items[n0:]
+        trans = self.results.transfers[n0:]
+        out, bad, i = [], [], 0
+        for gi, (g, nb) in enumerate(zip(gemvs, blocks)):
+            got = self.lay.unpack_results(beats[i:i + nb], p.row_bits, g.n)
+            self.gemv_log[log0 + gi]["last_result"] = trans[i + nb - 1]
+            self.gemv_log[log0 + gi]["gemv"] = g
+            i += nb
+            want = expected(p, g)
+            diff = [(r, a, b) for r, (a, b) in enumerate(zip(got, want)) if a != b]
+            if diff:
+                bad.append(f"GEMV {gi} ({g.note}, N={g.n}, K={g.k}, set {p.format_sets[g.fmt_set].name}, "
+                           f"precision {g.precision}): {len(diff)} rows differ, first "
+                           + ", ".join(f"row {r}: dut={a} ref={b}" for r, a, b in diff[:4]))
+            out.append(got)
+        self.checked += len(gemvs)
+        if bad:
+            raise GemvMismatch(f"{len(bad)} of {len(gemvs)} GEMVs differ from golden.intref:\n  "
+                               + "\n  ".join(bad[:8]))
+        return out
+
+    async def run_until(self, clock, cond, max_cycles: int = 10000) -> int:
+        """Step until ``cond(self)`` holds (checked after each cycle); returns cycles taken."""
+        for n in range(max_cycles):
+            if cond(self):
+                return n
+            await self.step(clock)
+        raise GemvMismatch(f"condition not reached in {max_cycles} cycles; status {self.status()}")
+
+    async def abort(self, clock) -> None:
+        """Raise ``abort`` for one cycle (set with the cycle's other inputs)."""
+        self._abort_next = True
+        await self.step(clock)
+
+    def drop_inputs(self) -> None:
+        """Forget whatever is still queued (after an error/abort the source drops its stream)."""
+        for s in (self.cmd, self.acts, self.weights):
+            s.queue.clear()
+            s.holding = False
+            self.io.set(f"{s.name}__valid", 0)
+        self._prec_queue.clear()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bitmix.errors import BitmixError
 
-__all__ = ["Option", "Design", "DESIGNS", "get_design", "DOT_UNIT_CYCLE_MODEL"]
+__all__ = ["Option", "Design", "DESIGNS", "get_design", "DOT_UNIT_CYCLE_MODEL", "GEMV_CYCLE_MODEL"]
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,83 @@ DOT_UNIT = Design(
     synth_figures=_dot_synth_figures,
     synth_baseline=lambda p: p.replace(format_set=DOT_UNIT_BASELINE_FORMAT))
 
+# -------------------------------------------------------------------------- GEMV engine
+
+GEMV_CYCLE_MODEL = (
+    "Per GEMV: 1 cycle for the descriptor (cmd), K/L cycles to load the activations, then for "
+    "every row block and group G/L * T cycles, T = the largest term count among the block's "
+    "row formats for that group, limited by the precision latched at cmd (0 = full). Beats, "
+    "groups, blocks and GEMVs follow each other with no bubble while the streams flow; a block's "
+    "result transfers `latency` cycles after its last issued term. Exact: "
+    "golden.cycle_model.gemv_rtl_cycles.")
+
+
+def _gemv_params(v: dict):
+    from hw.gemv_params import GemvParams
+
+    sets = tuple(s.strip() for s in str(v["format_sets"]).split(",") if s.strip())
+    return GemvParams.make(
+        rows=parse_int("rows", v["rows"]), lanes=parse_int("lanes", v["lanes"]),
+        group_size=parse_int("group_size", v["group_size"]),
+        act_bits=parse_int("act_bits", v["act_bits"]),
+        scale_bits=parse_int("scale_bits", v["scale_bits"]), format_sets=sets,
+        max_k=parse_int("max_k", v["max_k"]), max_n=parse_int("max_n", v["max_n"]))
+
+
+def _gemv_build(p):
+    from hw.gemv import GemvEngine
+
+    return GemvEngine(p)
+
+
+def gemv_info(p) -> dict:
+    lay = p.layout
+    return {
+        "parameters": p.describe(),
+        "format_sets": [{"name": fs.name, "hash": fs.hash, "formats": [f.name for f in fs.formats],
+                         "terms": p.format_terms(i), "pad_fmt": lay.pad_fmt(i)}
+                        for i, fs in enumerate(p.format_sets)],
+        "derived": p.derived(),
+        "packer": {"module": "golden.gemv_layout",
+                   **{lt.name: lt.rows() for lt in (lay.cmd, lay.acts, lay.weights,
+                                                    lay.results(p.row_bits), lay.status)},
+                   "weight_beat_bytes": lay.beat_bytes},
+        "cycle_model": {"description": GEMV_CYCLE_MODEL, "descriptor_cycles": 1,
+                        "load_cycles_per_beat": 1, "latency": p.latency,
+                        "cycles_per_group": {fs.name: {f.name: t * p.beats_per_group for f, t in
+                                                       zip(fs.formats, p.format_terms(i))}
+                                             for i, fs in enumerate(p.format_sets)}},
+    }
+
+
+def _gemv_describe(p) -> str:
+    d = p.derived()
+    return (f"  R={p.rows} L={p.lanes} G={p.group_size} A={p.act_bits} S={p.scale_bits} "
+            f"max K={p.max_k} max N={p.max_n}, format sets "
+            + ", ".join(f"{fs.name} ({fs.hash})" for fs in p.format_sets) + "\n"
+            f"  weight beat {d['weight_beat_bits']} bits ({d['stream_bits_per_weight']:.3f} bits/weight), "
+            f"psum {d['psum_bits']} bits, row {d['row_bits']} bits, activation buffer "
+            f"{d['buffer_depth']} x {p.lanes * p.act_bits} bits, latency {d['latency']}")
+
+
+GEMV = Design(
+    name="gemv",
+    summary="GEMV engine: R rows x L lanes of bit-serial terms, activations broadcast from a buffer",
+    options=(
+        Option("rows", "rows", 4, "GEMV rows R computed side by side (default 4)"),
+        Option("lanes", "lanes", 8, "PE lanes L (default 8)"),
+        Option("group-size", "group_size", 128, "group size G, a multiple of L (default 128)"),
+        Option("act-bits", "act_bits", 8, "activation bits A (default 8)"),
+        Option("scale-bits", "scale_bits", 8, "group scale bits S (default 8)"),
+        Option("format-sets", "format_sets", "bitmod4",
+               "comma-separated format sets compiled into the GEMV engine (default bitmod4)", str),
+        Option("max-k", "max_k", 4096, "largest K (activation buffer depth x L) (default 4096)"),
+        Option("max-n", "max_n", 4096, "largest N (default 4096)"),
+    ),
+    make_params=_gemv_params, build=_gemv_build, info=gemv_info, describe=_gemv_describe)
+
 #: Every design, by CLI name.
-DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT,)}
+DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV)}
 
 
 def get_design(name: str) -> Design:

@@ -17,7 +17,8 @@ __all__ = ["Field", "Layout"]
 
 @dataclass(frozen=True)
 class Field:
-    """``count`` elements of ``width`` bits (an array when ``count`` > 1), two's complement if
+    """``count`` elements of ``width`` bits (an array when ``count`` > 1, or when ``array`` is
+    set: a per-row field of an engine with one row is still an array), two's complement if
     ``signed``."""
 
     name: str
@@ -25,6 +26,11 @@ class Field:
     count: int = 1
     signed: bool = False
     doc: str = ""
+    array: bool = False
+
+    @property
+    def is_array(self) -> bool:
+        return self.array or self.count > 1
 
     @property
     def size(self) -> int:
@@ -58,7 +64,7 @@ class Layout:
         word, off = 0, 0
         for f in self.fields:
             v = values[f.name]
-            elems = list(v) if f.count > 1 else [v]
+            elems = list(v) if f.is_array else [v]
             if len(elems) != f.count:
                 raise BitmixError(f"{self.name}.{f.name}: {len(elems)} values for {f.count} elements")
             for i, e in enumerate(elems):
@@ -80,7 +86,7 @@ class Layout:
                 if f.signed and e >> (f.width - 1):
                     e -= 1 << f.width
                 elems.append(e)
-            out[f.name] = elems if f.count > 1 else elems[0]
+            out[f.name] = elems if f.is_array else elems[0]
             off += f.size
         return out
 

@@ -1,9 +1,10 @@
 """Wire formats of the GEMV engine: the one definition the RTL, packer, driver and docs read.
 
-Pure Python (no Amaranth). :class:`GemvLayout` lists every field of every stream the engine
-(``hw.gemv.GemvEngine``) consumes or produces, with its offset and width; ``hw.gemv_params``
-turns the same lists into ``amaranth.lib.data.StructLayout`` s (and checks the offsets agree),
-and :func:`doc_table` renders them for the README.
+Pure Python (no Amaranth). :class:`GemvLayout` declares every stream the engine
+(``hw.gemv.GemvEngine``) consumes or produces as a :class:`golden.bitfields.Layout` (fields,
+widths, offsets); ``hw.interfaces`` turns the same layouts into ``amaranth.lib.data.StructLayout`` s,
+the testbenches and the host driver pack with them, and :func:`doc_table` renders them for the
+README.
 
 Streams (one integer per beat, bit 0 = LSB; in a byte stream every beat is ``beat_bytes``
 little-endian bytes):
@@ -37,14 +38,15 @@ GEMV's final block). Padding rows read 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from bitmix.errors import BitmixError
+from golden.bitfields import Field, Layout
 from golden.formats import FormatSet
 
-__all__ = ["Field", "GemvLayout", "pack_fields", "unpack_fields", "fields_width", "doc_table",
-           "STATUS_FLAGS"]
+__all__ = ["GemvLayout", "doc_table", "STATUS_FLAGS"]
 
 #: Error/state bits of the status register, in bit order.
 STATUS_FLAGS = (
@@ -55,70 +57,6 @@ STATUS_FLAGS = (
     ("err_desc", "descriptor names a format set or compute path that is not compiled in"),
     ("err_abort", "`abort` was raised while a GEMV was running"),
 )
-
-
-@dataclass(frozen=True)
-class Field:
-    """``count`` elements of ``elem_width`` bits starting at ``offset`` (element j at
-    ``offset + j * elem_width``)."""
-
-    name: str
-    offset: int
-    elem_width: int
-    count: int = 1
-    signed: bool = False
-    doc: str = ""
-    array: bool = False       #: an array of ``count`` elements (a list in Python), even if count == 1
-
-    @property
-    def width(self) -> int:
-        return self.elem_width * self.count
-
-
-def _fields(spec) -> tuple[Field, ...]:
-    out, off = [], 0
-    for name, w, n, s, doc in spec:         # n None: a scalar field
-        out.append(Field(name, off, w, n or 1, s, doc, n is not None))
-        off += w * (n or 1)
-    return tuple(out)
-
-
-def fields_width(fields) -> int:
-    return sum(f.width for f in fields)
-
-
-def pack_fields(fields, values: dict) -> int:
-    """One beat from ``{name: int or list of ints}`` (signed values in two's complement)."""
-    word = 0
-    for f in fields:
-        v = values.get(f.name, 0)
-        items = list(v) if f.array else [v]
-        if len(items) != f.count:
-            raise BitmixError(f"field {f.name}: {len(items)} values, expected {f.count}")
-        lo, hi = (-(1 << (f.elem_width - 1)), (1 << (f.elem_width - 1)) - 1) if f.signed \
-            else (0, (1 << f.elem_width) - 1)
-        mask = (1 << f.elem_width) - 1
-        for j, x in enumerate(items):
-            x = int(x)
-            if not lo <= x <= hi:
-                raise BitmixError(f"field {f.name}[{j}] = {x} does not fit in "
-                                  f"{'signed ' if f.signed else ''}{f.elem_width} bits")
-            word |= (x & mask) << (f.offset + j * f.elem_width)
-    return word
-
-
-def unpack_fields(fields, word: int) -> dict:
-    out = {}
-    for f in fields:
-        mask = (1 << f.elem_width) - 1
-        items = []
-        for j in range(f.count):
-            x = (word >> (f.offset + j * f.elem_width)) & mask
-            if f.signed and x >> (f.elem_width - 1):
-                x -= 1 << f.elem_width
-            items.append(x)
-        out[f.name] = items if f.array else items[0]
-    return out
 
 
 @dataclass(frozen=True)
@@ -160,42 +98,45 @@ class GemvLayout:
     def beats_per_group(self) -> int:
         return self.group_size // self.lanes
 
-    # ------------------------------------------------------------------ field lists
-    @property
-    def weight_fields(self) -> tuple[Field, ...]:
+    # ------------------------------------------------------------------ layouts
+    @cached_property
+    def weights(self) -> Layout:
         R, L = self.rows, self.lanes
-        return _fields([
-            ("codes", self.code_bits, R * L, False, "code of row r, lane i at index r*L + i"),
-            ("fmt", self.id_bits, R, False, "format id of row r's current group"),
-            ("u", self.scale_bits, R, False, "integer scale of row r's current group"),
-        ])
+        return Layout("weights", (
+            Field("codes", self.code_bits, R * L, doc="code of row r, lane i at index r*L + i",
+                  array=True),
+            Field("fmt", self.id_bits, R, doc="format id of row r's current group", array=True),
+            Field("u", self.scale_bits, R, doc="integer scale of row r's current group", array=True),
+        ))
 
-    @property
-    def act_fields(self) -> tuple[Field, ...]:
-        return _fields([("x", self.act_bits, self.lanes, True, "activation of lane i")])
+    @cached_property
+    def acts(self) -> Layout:
+        return Layout("acts", (Field("x", self.act_bits, self.lanes, signed=True,
+                                     doc="activation of lane i", array=True),))
 
-    @property
-    def cmd_fields(self) -> tuple[Field, ...]:
-        return _fields([
-            ("k", self.k_bits, None, False, "inputs per row (multiple of G, <= max K)"),
-            ("n", self.n_bits, None, False, "output rows (<= max N)"),
-            ("fmt_set", self.set_bits, None, False, "index of the layer's format set (compiled-in sets)"),
-            ("path", 1, None, False, "compute path: 0 = bit-serial (1 reserved for shift-add)"),
-        ])
+    @cached_property
+    def cmd(self) -> Layout:
+        return Layout("cmd", (
+            Field("k", self.k_bits, doc="inputs per row (multiple of G, <= max K)"),
+            Field("n", self.n_bits, doc="output rows (<= max N)"),
+            Field("fmt_set", self.set_bits, doc="index of the layer's format set (compiled-in sets)"),
+            Field("path", 1, doc="compute path: 0 = bit-serial (1 reserved for shift-add)"),
+        ))
 
-    def result_fields(self, row_bits: int) -> tuple[Field, ...]:
-        return _fields([
-            ("row", row_bits, self.rows, True, "integer result of row r of the block"),
-            ("last", 1, None, False, "the GEMV's final row block"),
-        ])
+    def results(self, row_bits: int) -> Layout:
+        return Layout("results", (
+            Field("row", row_bits, self.rows, signed=True, doc="integer result of row r of the block",
+                  array=True),
+            Field("last", 1, doc="the GEMV's final row block"),
+        ))
 
-    @property
-    def status_fields(self) -> tuple[Field, ...]:
-        return _fields([(n, 1, None, False, d) for n, d in STATUS_FLAGS])
+    @cached_property
+    def status(self) -> Layout:
+        return Layout("status", tuple(Field(n, 1, doc=d) for n, d in STATUS_FLAGS))
 
     @property
     def weight_bits(self) -> int:
-        return fields_width(self.weight_fields)
+        return self.weights.size
 
     @property
     def beat_bytes(self) -> int:
@@ -258,7 +199,7 @@ class GemvLayout:
             codes = torch.cat([codes, torch.zeros(pad, k, dtype=torch.int64)])
             fmt_ids = torch.cat([fmt_ids, torch.full((pad, ng), self.pad_fmt(si), dtype=torch.int64)])
             u = torch.cat([u, torch.zeros(pad, ng, dtype=torch.int64)])
-        wf = self.weight_fields
+        wf = self.weights
         beats = []
         for j in range(nb):
             rs = slice(j * R, (j + 1) * R)
@@ -267,7 +208,7 @@ class GemvLayout:
                 for t in range(B):
                     c0 = g * self.group_size + t * L
                     desc["codes"] = codes[rs, c0:c0 + L].reshape(-1).tolist()
-                    beats.append(pack_fields(wf, desc))
+                    beats.append(wf.pack(**desc))
         return beats
 
     def unpack_weights(self, beats: list[int], n: int, k: int, what: str = "stream"):
@@ -287,7 +228,7 @@ class GemvLayout:
             rs = slice(j * R, (j + 1) * R)
             for g in range(ng):
                 for t in range(B):
-                    v = unpack_fields(self.weight_fields, next(it))
+                    v = self.weights.unpack(next(it))
                     d = (v["fmt"], v["u"])
                     if t == 0:
                         first = d
@@ -315,32 +256,32 @@ class GemvLayout:
         x = torch.as_tensor(x_int).to(torch.int64).reshape(-1).tolist()
         if len(x) % self.lanes:
             raise BitmixError(f"activations: {len(x)} values is not a multiple of L = {self.lanes}")
-        return [pack_fields(self.act_fields, {"x": x[i:i + self.lanes]})
+        return [self.acts.pack(x=x[i:i + self.lanes])
                 for i in range(0, len(x), self.lanes)]
 
     def cmd_word(self, *, k: int, n: int, fmt_set: int = 0, path: int = 0) -> int:
-        return pack_fields(self.cmd_fields, {"k": k, "n": n, "fmt_set": fmt_set, "path": path})
+        return self.cmd.pack(k=k, n=n, fmt_set=fmt_set, path=path)
 
     def unpack_results(self, beats: list[int], row_bits: int, n: int) -> list[int]:
         """Row results of one GEMV (padding rows dropped); checks the ``last`` flags."""
-        rf = self.result_fields(row_bits)
+        rf = self.results(row_bits)
         nb = self.blocks(n)
         if len(beats) != nb:
             raise BitmixError(f"results: {len(beats)} beats, expected {nb} for N={n}")
         out = []
         for j, w in enumerate(beats):
-            v = unpack_fields(rf, w)
+            v = rf.unpack(w)
             if v["last"] != int(j == nb - 1):
                 raise BitmixError(f"results: block {j} has last={v['last']}")
             out += v["row"]
         return out[:n]
 
 
-def doc_table(fields, title: str) -> str:
+def doc_table(layout: Layout) -> str:
     """Markdown table of one stream's fields (generated documentation)."""
-    lines = [f"**{title}** ({fields_width(fields)} bits)", "",
-             "| field | bits | offset | elements | meaning |", "|---|---|---|---|---|"]
-    for f in fields:
-        kind = f"{'s' if f.signed else 'u'}{f.elem_width}"
-        lines.append(f"| `{f.name}` | {kind} | {f.offset} | {f.count} | {f.doc} |")
+    lines = [f"**`{layout.name}`** ({layout.size} bits)", "",
+             "| field | type | offset | elements | meaning |", "|---|---|---|---|---|"]
+    for r in layout.rows():
+        kind = f"{'s' if r['signed'] else 'u'}{r['width']}"
+        lines.append(f"| `{r['field']}` | {kind} | {r['offset']} | {r['count']} | {r['doc']} |")
     return "\n".join(lines)

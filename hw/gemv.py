@@ -1,7 +1,7 @@
 """GEMV engine: y = W x for one layer, R output rows x L lanes at a time (SPEC §4, issue 7).
 
 ```
- cmd (K, N, format set, path) ─► descriptor registers, status ◄─ abort
+ cmd (K, N, format set, path) ─► descriptor registers, status ◄─ abort_req
  precision (latched at cmd) ──┘
  acts ─► activation buffer (max_k/L words of L*A bits, amaranth.lib.memory) ─┐ read register
  weights (R*L codes + R descriptors per beat) ─► sequencer (term/beat/group/block counters) ─┤
@@ -24,7 +24,7 @@ activation load overlap the previous one's drain (pipeline, dequantizers, result
 
 Errors (sticky flags in ``status``, cleared by the next accepted ``cmd``): a descriptor with a
 bad K, N, format set or compute path is consumed and rejected (the engine stays idle); a weight
-beat with a format id outside the layer's set, or ``abort``, flushes the array (its state is
+beat with a format id outside the layer's set, or ``abort_req``, flushes the array (its state is
 reset, in-flight results are dropped) and returns the engine to idle. No reset is needed; the
 weight source must drop the rest of that GEMV's stream.
 
@@ -37,17 +37,18 @@ is rejected with ``err_desc``.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, ResetInserter, ResetSignal, Signal
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory, wiring
 
-from hw.gemv_array import GemvArray, struct_of
+from hw.gemv_array import GemvArray
 from hw.gemv_params import GemvParams
+from hw.interfaces import gemv_engine_signature
 from hw.params import id_port_bits
 from hw.term_decoder import format_terms_table
 
 __all__ = ["GemvEngine"]
 
-IDLE, LOAD, RUN = 0, 1, 2
+#: Sequencer states. IDLE is not 0: Yosys writes `x == 0` as `!x` (a Verilator lint warning).
+IDLE, LOAD, RUN = 1, 2, 3
 
 
 class GemvEngine(wiring.Component):
@@ -56,19 +57,21 @@ class GemvEngine(wiring.Component):
     Parameters are those of :meth:`hw.gemv_params.GemvParams.make` (keyword-only), validated
     before anything is elaborated; or pass ``params=`` a :class:`GemvParams`.
 
+    Ports: :func:`hw.interfaces.gemv_engine_signature`, repeated here.
+
     Members
     -------
     cmd : In(stream.Signature(cmd layout))
         Layer descriptor ``{k, n, fmt_set, path}``; accepted only while no GEMV is loading or
-        computing. Layout: :attr:`golden.gemv_layout.GemvLayout.cmd_fields`.
+        computing. Layout: :attr:`golden.gemv_layout.GemvLayout.cmd`.
     precision : In(term bits)
         Terms per weight (1..T; 0 or >= T = full precision); latched when ``cmd`` is accepted.
-    abort : In(1)
+    abort_req : In(1)
         Flush the array and return to idle; sets ``status.err_abort`` if a GEMV was in flight.
     acts : In(stream.Signature(act layout))
         L signed activations per beat, K/L beats after each accepted ``cmd``.
     weights : In(stream.Signature(weight layout))
-        R*L codes + R group descriptors per beat (:attr:`GemvLayout.weight_fields`).
+        R*L codes + R group descriptors per beat (:attr:`golden.gemv_layout.GemvLayout.weights`).
     results : Out(stream.Signature(result layout))
         One beat per row block: R signed row results and ``last``.
     status : Out(status layout)
@@ -79,21 +82,7 @@ class GemvEngine(wiring.Component):
         self._MustUse__silence = True     # no "never used" warning if validation fails
         self._params = p = params if params is not None else GemvParams.make(**kw)
         self._MustUse__silence = False
-        lay = p.layout
-        self.cmd_layout = struct_of(lay.cmd_fields)
-        self.act_layout = struct_of(lay.act_fields)
-        self.weight_layout = struct_of(lay.weight_fields)
-        self.result_layout = struct_of(lay.result_fields(p.row_bits))
-        self.status_layout = struct_of(lay.status_fields)
-        super().__init__({
-            "cmd": In(stream.Signature(self.cmd_layout)),
-            "precision": In(p.term_bits),
-            "abort": In(1),
-            "acts": In(stream.Signature(self.act_layout)),
-            "weights": In(stream.Signature(self.weight_layout)),
-            "results": Out(stream.Signature(self.result_layout)),
-            "status": Out(self.status_layout),
-        })
+        super().__init__(gemv_engine_signature(p))
 
     @property
     def params(self) -> GemvParams:
@@ -109,13 +98,13 @@ class GemvEngine(wiring.Component):
         flush = Signal()
         array = GemvArray(p)
         m.submodules.array = ResetInserter({"sync": flush})(array)
-        m.submodules.buf = buf = memory.Memory(shape=self.act_layout["x"].shape, depth=p.buffer_depth,
+        m.submodules.buf = buf = memory.Memory(shape=self.acts.p.x.shape(), depth=p.buffer_depth,
                                               init=[])
         rd = buf.read_port(domain="sync")
         wr = buf.write_port()
 
         # ---- descriptor registers (latched when a cmd is accepted)
-        state = Signal(2)
+        state = Signal(2, init=IDLE)
         ngroups_m1 = Signal(range(max(2, p.max_groups)))
         n_rows = Signal(p.layout.n_bits)
         fmt_set = Signal(range(max(2, nsets)))
@@ -127,7 +116,7 @@ class GemvEngine(wiring.Component):
         addr = Signal(range(max(2, p.buffer_depth)))
         rows_base = Signal(p.layout.n_bits)
         outstanding = Signal(range(8))        # row blocks issued and not yet out on `results`
-        status = Signal(self.status_layout)
+        status = Signal(self.status.shape())
 
         m.d.comb += [array.fmt_set.eq(fmt_set), array.x.eq(rd.data),
                      rd.addr.eq(addr), rd.en.eq(~array.stall),
@@ -153,7 +142,7 @@ class GemvEngine(wiring.Component):
         for t_r in t_rows[1:]:
             t_grp = Mux(t_r > t_grp, t_r, t_grp)
         t_cur = Signal(p.term_bits)
-        m.d.comb += t_cur.eq(Mux((prec != 0) & (prec < t_grp), prec, t_grp))
+        m.d.comb += t_cur.eq(Mux(prec.any() & (prec < t_grp), prec, t_grp))
         bad_fmt = Signal()
         m.d.comb += bad_fmt.eq(_any(bad))
 
@@ -166,7 +155,7 @@ class GemvEngine(wiring.Component):
         advance = Signal()
         m.d.comb += [
             fmt_err.eq(running & self.weights.valid & bad_fmt),
-            advance.eq(running & self.weights.valid & ~bad_fmt & ~array.stall & ~self.abort),
+            advance.eq(running & self.weights.valid & ~bad_fmt & ~array.stall & ~self.abort_req),
             self.weights.ready.eq(advance & last_term & ~rst),
             self.acts.ready.eq((state == LOAD) & ~rst),
             self.cmd.ready.eq((state == IDLE) & ~rst),
@@ -174,12 +163,12 @@ class GemvEngine(wiring.Component):
         ]
         iss = array.issue
         m.d.comb += [iss.valid.eq(advance), iss.beat.eq(w), iss.term.eq(term),
-                     iss.first.eq((term == 0) & (beat == 0)), iss.final.eq(last_term & last_beat),
+                     iss.first.eq(~(term.any() | beat.any())), iss.final.eq(last_term & last_beat),
                      iss.row_last.eq(last_group), iss.gemv_last.eq(last_block)]
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
-        m.d.comb += [busy.eq((state != IDLE) | (outstanding != 0)), self.status.eq(status),
+        m.d.comb += [busy.eq((state != IDLE) | outstanding.any()), self.status.eq(status),
                      self.status.busy.eq(busy)]
         block_issued = advance & last_term & last_beat & last_group
         block_out = self.results.valid & self.results.ready
@@ -190,9 +179,9 @@ class GemvEngine(wiring.Component):
 
         # ---- descriptor: validate and latch
         c = self.cmd.p
-        err_k = (c.k == 0) | (c.k[:p.log2_group] != 0) | (c.k > p.max_k)
-        err_n = (c.n == 0) | (c.n > p.max_n)
-        err_desc = (c.fmt_set >= nsets) | (c.path != 0)
+        err_k = ~c.k.any() | c.k[:p.log2_group].any() | (c.k > p.max_k)
+        err_n = ~c.n.any() | (c.n > p.max_n)
+        err_desc = (c.fmt_set >= nsets) | c.path.any()
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [status.err_k.eq(err_k), status.err_n.eq(err_n), status.err_desc.eq(err_desc),
                          status.err_format.eq(0), status.err_abort.eq(0)]
@@ -233,13 +222,13 @@ class GemvEngine(wiring.Component):
                 m.d.sync += term.eq(term + 1)
 
         # ---- abort / bad format id: flush and go idle (no reset needed)
-        m.d.comb += flush.eq(self.abort | fmt_err)
+        m.d.comb += flush.eq(self.abort_req | fmt_err)
         with m.If(flush):
             m.d.sync += [state.eq(IDLE), term.eq(0), beat.eq(0), group.eq(0), addr.eq(0),
                          rows_base.eq(0), outstanding.eq(0)]
             with m.If(fmt_err):
                 m.d.sync += status.err_format.eq(1)
-            with m.If(self.abort & busy):
+            with m.If(self.abort_req & busy):
                 m.d.sync += status.err_abort.eq(1)
         return m
 

@@ -23,36 +23,12 @@ from amaranth.lib.wiring import In, Out
 
 from hw.dequant import GroupDequantizer
 from hw.gemv_params import GemvParams
+from hw.interfaces import gemv_array_signature
 from hw.params import id_port_bits
 from hw.pe import tree_sum
 from hw.term_decoder import TermDecoder
 
-__all__ = ["GemvArray", "issue_layout", "struct_of", "SkidBuffer"]
-
-
-def struct_of(fields) -> data.StructLayout:
-    """``data.StructLayout`` of a :mod:`golden.gemv_layout` field list, offsets checked."""
-    members = {}
-    for f in fields:
-        elem = signed(f.elem_width) if f.signed else unsigned(f.elem_width)
-        members[f.name] = data.ArrayLayout(elem, f.count) if f.array else elem
-    layout = data.StructLayout(members)
-    for f in fields:
-        assert layout[f.name].offset == f.offset, (f.name, layout[f.name].offset, f.offset)
-    return layout
-
-
-def issue_layout(p: GemvParams) -> data.StructLayout:
-    """What the sequencer hands the array each cycle (one term of one weight beat)."""
-    return data.StructLayout({
-        "valid": 1,
-        "beat": struct_of(p.layout.weight_fields),
-        "term": unsigned(p.term_bits),
-        "first": 1,          # first term of the group's first beat: the psum restarts
-        "final": 1,          # last term of the group's last beat: the psum goes to the dequantizer
-        "row_last": 1,       # the group is the row's last: the dequantizer emits the row
-        "gemv_last": 1,      # ... and the block is the GEMV's last
-    })
+__all__ = ["GemvArray", "SkidBuffer"]
 
 
 class SkidBuffer(wiring.Component):
@@ -72,51 +48,36 @@ class SkidBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         skid_valid = Signal()
-        skid = Signal(self._shape)
+        skid_data = Signal(self._shape)
         out = Signal(self._shape)
         out_valid = Signal()
         m.d.comb += [self.i.ready.eq(~skid_valid), self.o.valid.eq(out_valid), self.o.payload.eq(out)]
         take = self.i.valid & ~skid_valid
         with m.If(~out_valid | self.o.ready):
             with m.If(skid_valid):
-                m.d.sync += [out.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
+                m.d.sync += [out.eq(skid_data), out_valid.eq(1), skid_valid.eq(0)]
             with m.Elif(take):
                 m.d.sync += [out.eq(self.i.payload), out_valid.eq(1)]
             with m.Else():
                 m.d.sync += out_valid.eq(0)
         with m.Elif(take):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+            m.d.sync += [skid_data.eq(self.i.payload), skid_valid.eq(1)]
         return m
 
 
 class GemvArray(wiring.Component):
     """R rows x L lanes: decoders, shared activation signs, adder trees, dequantizers.
+    Ports: :func:`hw.interfaces.gemv_array_signature`.
 
-    Members
-    -------
-    issue : In(issue_layout)
-        The term to compute this cycle (``valid`` = 0: nothing). Taken only while ``stall`` is low.
-    fmt_set : In(range(number of sets))
-        Which compiled-in format set decodes the codes (constant during a GEMV).
-    x : In(ArrayLayout(signed(A), L))
-        The activation beat of the term issued in the *previous* cycle (the buffer's read register).
-    stall : Out(1)
-        The array cannot take an issue this cycle (its output is full); also the read enable of
-        the activation buffer's read register (held while stalled).
-    results : Out(stream.Signature(results layout))
-        One beat per row block: R signed row results and ``last`` (the GEMV's final block).
+    Parameters
+    ----------
+    params : GemvParams
+        Validated generator parameters (``GemvParams.make``).
     """
 
     def __init__(self, params: GemvParams):
-        self._params = p = params
-        self.result_layout = struct_of(p.layout.result_fields(p.row_bits))
-        super().__init__({
-            "issue": In(issue_layout(p)),
-            "fmt_set": In(range(max(2, len(p.format_sets)))),
-            "x": In(data.ArrayLayout(signed(p.act_bits), p.lanes)),
-            "stall": Out(1),
-            "results": Out(stream.Signature(self.result_layout)),
-        })
+        self._params = params
+        super().__init__(gemv_array_signature(params))
 
     def elaborate(self, platform):
         p = self._params
@@ -134,7 +95,7 @@ class GemvArray(wiring.Component):
             for i in range(L):
                 outs = []
                 for si, fs in enumerate(p.format_sets):
-                    dec = TermDecoder(format_set=fs)
+                    dec = TermDecoder(fs)
                     m.submodules[f"dec{si}_{r}_{i}"] = dec
                     m.d.comb += [dec.fmt_id.eq(iss.beat.fmt[r][:id_port_bits(fs)]),
                                  dec.code.eq(iss.beat.codes[r * L + i][:fs.bits]),
@@ -208,7 +169,7 @@ class GemvArray(wiring.Component):
         # 2-entry queue (at most one row in a dequantizer's result register + one being finished).
         m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=2)
         m.d.comb += [lastq.w_en.eq(out_valid & dq_ready & out_last), lastq.w_data.eq(out_gl)]
-        m.submodules.skid = skid = SkidBuffer(self.result_layout)
+        m.submodules.skid = skid = SkidBuffer(self.results.p.shape())
         joined = _all(dq.result.valid for dq in dqs)
         m.d.comb += [skid.i.valid.eq(joined), skid.i.p.last.eq(lastq.r_data),
                      lastq.r_en.eq(joined & skid.i.ready)]

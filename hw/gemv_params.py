@@ -91,6 +91,17 @@ class GemvParams:
                                   "bit-serial PE has no zero-point correction")
         return cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> GemvParams:
+        """Inverse of :meth:`describe` (a manifest's or testbench config's ``parameters``); the
+        format-set hashes must match the installed golden definitions."""
+        p = cls.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits", "scale_bits",
+                                           "format_sets", "max_k", "max_n")})
+        if "format_set_hashes" in d and d["format_set_hashes"] != [fs.hash for fs in p.format_sets]:
+            raise BitmixError(f"format sets {d['format_sets']} changed since these parameters were "
+                              "written (format-set hashes differ)")
+        return p
+
     # ------------------------------------------------------------------ derived
     @cached_property
     def layout(self) -> GemvLayout:

@@ -21,7 +21,8 @@ from hw.params import DotParams, exp_port_bits, id_port_bits, term_port_bits
 
 __all__ = ["struct_layout", "weights_layout", "groups_layout", "psum_layout",
            "term_decoder_signature", "pe_signature", "dequantizer_signature", "dot_unit_signature",
-           "payload_shape"]
+           "payload_shape", "gemv_layouts", "gemv_issue_layout", "gemv_array_signature",
+           "gemv_engine_signature"]
 
 
 def struct_layout(layout: Layout) -> data.StructLayout:
@@ -29,7 +30,7 @@ def struct_layout(layout: Layout) -> data.StructLayout:
     members = {}
     for f in layout.fields:
         shape = signed(f.width) if f.signed else unsigned(f.width)
-        members[f.name] = data.ArrayLayout(shape, f.count) if f.count > 1 else shape
+        members[f.name] = data.ArrayLayout(shape, f.count) if f.is_array else shape
     return data.StructLayout(members)
 
 
@@ -142,3 +143,90 @@ def dot_unit_signature(p: DotParams) -> wiring.Signature:
 def payload_shape(signature: wiring.Signature, port: str) -> Shape | data.Layout:
     """Payload shape of a stream member (tests and harnesses read offsets from it)."""
     return signature.members[port].signature.members["payload"].shape
+
+
+# ------------------------------------------------------------------------- GEMV engine
+# Payloads from golden.gemv_layout (the engine's wire formats); parameters in hw.gemv_params.
+
+def gemv_layouts(p) -> dict[str, data.StructLayout]:
+    """Struct layouts of the GEMV engine's streams and status, from ``p.layout``
+    (:class:`golden.gemv_layout.GemvLayout`): ``cmd``, ``acts``, ``weights``, ``results``, ``status``."""
+    lay = p.layout
+    return {"cmd": struct_layout(lay.cmd), "acts": struct_layout(lay.acts),
+            "weights": struct_layout(lay.weights), "results": struct_layout(lay.results(p.row_bits)),
+            "status": struct_layout(lay.status)}
+
+
+def gemv_issue_layout(p) -> data.StructLayout:
+    """What the GEMV sequencer hands the array each cycle: one term of one weight beat.
+
+    ``valid``; ``beat`` (the weight beat, ``weights`` layout); ``term`` (which term of every
+    weight); ``first`` (first term of the group's first beat: the partial sums restart);
+    ``final`` (last term of the group's last beat: the partial sums go to the dequantizers);
+    ``row_last`` (the group is the row's last); ``gemv_last`` (the block is the GEMV's last).
+    """
+    return data.StructLayout({
+        "valid": 1, "beat": struct_layout(p.layout.weights), "term": unsigned(p.term_bits),
+        "first": 1, "final": 1, "row_last": 1, "gemv_last": 1,
+    })
+
+
+def gemv_array_signature(p) -> wiring.Signature:
+    """The GEMV engine's compute array (R rows x L lanes, one dequantizer per row).
+
+    Members
+    -------
+    issue : In(gemv_issue_layout)
+        The term to compute this cycle (``valid`` = 0: none); taken only while ``stall`` is low.
+    fmt_set : In(range(sets))
+        Which compiled-in format set decodes the codes; constant during a GEMV.
+    x : In(ArrayLayout(signed(A), L))
+        The activation beat of the term issued in the previous cycle (the buffer's read register).
+    stall : Out(1)
+        The array cannot take an issue (its output register is full and the dequantizers busy);
+        also the read enable of the activation buffer's read register. Driven by registers only.
+    results : Out(stream.Signature(results layout))
+        One beat per row block: R signed row results and ``last``, from a skid buffer.
+    """
+    return wiring.Signature({
+        "issue": In(gemv_issue_layout(p)),
+        "fmt_set": In(range(max(2, len(p.format_sets)))),
+        "x": In(data.ArrayLayout(signed(p.act_bits), p.lanes)),
+        "stall": Out(1),
+        "results": Out(stream.Signature(gemv_layouts(p)["results"])),
+    })
+
+
+def gemv_engine_signature(p) -> wiring.Signature:
+    """GEMV engine; Verilog ports ``cmd__payload``, ``weights__valid`` etc.
+
+    Members
+    -------
+    cmd : In(stream.Signature(cmd layout))
+        Layer descriptor ``{k, n, fmt_set, path}``; accepted while no GEMV is loading or
+        computing (it may overlap the previous GEMV's drain).
+    precision : In(term_bits)
+        Terms per weight (1..T; 0 or >= T = full precision); latched when ``cmd`` is accepted.
+    abort_req : In(1)
+        Flush the array and return to idle; sets ``status.err_abort`` if a GEMV was in flight.
+        (Not ``abort``: Verilator warns on a port named like the C library function.)
+    acts : In(stream.Signature(acts layout))
+        L signed activations per beat, K/L beats after each accepted ``cmd``.
+    weights : In(stream.Signature(weights layout))
+        R*L codes + R group descriptors per beat, in :mod:`golden.gemv_layout`'s order.
+    results : Out(stream.Signature(results layout))
+        One beat per row block: R signed row results and ``last`` (the GEMV's final block).
+    status : Out(status layout)
+        ``busy`` and sticky error flags (:data:`golden.gemv_layout.STATUS_FLAGS`), cleared by
+        the next accepted ``cmd``.
+    """
+    ls = gemv_layouts(p)
+    return wiring.Signature({
+        "cmd": In(stream.Signature(ls["cmd"])),
+        "precision": In(p.term_bits),
+        "abort_req": In(1),
+        "acts": In(stream.Signature(ls["acts"])),
+        "weights": In(stream.Signature(ls["weights"])),
+        "results": Out(stream.Signature(ls["results"])),
+        "status": Out(ls["status"]),
+    })

@@ -5,82 +5,42 @@ and an *io* object ``set``/``get`` by Verilog port name; cocotb (Verilator) and 
 simulator each provide both. Payloads are packed with :mod:`golden.gemv_layout` — the same
 definition the RTL's struct layouts are built from.
 
-Stalls: every source idles and the result sink stalls with probabilities ``idle`` /
-``backpressure`` per cycle (i.i.d.), and additionally, when ``bursts`` is set, in long bursts
-(a stall of 20..200 cycles starts with probability ``bursts`` per cycle), which is what shows a
-missing stall enable that i.i.d. stalls rarely hit.
+Stalls (:class:`verif.stream.Stalls`): every source idles and the result sink stalls with
+probabilities ``idle`` / ``backpressure`` per cycle (i.i.d.) and, with ``burst`` set, in long
+bursts (:data:`BURST_LEN` cycles), which is what shows a missing stall enable that i.i.d. stalls
+rarely hit.
 """
 
 from __future__ import annotations
 
 import random
 
-from golden.gemv_layout import fields_width, unpack_fields
 from hw.gemv_params import GemvParams
 from verif.gemv_stimulus import Gemv, expected
-from verif.stream import StreamSink, StreamSource
+from verif.stream import Stalls, StreamSink, StreamSource
 
-__all__ = ["GemvHarness", "GemvMismatch"]
+__all__ = ["GemvHarness", "GemvMismatch", "BURST_LEN"]
+
+#: Length (min, max cycles) of a burst stall: longer than the array's pipeline and a whole group.
+BURST_LEN = (20, 200)
 
 
 class GemvMismatch(AssertionError):
     pass
 
 
-class _Bursty:
-    """Wraps an endpoint's idle/backpressure decision with long random bursts."""
-
-    def __init__(self, rng: random.Random, prob: float):
-        self.rng, self.prob, self.left = rng, prob, 0
-
-    def stalled(self) -> bool:
-        if self.left:
-            self.left -= 1
-            return True
-        if self.prob and self.rng.random() < self.prob:
-            self.left = self.rng.randint(20, 200)
-            return True
-        return False
-
-
-class _BurstySource(StreamSource):
-    def __init__(self, *a, bursts: float = 0.0, **kw):
-        super().__init__(*a, **kw)
-        self.burst = _Bursty(self.rng, bursts)
-
-    def drive(self, cycle: int) -> None:
-        if not self.holding and self.burst.stalled():
-            self.io.set(f"{self.name}__valid", 0)
-            return
-        super().drive(cycle)
-
-
-class _BurstySink(StreamSink):
-    def __init__(self, *a, bursts: float = 0.0, **kw):
-        super().__init__(*a, **kw)
-        self.burst = _Bursty(self.rng, bursts)
-
-    def drive(self, cycle: int) -> None:
-        if self.burst.stalled():
-            self._ready = 0
-            self.io.set(f"{self.name}__ready", 0)
-            return
-        super().drive(cycle)
-
-
 class GemvHarness:
     def __init__(self, p: GemvParams, io, rng: random.Random, idle: float = 0.0,
-                 backpressure: float = 0.0, bursts: float = 0.0, log=print):
+                 backpressure: float = 0.0, burst: float = 0.0, log=print):
         self.p, self.io, self.rng, self.log = p, io, rng, log
         lay = p.layout
         self.lay = lay
-        self.result_fields = lay.result_fields(p.row_bits)
-        self.cmd, self.acts, self.weights = (
-            _BurstySource(io, name, fields_width(fields), rng, idle, bursts=bursts)
-            for name, fields in (("cmd", lay.cmd_fields), ("acts", lay.act_fields),
-                                 ("weights", lay.weight_fields)))
-        self.results = _BurstySink(io, "results", fields_width(self.result_fields), rng, backpressure,
-                                   signed=False, bursts=bursts)
+        self.cmd, self.acts, self.weights = (StreamSource(io, lt.name, lt.size, rng)
+                                             for lt in (lay.cmd, lay.acts, lay.weights))
+        self.results = StreamSink(io, "results", lay.results(p.row_bits).size, rng, signed=False)
+        for e in (self.cmd, self.acts, self.weights):
+            e.stall = Stalls(rng, idle, burst, BURST_LEN)
+        self.results.stall = Stalls(rng, backpressure, burst, BURST_LEN)
         self.endpoints = (self.cmd, self.acts, self.weights, self.results)
         self.cycle = 0
         self.checked = 0
@@ -96,10 +56,10 @@ class GemvHarness:
             self.io.set(f"{n}__valid", 0)
         self.io.set("results__ready", 0)
         self.io.set("precision", 0)
-        self.io.set("abort", 0)
+        self.io.set("abort_req", 0)
 
     def status(self) -> dict:
-        return unpack_fields(self.lay.status_fields, self.io.get("status"))
+        return self.lay.status.unpack(self.io.get("status"))
 
     def send_cmd(self, precision: int = 0, **fields) -> None:
         """Queue a descriptor (``k``, ``n``, ``fmt_set``, ``path``) and its precision."""
@@ -124,7 +84,7 @@ class GemvHarness:
             self.io.set("precision", self._prec_queue[0])
         else:
             self.io.set("precision", self.rng.randrange(1 << self.p.term_bits))
-        self.io.set("abort", int(self._abort_next))
+        self.io.set("abort_req", int(self._abort_next))
         self._abort_next = False
         await clock.settle()
         cmd_taken = self.cmd.holding and self.io.get("cmd__ready")
@@ -199,7 +159,7 @@ class GemvHarness:
         raise GemvMismatch(f"condition not reached in {max_cycles} cycles; status {self.status()}")
 
     async def abort(self, clock) -> None:
-        """Raise ``abort`` for one cycle (set with the cycle's other inputs)."""
+        """Raise ``abort_req`` for one cycle (set with the cycle's other inputs)."""
         self._abort_next = True
         await self.step(clock)
 

@@ -9,22 +9,22 @@ from amaranth.sim import Simulator
 from hw.gemv import GemvEngine
 from hw.gemv_params import GemvParams
 from verif.gemv_harness import GemvHarness
-from verif.pysim import PysimIO, _PysimClock
+from verif.pysim import PysimClock, PysimIO
 
 __all__ = ["run_gemv_pysim"]
 
 
 def run_gemv_pysim(p: GemvParams, script, *, seed: int = 0, idle: float = 0.0,
-                   backpressure: float = 0.0, bursts: float = 0.0, vcd: str | None = None) -> GemvHarness:
+                   backpressure: float = 0.0, burst: float = 0.0, vcd: str | None = None) -> GemvHarness:
     """Simulate; ``script(h, clock)`` is an async function driving the harness."""
     dut = GemvEngine(p)
     box = {}
 
     async def bench(ctx):
-        h = GemvHarness(p, PysimIO(dut, ctx), random.Random(seed), idle, backpressure, bursts)
+        h = GemvHarness(p, PysimIO(dut, ctx), random.Random(seed), idle, backpressure, burst)
         box["h"] = h
         h.idle_inputs()
-        await script(h, _PysimClock(ctx))
+        await script(h, PysimClock(ctx))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

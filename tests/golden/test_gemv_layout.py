@@ -7,7 +7,7 @@ import torch
 
 from bitmix.errors import BitmixError
 from golden.formats import get_format_set
-from golden.gemv_layout import GemvLayout, pack_fields, unpack_fields
+from golden.gemv_layout import GemvLayout, doc_table
 from golden.quant import quantize_rtn
 
 
@@ -53,30 +53,29 @@ def test_stream_order_and_padding():
     u = torch.tensor([[1, 2], [3, 4], [5, 6]])
     beats = lay.weight_beats(codes, fmt_ids, u, "ant3")
     assert len(beats) == 2 * 2 * 2
-    v = unpack_fields(lay.weight_fields, beats[3])         # block 0, group 1, beat 1
+    v = lay.weights.unpack(beats[3])         # block 0, group 1, beat 1
     assert v["codes"] == [codes[0, 6], codes[0, 7], codes[1, 6], codes[1, 7]]
     assert v["u"] == [2, 4]
-    v = unpack_fields(lay.weight_fields, beats[4])         # block 1: row 2 and a padding row
+    v = lay.weights.unpack(beats[4])         # block 1: row 2 and a padding row
     assert v["codes"] == [codes[2, 0], codes[2, 1], 0, 0]
     assert v["u"] == [5, 0] and v["fmt"] == [0, 1]           # ant3 = (int3: 2 terms, fp3: 1 term)
 
 
-def test_fields_offsets_are_contiguous_and_signed_values_round_trip():
+def test_layouts_and_signed_values_round_trip():
     lay = _layout(4, 8, 32, ["bitmod3", "bitmod4"], max_k=1024)
-    for fields in (lay.weight_fields, lay.act_fields, lay.cmd_fields, lay.result_fields(27),
-                   lay.status_fields):
-        off = 0
-        for f in fields:
-            assert f.offset == off
-            off += f.width
     assert lay.code_bits == 4 and lay.id_bits == 2 and lay.set_bits == 1
+    assert lay.weights.offset("fmt") == 4 * 8 * 4 and lay.weights.offset("u") == 4 * 8 * 4 + 4 * 2
+    table = doc_table(lay.weights)
+    assert "| `u` | u6 | 136 | 4 |" in table
     rng = random.Random(1)
     x = [rng.randint(-128, 127) for _ in range(16)] + [-128, 127] * 4
     beats = lay.act_beats(x)
-    assert [y for w in beats for y in unpack_fields(lay.act_fields, w)["x"]] == x
-    rf = lay.result_fields(27)
+    assert [y for w in beats for y in lay.acts.unpack(w)["x"]] == x
     vals = [-(1 << 26), (1 << 26) - 1, 0, -1]
-    assert lay.unpack_results([pack_fields(rf, {"row": vals, "last": 1})], 27, 3) == vals[:3]
+    assert lay.unpack_results([lay.results(27).pack(row=vals, last=1)], 27, 3) == vals[:3]
+    one = _layout(1, 1, 4, ["int4"], max_k=8)          # R = L = 1: fields are still arrays
+    assert one.weights.unpack(one.weights.pack(codes=[5], fmt=[0], u=[3])) == {
+        "codes": [5], "fmt": [0], "u": [3]}
 
 
 def test_bad_input_is_named():
@@ -97,7 +96,7 @@ def test_bad_input_is_named():
     with pytest.raises(BitmixError, match="u outside"):
         lay.weight_beats(ok["codes"], ok["fmt_ids"], torch.full((2, 2), 64), "bitmod4")
     beats = lay.weight_beats(fmt_set="bitmod4", **ok)
-    beats[1] ^= 1 << lay.weight_fields[2].offset                 # u differs within a group
+    beats[1] ^= 1 << lay.weights.offset("u")                 # u differs within a group
     with pytest.raises(BitmixError, match="descriptors differ"):
         lay.unpack_weights(beats, 2, 64)
     with pytest.raises(BitmixError, match="beats, expected"):

@@ -7,7 +7,6 @@ import random
 import pytest
 
 from bitmix.errors import BitmixError
-from golden.gemv_layout import unpack_fields
 from hw.gemv import GemvEngine
 from hw.gemv_params import GemvParams
 from verif.gemv_pysim import run_gemv_pysim
@@ -45,7 +44,7 @@ def test_gemv_bit_exact(kw, stress):
                 assert got[0] == [p.set_params[si].row_max, -p.set_params[si].row_max]
 
     h = run_gemv_pysim(p, script, seed=3, idle=0.3 * stress, backpressure=0.3 * stress,
-                       bursts=0.01 * stress)
+                       burst=0.01 * stress)
     assert h.checked > 3
 
 
@@ -72,7 +71,7 @@ def test_cycle_model_exact():
 
 
 def _fmt_offset(p, r):
-    return next(f for f in p.layout.weight_fields if f.name == "fmt").offset + r * p.layout.id_bits
+    return p.layout.weights.offset("fmt") + r * p.layout.id_bits
 
 
 def test_errors_return_to_idle():
@@ -140,9 +139,9 @@ def test_bad_parameters_are_named():
 
 
 def test_status_layout_matches_golden():
-    from hw.gemv_array import struct_of
+    from hw.interfaces import gemv_layouts
 
     p = _p(**P2)
-    assert struct_of(p.layout.status_fields).size == len(p.layout.status_fields)
-    assert unpack_fields(p.layout.status_fields, 0b100001) == {
+    assert gemv_layouts(p)["status"].size == len(p.layout.status.fields)
+    assert p.layout.status.unpack(0b100001) == {
         "busy": 1, "err_format": 0, "err_k": 0, "err_n": 0, "err_desc": 0, "err_abort": 1}

@@ -45,6 +45,7 @@ from golden.quant import (
     QuantizedWeight,
     check_weight,
     default_scale_bits,
+    fp32_scale,
     nearest_codes,
     quantize_mx,
     quantize_rtn,
@@ -158,7 +159,7 @@ class RTNAdapter(Adapter):
 
     def start(self, W):
         N, K = W.shape
-        self.sigma = quantize_rtn(W, self.fs, self.width, self.S).row_scale * self.headroom
+        self.sigma = fp32_scale(quantize_rtn(W, self.fs, self.width, self.S).row_scale * self.headroom)
         ng = K // self.width
         self.codes = torch.zeros(N, K, dtype=torch.int64)
         self.fmt_ids = torch.zeros(N, ng, dtype=torch.int64)
@@ -239,10 +240,10 @@ class MXAdapter(Adapter):
             raise BitmixError(f"mx: group scales span 2^{span}; the shared exponents overflow int64")
         u = torch.where(self.live, torch.pow(2, (self.e - e_min[:, None]).clamp(min=0)),
                         torch.zeros_like(self.e))
-        sigma = torch.pow(2.0, e_min.to(torch.float64))
+        sigma = fp32_scale(torch.pow(2.0, e_min.to(torch.float64)), getattr(self, "name", "mx"))
         fs = get_format_set(self.fmt)
         return QuantizedWeight(self.codes, torch.zeros_like(u), u, sigma, fs, self.width, 8,
-                               method=f"gptq-mx-{self.fmt}")
+                               method=f"gptq-mx-{self.fmt}", scale_kind="pow2")
 
 
 class BCQAdapter(Adapter):

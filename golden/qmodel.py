@@ -7,7 +7,10 @@ A folder holds
 * ``quantized.safetensors``: per quantized linear ``<name>.<field>`` tensors, exactly what the
   hardware needs —
   grouped formats (RTN/GPTQ/MX): ``codes`` (uint8 [N, K]), ``fmt_ids`` (uint8 [N, K/G]),
-  ``u`` (int32 [N, K/G]), ``row_scale`` (float64 [N]) and, for INT-asym, ``zero`` (uint8);
+  ``u`` (int64 [N, K/G]: an S-bit integer, or for MX a power of two up to 2^62),
+  ``row_scale`` (float32 [N]: the 32 bits the effective bits charge) and, for INT-asym,
+  ``zero`` (uint8); both are checked against the storage contract of golden/quant.py
+  (:meth:`QuantizedWeight.validate`) when written and when read;
   BCQ: ``planes`` (uint8 [q, N, ceil(K/8)], bit j of byte b = input 8b + j, 1 = +1),
   ``apot_exp`` (int16 [q, R, C, T]) and ``apot_sign`` (int8, −1/0/+1);
 * ``manifest.json``: method, format set and its hash (golden.formats), group size, per-layer
@@ -40,14 +43,16 @@ __all__ = ["save_quantized", "load_quantized", "layer_tensors", "layer_entry", "
 
 QUANTIZED_FILE = "quantized.safetensors"
 MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = "bitmix-quantized/1"
+MANIFEST_FORMAT = "bitmix-quantized/2"     # /2: u int64, row_scale float32, scale_kind
 
 
-def layer_tensors(res) -> dict[str, torch.Tensor]:
+def layer_tensors(res, name: str = "weight") -> dict[str, torch.Tensor]:
+    """The tensors stored for one quantized linear; a grouped layer is validated first."""
     if isinstance(res, BCQWeight):
         return res.tensors()
+    res.validate(f"layer {name}")
     out = {"codes": res.codes.to(torch.uint8), "fmt_ids": res.fmt_ids.to(torch.uint8),
-           "u": res.u.to(torch.int32), "row_scale": res.row_scale.to(torch.float64)}
+           "u": res.u.to(torch.int64), "row_scale": res.row_scale.to(torch.float32)}
     if res.zero is not None:
         out["zero"] = res.zero.to(torch.uint8)
     return out
@@ -63,7 +68,7 @@ def layer_entry(res, bits: int | None = None) -> dict:
     fs = res.format_set
     return {"kind": "grouped", "shape": [n, k], "bits": fs.bits, "format_set": fs.name,
             "format_set_hash": fs.hash, "group_size": res.group_size, "scale_bits": res.scale_bits,
-            "zero_point": res.zero is not None, "method": res.method,
+            "zero_point": res.zero is not None, "method": res.method, "scale_kind": res.scale_kind,
             "effective_bits": res.effective_bits()}
 
 
@@ -84,7 +89,7 @@ def save_quantized(model, results: dict, out, manifest: dict) -> pathlib.Path:
         tensors = {}
         layers = {}
         for name, res in results.items():
-            for field, t in layer_tensors(res).items():
+            for field, t in layer_tensors(res, name).items():
                 tensors[f"{name}.{field}"] = t.contiguous()
             layers[name] = layer_entry(res)
         save_file(tensors, str(tmp / QUANTIZED_FILE), metadata={"format": MANIFEST_FORMAT})
@@ -157,12 +162,17 @@ def load_quantized(folder, load_float: bool = True):
                 G = e["group_size"]
                 codes = _need(t, f"{name}.codes", qpath, (n, k)).to(torch.int64)
                 fmt_ids = _need(t, f"{name}.fmt_ids", qpath, (n, k // G)).to(torch.int64)
-                u = _need(t, f"{name}.u", qpath, (n, k // G)).to(torch.int64)
-                rs = _need(t, f"{name}.row_scale", qpath, (n,)).to(torch.float64)
+                u = _need(t, f"{name}.u", qpath, (n, k // G))
+                rs = _need(t, f"{name}.row_scale", qpath, (n,))
+                if rs.dtype != torch.float32 or u.dtype != torch.int64:
+                    raise BitmixError(f"{qpath}: layer {name}: row_scale/u stored as {rs.dtype}/"
+                                      f"{t[f'{name}.u'].dtype}, expected float32/int64")
+                rs = rs.to(torch.float64)
                 zero = (_need(t, f"{name}.zero", qpath, (n, k // G)).to(torch.int64)
                         if e.get("zero_point") else None)
                 res = QuantizedWeight(codes, fmt_ids, u, rs, fs, G, e["scale_bits"], zero=zero,
-                                      method=e.get("method", "rtn"))
+                                      method=e.get("method", "rtn"), scale_kind=e["scale_kind"])
+                res.validate(f"{qpath}: layer {name}")
             else:
                 raise BitmixError(f"{mpath}: layer {name}: unknown kind {kind!r}")
         except KeyError as exc:

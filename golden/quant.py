@@ -6,6 +6,12 @@ integer scale ``u`` and, for asymmetric INT, an integer zero point; each row sto
 one float scale ``sigma``. A weight is ``w = sigma_row * u_group * (v[code] - z_group)``
 (docs/architecture.md §2). This two-level scale is what lets the hardware keep every product integer
 until the very end.
+
+Storage contract (what :func:`QuantizedWeight.effective_bits` charges is what is stored and
+applied): ``sigma_row`` is an fp32 value (:func:`fp32_scale` rounds up, so no group clips; it is
+kept in a float64 tensor, exactly); ``u`` is an unsigned ``scale_bits``-bit integer, or for
+MX (``scale_kind="pow2"``) a power of two ``2**e`` whose exponent the 8-bit shared scale holds.
+:meth:`QuantizedWeight.validate` checks both; saving and loading a quantized folder call it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from golden.formats import Format, FormatSet, get_format, get_format_set
 
 __all__ = [
     "QuantizedWeight", "quantize_rtn", "quantize_mx", "quantize_activations",
-    "nearest_codes", "default_scale_bits", "check_weight", "METADATA_BITS",
+    "nearest_codes", "default_scale_bits", "check_weight", "fp32_scale", "METADATA_BITS",
 ]
 
 #: Metadata budget per group (format id + integer scale), as BitMoD charges it.
@@ -29,6 +35,19 @@ METADATA_BITS = 8
 ROW_CHUNK = 512
 #: Bits of the per-row float scale, counted in the effective bits per weight.
 ROW_SCALE_BITS = 32
+
+
+def fp32_scale(sigma: torch.Tensor, name: str = "weight") -> torch.Tensor:
+    """Row scales rounded UP to the nearest fp32 value (float64 tensor holding fp32 values).
+
+    Up, so that the group whose absmax set the scale still fits ``u <= 2**S - 1`` without clipping.
+    """
+    s = sigma.to(torch.float64)
+    f = s.to(torch.float32)
+    f = torch.where(f.to(torch.float64) < s, torch.nextafter(f, torch.full_like(f, math.inf)), f)
+    if not torch.isfinite(f).all() or ((f == 0) & (s != 0)).any():
+        raise BitmixError(f"{name}: row scale outside the fp32 range (max {float(s.abs().max()):g})")
+    return f.to(torch.float64)
 
 
 def default_scale_bits(fs: FormatSet) -> int:
@@ -50,6 +69,26 @@ class QuantizedWeight:
     zero: torch.Tensor | None = None   # [N, K//G] int64 zero point (asymmetric INT only)
     method: str = "rtn"
     extra: dict = field(default_factory=dict)
+    scale_kind: str = "int"            # "int": u < 2**scale_bits; "pow2" (MX): u = 2**e, e <= 62
+
+    def validate(self, where: str = "weight") -> None:
+        """Check the storage contract (module docstring); a violation names ``where`` and the field."""
+        if self.scale_kind not in ("int", "pow2"):
+            raise BitmixError(f"{where}: scale_kind {self.scale_kind!r} is not 'int' or 'pow2'")
+        rs = self.row_scale.to(torch.float64)
+        if not torch.equal(rs.to(torch.float32).to(torch.float64), rs):
+            raise BitmixError(f"{where}: row_scale holds values that are not fp32 (32 bits are charged)")
+        u = self.u.to(torch.int64)
+        if u.numel() and int(u.min()) < 0:
+            raise BitmixError(f"{where}: u holds a negative group scale {int(u.min())}")
+        if self.scale_kind == "int":
+            umax = (1 << self.scale_bits) - 1
+            if u.numel() and int(u.max()) > umax:
+                raise BitmixError(f"{where}: u holds {int(u.max())}, above the {self.scale_bits}-bit "
+                                  f"group scale's maximum {umax}")
+        elif ((u & (u - 1)) != 0).any():
+            bad = int(u[(u & (u - 1)) != 0][0])
+            raise BitmixError(f"{where}: u holds {bad}, not a power of two (MX shared exponent)")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -112,9 +151,9 @@ def nearest_codes(x: torch.Tensor, fmt: Format) -> tuple[torch.Tensor, torch.Ten
     return code_of_idx[idx], grid[idx]
 
 
-def _row_sigma(absmax_rows: torch.Tensor, denom: float, umax: int) -> torch.Tensor:
+def _row_sigma(absmax_rows: torch.Tensor, denom, umax: int) -> torch.Tensor:
     sigma = absmax_rows / denom / umax
-    return torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+    return fp32_scale(torch.where(sigma > 0, sigma, torch.ones_like(sigma)))
 
 
 def _u_candidates(ideal: torch.Tensor, umax: int) -> list[torch.Tensor]:
@@ -156,17 +195,11 @@ def quantize_rtn(W: torch.Tensor, fs: FormatSet | str, group_size: int = 128,
         return torch.cat([getattr(p, attr) for p in parts]) if getattr(parts[0], attr) is not None else None
 
     return QuantizedWeight(cat("codes"), cat("fmt_ids"), cat("u"), cat("row_scale"), fs, group_size, S,
-                           zero=cat("zero"), method=parts[0].method)
+                           zero=cat("zero"), method=parts[0].method, scale_kind=parts[0].scale_kind)
 
 
-def _quantize_sym(W, fs, group_size, S, row_scale=None) -> QuantizedWeight:
-    umax = (1 << S) - 1
-    N, K = W.shape
-    Wg = W.to(torch.float64).reshape(N, K // group_size, group_size)
-    absmax = Wg.abs().amax(-1)                                   # [N, ng]
-    sigma = _row_sigma(absmax.amax(-1), min(f.max_abs for f in fs.formats), umax)   # [N]
-    if row_scale is not None:
-        sigma = row_scale.to(torch.float64)
+def _select(Wg, absmax, fs, sigma, umax):
+    """BitMoD's per-group choice at fixed row scales: (codes, fmt_ids, u, squared error per group)."""
     best_err = torch.full(absmax.shape, math.inf, dtype=torch.float64)
     best = (torch.zeros(Wg.shape, dtype=torch.int64), torch.zeros(absmax.shape, dtype=torch.int64),
             torch.zeros(absmax.shape, dtype=torch.int64))
@@ -181,7 +214,31 @@ def _quantize_sym(W, fs, group_size, S, row_scale=None) -> QuantizedWeight:
             best = (torch.where(take[..., None], codes, best[0]),
                     torch.where(take, torch.full_like(u, fid), best[1]),
                     torch.where(take, u, best[2]))
-    codes, fmt_ids, u = best
+    return (*best, best_err)
+
+
+def _quantize_sym(W, fs, group_size, S, row_scale=None) -> QuantizedWeight:
+    """Row scale from the smallest ``max|grid|`` (every format's ideal ``u`` fits); for sets whose
+    formats differ in range (bitmod3: ER 4, EA 6; ANT) also from the formats the groups actually
+    selected, keeping per row whichever gives the lower squared error (README: "row scale")."""
+    umax = (1 << S) - 1
+    N, K = W.shape
+    Wg = W.to(torch.float64).reshape(N, K // group_size, group_size)
+    absmax = Wg.abs().amax(-1)                                   # [N, ng]
+    if row_scale is not None:
+        sigma = fp32_scale(row_scale)
+    else:
+        sigma = _row_sigma(absmax.amax(-1), min(f.max_abs for f in fs.formats), umax)   # [N]
+    codes, fmt_ids, u, err = _select(Wg, absmax, fs, sigma, umax)
+    ranges = torch.tensor([f.max_abs for f in fs.formats], dtype=torch.float64)
+    if row_scale is None and len(set(ranges.tolist())) > 1:
+        sigma2 = _row_sigma((absmax / ranges[fmt_ids]).amax(-1), 1.0, umax)
+        c2, f2, u2, e2 = _select(Wg, absmax, fs, sigma2, umax)
+        take = e2.sum(-1) < err.sum(-1)                          # per row
+        codes = torch.where(take[:, None, None], c2, codes)
+        fmt_ids = torch.where(take[:, None], f2, fmt_ids)
+        u = torch.where(take[:, None], u2, u)
+        sigma = torch.where(take, sigma2, sigma)
     u = torch.where(absmax > 0, u, torch.zeros_like(u))           # all-zero group: scale 0
     return QuantizedWeight(codes.reshape(N, K), fmt_ids, u, sigma, fs, group_size, S,
                            method=f"rtn-{fs.name}")
@@ -197,10 +254,9 @@ def _quantize_asym(W, fs, group_size, S, row_scale=None) -> QuantizedWeight:
     wmin = Wg.amin(-1).clamp(max=0)
     wmax = Wg.amax(-1).clamp(min=0)
     ideal_scale = (wmax - wmin) / qmax                           # [N, ng]
-    sigma = ideal_scale.amax(-1) / umax
-    sigma = torch.where(sigma > 0, sigma, torch.ones_like(sigma))
+    sigma = _row_sigma(ideal_scale.amax(-1), 1.0, umax)
     if row_scale is not None:
-        sigma = row_scale.to(torch.float64)
+        sigma = fp32_scale(row_scale)
     best_err = torch.full(ideal_scale.shape, math.inf, dtype=torch.float64)
     best = None
     for u in _u_candidates(ideal_scale / sigma[:, None], umax):
@@ -240,11 +296,11 @@ def quantize_mx(W: torch.Tensor, fmt: str = "fp4", group_size: int = 32,
     if span > 62:
         raise BitmixError(f"{name}: group scales span 2^{span}; the MX shared exponents overflow int64")
     u = torch.pow(2, e - e_min[:, None])
-    sigma = torch.pow(2.0, e_min.to(torch.float64))
+    sigma = fp32_scale(torch.pow(2.0, e_min.to(torch.float64)), name)      # a power of two: exact
     codes, _ = nearest_codes(Wg / (sigma[:, None, None] * u[..., None]), f)
     u = torch.where(absmax > 0, u, torch.zeros_like(u))
     return QuantizedWeight(codes.reshape(N, K), torch.zeros_like(u), u, sigma, fs, group_size,
-                           METADATA_BITS, method=f"mx-{fmt}")
+                           METADATA_BITS, method=f"mx-{fmt}", scale_kind="pow2")
 
 
 def quantize_activations(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

@@ -124,7 +124,7 @@ def test_errors_name_file_tensor_field(tiny, tmp_path, capsys):
 def test_failure_leaves_nothing_partial(tiny, tmp_path, monkeypatch):
     import golden.qmodel as qm
 
-    def boom(res):
+    def boom(res, name):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(qm, "layer_tensors", boom)

@@ -110,3 +110,33 @@ def test_bad_grids_and_names_are_rejected():
         get_format_set("nope")
     with pytest.raises(BitmixError, match="not on the grid"):
         get_format("fp3").code_of(3)
+
+
+# Grids as the BitMoD / ANT release quantizers write them (bitmod_quant/quant_utils/quant_weight.py),
+# FP4 in standard E2M1 units (0, 0.5, 1, 1.5, 2, 3, 4, 6): bitmix stores FP4 grids x2 so they are integers.
+_E2M1 = (0, 0.5, 1, 1.5, 2, 3, 4, 6)
+_PAPER_BASE = {
+    "int3": [-3, -2, -1, 0, 1, 2, 3],
+    "int4": list(range(-7, 8)),
+    "fp3": [-4, -2, -1, 0, 1, 2, 4],
+    "fp4": sorted({s * 2 * m for m in _E2M1 for s in (1, -1)}),
+    "flint4": [-16, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 16],
+}
+#: special value of each BitMoD variant, standard units: FP3 +-3 (ER) / +-6 (EA); FP4 +-5 / +-8
+_PAPER_SPECIAL = {"fp3_er_pos": 3, "fp3_er_neg": -3, "fp3_ea_pos": 6, "fp3_ea_neg": -6,
+                  "fp4_er_pos": 2 * 5, "fp4_er_neg": -2 * 5, "fp4_ea_pos": 2 * 8, "fp4_ea_neg": -2 * 8}
+
+
+@pytest.mark.parametrize("name", [n for n in FORMATS if not FORMATS[n].zero_point])
+def test_grids_match_the_papers_tables(name):
+    f = FORMATS[name]
+    base = _PAPER_BASE[name.split("_")[0]]
+    special = _PAPER_SPECIAL.get(name)
+    assert sorted(v for v in f.grid if v != special) == base
+    assert f.special == special
+    assert f.max_abs == max(abs(v) for v in base + ([special] if special else []))
+
+
+@pytest.mark.parametrize("name,bits", [("int2_asym", 2), ("int3_asym", 3), ("int4_asym", 4)])
+def test_asymmetric_grids_are_the_unsigned_codes(name, bits):
+    assert list(FORMATS[name].grid) == list(range(2 ** bits))

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,42 +14,66 @@ from golden.quant import nearest_codes, quantize_activations, quantize_mx, quant
 SYMMETRIC_SETS = [n for n, s in FORMAT_SETS.items() if not s.zero_point]
 
 
+def _fp32_up(x: float) -> float:
+    f = np.float32(x)
+    return float(np.nextafter(f, np.float32(np.inf)) if float(f) < x else f)
+
+
+def _group_search(groups, fs, sigma, umax):
+    """Exhaustive: every format, every integer scale 1..umax kept if it is one of the two integers
+    around the group's absmax scale (BitMoD's absmax rule with an integer scale), every weight at
+    its nearest grid value by a scan (ties to the lower value). Returns [(err, fid, u)]."""
+    picks = []
+    for g in groups:
+        xs = g.tolist()
+        amax = max(abs(x) for x in xs)
+        best = (math.inf, 0, 0)
+        for fid, f in enumerate(fs.formats):
+            ideal = amax / f.max_abs / sigma
+            lo, hi = min(max(math.floor(ideal), 1), umax), min(max(math.ceil(ideal), 1), umax)
+            for u in range(1, umax + 1):
+                if u not in (lo, hi):
+                    continue
+                scale = sigma * u
+                vals = [min(f.grid, key=lambda v: (abs(x / scale - v), v)) for x in xs]
+                err = sum((v * scale - x) ** 2 for v, x in zip(vals, xs))
+                if err < best[0]:
+                    best = (err, fid, u)
+        picks.append(best if amax > 0 else (best[0], best[1], 0))
+    return picks
+
+
 def _brute_force(W, fs, G, S):
-    """Loop-by-loop restatement of quantize_rtn's search (selection rule of architecture.md §2.1/§2.2)."""
+    """Independent restatement (pure Python loops, no torch kernels) of RTN selection: per row
+    the two fp32 row scales (smallest max|grid|; the formats the groups chose), the lower row error wins."""
     umax = (1 << S) - 1
-    N, K = W.shape
     out = []
-    for r in range(N):
-        row = W[r].double()
-        groups = row.reshape(-1, G)
-        sigma = groups.abs().max().item() / min(f.max_abs for f in fs.formats) / umax or 1.0
-        picks = []
-        for g in groups:
-            best = (math.inf, None, None)
-            amax = g.abs().max().item()
-            for fid, f in enumerate(fs.formats):
-                ideal = amax / f.max_abs / sigma
-                for u in (min(max(math.floor(ideal), 1), umax), min(max(math.ceil(ideal), 1), umax)):
-                    scale = sigma * u
-                    vals = [min(f.grid, key=lambda v: (abs(x / scale - v), v)) for x in g.tolist()]
-                    err = sum((v * scale - x) ** 2 for v, x in zip(vals, g.tolist()))
-                    if err < best[0]:
-                        best = (err, fid, u)
-            picks.append(best[1:] if amax > 0 else (best[1], 0))
-        out.append(picks)
+    for r in range(W.shape[0]):
+        groups = W[r].double().reshape(-1, G)
+        amaxes = [g.abs().max().item() for g in groups]
+        sigma = _fp32_up(max(amaxes) / min(f.max_abs for f in fs.formats) / umax or 1.0)
+        picks = _group_search(groups, fs, sigma, umax)
+        if len({f.max_abs for f in fs.formats}) > 1:
+            s2 = _fp32_up(max(a / fs.formats[p[1]].max_abs for a, p in zip(amaxes, picks)) / umax or 1.0)
+            p2 = _group_search(groups, fs, s2, umax)
+            if sum(p[0] for p in p2) < sum(p[0] for p in picks):
+                sigma, picks = s2, p2
+        out.append((sigma, [p[1:] for p in picks]))
     return out
 
 
-@pytest.mark.parametrize("fs_name", ["bitmod3", "bitmod4", "ant4", "int3"])
+@pytest.mark.parametrize("fs_name", ["bitmod3", "bitmod4", "ant4", "ant3", "int3"])
 def test_selection_matches_brute_force(fs_name):
     fs = get_format_set(fs_name)
     torch.manual_seed(1)
-    W = torch.randn(3, 64) * torch.rand(3, 1)
+    W = torch.randn(4, 64) * torch.rand(4, 1)
     W[1, :16] += 0.8                           # skew one group so asymmetric variants matter
+    W[3, 16:32] *= 6                           # one dominant group: the two row-scale rules differ
     q = quantize_rtn(W, fs, group_size=16)
     ref = _brute_force(W, fs, 16, q.scale_bits)
-    got = [list(zip(q.fmt_ids[r].tolist(), q.u[r].tolist())) for r in range(3)]
-    assert got == [[tuple(p) for p in row] for row in ref]
+    assert q.row_scale.tolist() == [s for s, _ in ref]
+    got = [list(zip(q.fmt_ids[r].tolist(), q.u[r].tolist())) for r in range(4)]
+    assert got == [[tuple(p) for p in row] for _, row in ref]
 
 
 def test_mixed_selection_never_worse_than_any_member():
@@ -197,3 +222,21 @@ def test_row_chunking_does_not_change_the_result(fs_name, monkeypatch):
     for attr in ("codes", "fmt_ids", "u", "row_scale", "zero"):
         a, b = getattr(whole, attr), getattr(chunked, attr)
         assert (a is None and b is None) or torch.equal(a, b), attr
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_bitmod3_row_scale_follows_the_selected_formats(sign):
+    """Groups that all choose an EA format (max 6) get a row scale from 6, not from ER's 4:
+    u then spans its whole 6-bit range and the row's error drops."""
+    torch.manual_seed(3)
+    W = torch.randn(1, 256, dtype=torch.float64) * 0.25
+    W[0, ::16] = sign * (1.5 + 1.5 * torch.rand(16, dtype=torch.float64))   # one big outlier per group
+    W[0, 0] = sign * 3.0
+    q = quantize_rtn(W, "bitmod3", 16)
+    names = [q.format_set.formats[i].name for i in q.fmt_ids[0].tolist()]
+    assert all(n.startswith("fp3_ea") for n in names)
+    assert q.row_scale.item() == pytest.approx(3.0 / 6 / 63, rel=1e-6)
+    assert int(q.u.max()) > 42                      # the former rule capped EA groups at 63 * 4 / 6
+    old = quantize_rtn(W, "bitmod3", 16, row_scale=torch.tensor([3.0 / 4 / 63]))  # the former rule
+    err = lambda r: float(((r.dequantize() - W) ** 2).sum())  # noqa: E731
+    assert err(q) < err(old)

@@ -72,11 +72,15 @@ def run_matrix(params: list, targets: list[str], *, seeds: int = 3, progress: bo
     from fpga.synth import DoesNotFit, synthesize
 
     design = design or DOT_UNIT
-    base_of = {p: design.synth_baseline(p) if design.synth_baseline else None for p in params}
+    def baseline(p):
+        return design.synth_baseline(p) if design.synth_baseline else None
+
     jobs = list(params)
-    for b in base_of.values():
+    for p in params:
+        b = baseline(p)
         if b is not None and b not in jobs:
             jobs.append(b)
+    base_of = {p: baseline(p) for p in jobs}      # a baseline's baseline is itself (ratio 1)
     requested = set(params)
     rows = []
     bar = tqdm(total=len(jobs) * len(targets), desc="synth", unit="build", disable=not progress,

@@ -23,6 +23,7 @@ COMMANDS = [
     "bitmix.cmd_quantize",
     "bitmix.cmd_bench",
     "bitmix.cmd_train",
+    "bitmix.cmd_protocol",
 ]
 
 

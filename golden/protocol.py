@@ -64,6 +64,7 @@ from golden.bitfields import Field, Layout
 __all__ = [
     "PROTOCOL_VERSION", "DELIMITER", "RESPONSE_FLAG", "MAX_PAYLOAD", "HEADER_BYTES", "CRC_BYTES",
     "MAX_FRAME", "MAX_ENCODED", "CRC", "CRC_RESIDUE", "FRAME_HEADER", "PAYLOADS", "RESPONSES",
+    "REQUEST_DATA", "RESPONSE_DATA",
     "Command", "ErrorCode", "Region", "EngineState", "Frame", "FrameError", "FrameDecoder",
     "crc32c", "encode_frame", "decode_frame", "encode_response", "split_response",
     "pack_bytes", "unpack_bytes", "protocol_table",
@@ -86,7 +87,7 @@ MAX_PAYLOAD = 512
 
 FRAME_HEADER = Layout("frame_header", (
     Field("seq", 8, doc="sequence number, chosen by the host; a response repeats its request's"),
-    Field("cmd", 8, doc="command code (`Command`); `| 0x80` in a response"),
+    Field("cmd", 8, doc="command code (`Command`), with `RESPONSE_FLAG` (0x80) set in a response"),
     Field("length", 16, doc=f"payload bytes that follow the header, 0 … {MAX_PAYLOAD}"),
 ))
 HEADER_BYTES = FRAME_HEADER.size // 8
@@ -194,7 +195,13 @@ PAYLOADS: dict[Command, Layout] = {
         Field("offset", 32, doc="byte offset in the results"), Field("count", 16, doc="bytes to read"))),
 }
 
-#: Result data of an ACK (after the error byte). READ_MEM and READ_RESULTS return the bytes read.
+#: Variable-length parts: what follows a request's fixed fields, and an ACK's data where it is
+#: not a fixed layout.
+REQUEST_DATA = {Command.WRITE_MEM: "data bytes",
+                Command.LOAD_LAYER: "engine descriptor (`desc_bytes` bytes)"}
+RESPONSE_DATA = {Command.READ_MEM: "`count` data bytes", Command.READ_RESULTS: "`count` data bytes"}
+
+#: Result data of an ACK (after the error byte), where it is a fixed layout.
 RESPONSES: dict[Command, Layout] = {
     Command.CAPABILITIES: Layout("capabilities", (
         Field("version", 8, doc="`PROTOCOL_VERSION` of the device"),
@@ -353,7 +360,7 @@ def split_response(frame: Frame) -> tuple[int, int, bytes]:
 
 def _layout_text(layout: Layout | None) -> str:
     if layout is None:
-        return "—"
+        return ""
     return ", ".join(f"{f.name}: u{f.width}" + (f"×{f.count}" if f.is_array else "") for f in layout.fields)
 
 
@@ -366,9 +373,8 @@ def protocol_table() -> list[tuple[str, list[dict]]]:
                "meaning": "CRC-32C of header and payload, least significant byte first"}]
     commands = []
     for c in Command:
-        req = _layout_text(PAYLOADS.get(c)) + (", data bytes" if c is Command.WRITE_MEM else "")
-        resp = ("data bytes" if c in (Command.READ_MEM, Command.READ_RESULTS)
-                else _layout_text(RESPONSES.get(c)) if c in RESPONSES else "—")
+        req = ", ".join(x for x in (_layout_text(PAYLOADS.get(c)), REQUEST_DATA.get(c)) if x) or "—"
+        resp = RESPONSE_DATA.get(c) or _layout_text(RESPONSES.get(c)) or "—"
         commands.append({"code": f"0x{c:02x}", "command": c.name, "request": req, "ack data": resp,
                          "meaning": c.doc})
     errors = [{"code": f"0x{e:02x}", "error": e.name, "meaning": e.doc} for e in ErrorCode]

@@ -66,7 +66,7 @@ __all__ = [
     "MAX_FRAME", "MAX_ENCODED", "CRC", "CRC_RESIDUE", "FRAME_HEADER", "PAYLOADS", "RESPONSES",
     "REQUEST_DATA", "RESPONSE_DATA",
     "Command", "ErrorCode", "Region", "EngineState", "Frame", "FrameError", "FrameDecoder",
-    "crc32c", "encode_frame", "decode_frame", "encode_response", "split_response",
+    "crc32c", "encode_frame", "decode_frame", "encode_response", "split_response", "request_payload",
     "pack_bytes", "unpack_bytes", "protocol_table",
 ]
 
@@ -222,6 +222,22 @@ RESPONSES: dict[Command, Layout] = {
         Field("last_frame_error", 8, doc="`ErrorCode` of the last dropped frame (OK if none)"),
     )),
 }
+
+
+def request_payload(cmd: Command, data: bytes = b"", **fields) -> bytes:
+    """Payload of request ``cmd``: its ``PAYLOADS`` fields, then ``data`` where ``REQUEST_DATA``
+    allows it. A missing, extra or out-of-range field is a BitmixError naming the command."""
+    cmd = Command(cmd)
+    layout = PAYLOADS.get(cmd)
+    names = {f.name for f in layout.fields} if layout else set()
+    if set(fields) != names:
+        raise BitmixError(f"{cmd.name} takes fields {sorted(names)}, got {sorted(fields)}")
+    if data and cmd not in REQUEST_DATA:
+        raise BitmixError(f"{cmd.name} takes no data bytes")
+    payload = (pack_bytes(layout, **fields) if layout else b"") + bytes(data)
+    if len(payload) > MAX_PAYLOAD:
+        raise BitmixError(f"{cmd.name} payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return payload
 
 
 def pack_bytes(layout: Layout, **values) -> bytes:

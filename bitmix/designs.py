@@ -207,8 +207,35 @@ GEMV = Design(
     ),
     make_params=_gemv_params, build=_gemv_build, info=gemv_info, describe=_gemv_describe)
 
+# -------------------------------------------------------------------------------- UART
+
+def _uart_params(v: dict):
+    from hw.uart import UARTParams
+
+    return UARTParams.make(clk_hz=parse_int("clk_hz", v["clk_hz"]), baud=parse_int("baud", v["baud"]))
+
+
+def _uart_build(p):
+    from hw.uart import UART
+
+    return UART(p)
+
+
+def _uart_info(p) -> dict:
+    return {"parameters": {"divisor": p.divisor},
+            "framing": "8N1, LSB first; a frame is 10 * divisor clock cycles"}
+
+
+UART_DESIGN = Design(
+    name="uart", summary="8N1 UART receiver + transmitter with byte streams (host link)",
+    options=(Option("clk-hz", "clk_hz", 12_000_000, "clock frequency in Hz (default 12000000)"),
+             Option("baud", "baud", 3_000_000, "baud rate (default 3000000)")),
+    make_params=_uart_params, build=_uart_build, info=_uart_info,
+    describe=lambda p: f"  divisor {p.divisor} clock cycles per bit")
+
+
 #: Every design, by CLI name.
-DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV)}
+DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN)}
 
 
 def get_design(name: str) -> Design:

@@ -24,7 +24,8 @@ Why CRC-32C (Castagnoli, the iSCSI/SCTP/ext4 CRC; ``CRC``). A USB-UART link corr
 fault-injected frames. A 16-bit CRC (CRC-16/CCITT-FALSE) lets one randomly corrupted frame in
 65,536 through, about 15 in such a run; a 32-bit CRC one in 4.3·10⁹. Among 32-bit CRCs the
 Castagnoli polynomial keeps Hamming distance 6 up to 5,243 bits (Koopman, DSN 2002), so every error
-of up to 5 flipped bits in a frame of the maximum length (``MAX_FRAME`` = 520 bytes) is detected;
+of up to 5 flipped bits in a frame of the maximum length (``MAX_FRAME`` = 520 bytes) is detected
+(checked exactly by tests/golden/test_protocol.py);
 the Ethernet polynomial drops to distance 4 above 2,974 bits (371 bytes). Every burst of up to 32
 bits is detected by either. Gateware cost is the same for any 32-bit polynomial and small: a
 32-bit register and its XOR feedback, bit-serially at 8 cycles per byte (a byte arrives every

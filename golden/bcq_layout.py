@@ -49,6 +49,7 @@ import torch
 from bitmix.errors import BitmixError
 from golden.bcq import BCQWeight, pack_bits
 from golden.bitfields import Field, Layout
+from golden.gemv_layout import GemvLayout
 
 __all__ = ["LutLayout", "KEY_BITS", "LUT_ENTRIES", "LUT_STATUS_FLAGS", "COL_REFUSAL",
            "group_chunks", "expected", "plane_of_key_beats"]
@@ -282,6 +283,18 @@ class LutLayout:
         kb = nb * chunks * p * self.keys.size
         sb = nb * (-(-chunks // gc)) * p * self.scales.size
         return {"keys": kb, "scales": sb, "total": kb + sb}
+
+    #: Row results of one GEMV (padding rows dropped, ``last`` flags checked): the same block
+    #: result format as the bit-serial engine's, so the same reader.
+    unpack_results = GemvLayout.unpack_results
+
+    # ------------------------------------------------------------------ cycles
+    def gemv_cycles(self, n: int, k: int, p: int, latency: int) -> dict:
+        """Exact RTL timing of one GEMV with streams that flow (``hw.lut_unit``): ``queries``
+        (cycles that issue R keys), ``period`` (``cmd`` to the next GEMV's ``cmd``: descriptor +
+        first table + queries) and ``to_last_result`` (``cmd`` to the last result's transfer)."""
+        q = self.blocks(n) * (k // KEY_BITS) * p
+        return {"queries": q, "period": 2 + q, "to_last_result": 1 + q + latency}
 
     # ------------------------------------------------------------------ unpacker
     def unpack(self, key_beats: list[int], scale_beats: list[int], *, n: int, k: int, planes: int,

@@ -22,7 +22,7 @@ from hw.params import DotParams, exp_port_bits, id_port_bits, term_port_bits
 __all__ = ["struct_layout", "weights_layout", "groups_layout", "psum_layout",
            "term_decoder_signature", "pe_signature", "dequantizer_signature", "dot_unit_signature",
            "payload_shape", "gemv_layouts", "gemv_issue_layout", "gemv_array_signature",
-           "gemv_engine_signature"]
+           "gemv_engine_signature", "lut_layouts", "lut_unit_signature"]
 
 
 def struct_layout(layout: Layout) -> data.StructLayout:
@@ -227,6 +227,53 @@ def gemv_engine_signature(p) -> wiring.Signature:
         "abort_req": In(1),
         "acts": In(stream.Signature(ls["acts"])),
         "weights": In(stream.Signature(ls["weights"])),
+        "results": Out(stream.Signature(ls["results"])),
+        "status": Out(ls["status"]),
+    })
+
+
+# ------------------------------------------------------------------------ shift-add LUT unit
+# Payloads from golden.bcq_layout (the LUT path's wire formats); parameters in hw.lut_params.
+
+def lut_layouts(p) -> dict[str, data.StructLayout]:
+    """Struct layouts of the LUT unit's streams and status, from ``p.layout``
+    (:class:`golden.bcq_layout.LutLayout`): ``cmd``, ``acts``, ``keys``, ``scales``, ``results``,
+    ``status``."""
+    lay = p.layout
+    return {"cmd": struct_layout(lay.cmd), "acts": struct_layout(lay.acts),
+            "keys": struct_layout(lay.keys), "scales": struct_layout(lay.scales),
+            "results": struct_layout(lay.results(p.row_bits)), "status": struct_layout(lay.status)}
+
+
+def lut_unit_signature(p) -> wiring.Signature:
+    """Shift-add LUT unit (ShiftAddLLM query-and-add); Verilog ports ``keys__payload`` etc.
+
+    Members
+    -------
+    cmd : In(stream.Signature(cmd layout))
+        Layer descriptor ``{k, n, planes, group_chunks}``; accepted while no GEMV is computing
+        (it may overlap the previous GEMV's drain).
+    precision : In(plane_bits)
+        Planes to read (1..planes; 0 or >= planes = all); latched when ``cmd`` is accepted.
+    acts : In(stream.Signature(acts layout))
+        8 signed activations (one chunk) per beat; K/8 beats per row block.
+    keys : In(stream.Signature(keys layout))
+        R plane keys per beat: chunk by chunk, p planes per chunk, most significant first.
+    scales : In(stream.Signature(scales layout))
+        R rows' APoT terms of one plane, at the chunks that start a scale group.
+    results : Out(stream.Signature(results layout))
+        One beat per row block: R signed row results (units of 2^E0) and ``last``.
+    status : Out(status layout)
+        ``busy`` and sticky error flags (:data:`golden.bcq_layout.LUT_STATUS_FLAGS`), cleared
+        by the next accepted ``cmd``.
+    """
+    ls = lut_layouts(p)
+    return wiring.Signature({
+        "cmd": In(stream.Signature(ls["cmd"])),
+        "precision": In(p.plane_bits),
+        "acts": In(stream.Signature(ls["acts"])),
+        "keys": In(stream.Signature(ls["keys"])),
+        "scales": In(stream.Signature(ls["scales"])),
         "results": Out(stream.Signature(ls["results"])),
         "status": Out(ls["status"]),
     })

@@ -41,13 +41,16 @@ payloads = st.binary(max_size=MAX_PAYLOAD)
 
 
 def _crc_bitwise(data: bytes) -> int:
-    """Table-free reflected CRC-32C, one bit per step: what a bit-serial gateware CRC computes."""
-    reg = 0xFFFFFFFF
+    """Table-free reflected CRC from ``CRC``'s parameters, one bit per step: what a bit-serial
+    gateware CRC computes."""
+    assert CRC.reflect_input and CRC.reflect_output
+    rev = int(f"{CRC.polynomial:0{CRC.width}b}"[::-1], 2)
+    reg = CRC.initial_crc
     for byte in data:
         reg ^= byte
         for _ in range(8):
-            reg = (reg >> 1) ^ (0x82F63B78 if reg & 1 else 0)     # 0x1EDC6F41 bit-reversed
-    return reg ^ 0xFFFFFFFF
+            reg = (reg >> 1) ^ (rev if reg & 1 else 0)
+    return reg ^ CRC.xor_output
 
 
 def _raw(seq, cmd, payload, length=None):
@@ -63,14 +66,15 @@ def _wire(raw: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------- CRC
 def test_crc_is_crc32c_with_its_check_value_and_residue():
-    assert crc32c(b"123456789") == 0xE3069283            # reveng catalogue: CRC-32/ISCSI check
-    assert _crc_bitwise(b"123456789") == 0xE3069283
+    assert crc32c(b"123456789") == CRC.check == 0xE3069283     # reveng catalogue: CRC-32/ISCSI
+    assert _crc_bitwise(b"123456789") == CRC.check
     # the gateware's byte-parallel CRC (Amaranth's catalogue) has exactly these parameters
     alg = catalog.CRC32_ISCSI
-    assert (alg.crc_width, alg.polynomial, alg.initial_crc, alg.xor_output) == \
-        (CRC.width, CRC.polynomial, CRC.init_value, CRC.final_xor_value)
-    assert (alg.reflect_input, alg.reflect_output) == (CRC.reverse_input, CRC.reverse_output)
-    assert alg(data_width=8).residue() ^ CRC.final_xor_value == CRC_RESIDUE
+    for name in ("polynomial", "initial_crc", "reflect_input", "reflect_output", "xor_output"):
+        assert getattr(alg, name) == getattr(CRC, name), name
+    assert alg.crc_width == CRC.width
+    assert alg(data_width=8).compute(b"123456789") == CRC.check
+    assert alg(data_width=8).residue() ^ CRC.xor_output == CRC_RESIDUE
 
 
 @settings(max_examples=50, deadline=None)

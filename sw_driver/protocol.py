@@ -36,11 +36,17 @@ from golden.protocol import (
 __all__ = ["DeviceError", "HostProtocol", "LinkStats"]
 
 
-def _name(enum_type, code: int) -> str:
+def _known(enum_type, code: int):
+    """``enum_type(code)``, or the plain integer when this protocol version does not know it."""
     try:
-        return enum_type(code).name
+        return enum_type(code)
     except ValueError:
-        return f"0x{code:02x}"
+        return code
+
+
+def _name(enum_type, code: int) -> str:
+    c = _known(enum_type, code)
+    return c.name if isinstance(c, enum_type) else f"0x{code:02x}"
 
 
 class DeviceError(BitmixError):
@@ -57,12 +63,14 @@ class DeviceError(BitmixError):
     """
 
     def __init__(self, command: int, seq: int, error: int | None, detail: str = ""):
-        self.command, self.seq, self.error = command, seq, error
+        self.command, self.seq = _known(Command, command), seq
+        self.error = None if error is None else _known(ErrorCode, error)
         what = f"{_name(Command, command)} (seq {seq})"
         if error is None:
             msg = f"device did not answer {what}{detail}"
         else:
-            doc = ErrorCode(error).doc if error in ErrorCode._value2member_map_ else "unknown error code"
+            known = _known(ErrorCode, error)
+            doc = known.doc if isinstance(known, ErrorCode) else "unknown error code"
             msg = f"device refused {what}: {_name(ErrorCode, error)} ({doc}){detail}"
         super().__init__(msg)
 
@@ -190,8 +198,7 @@ class HostProtocol:
         _, error, data = split_response(frame)
         if error != ErrorCode.OK:
             self.stats.nacks += 1
-            raise DeviceError(cmd, seq, ErrorCode(error) if error in ErrorCode._value2member_map_
-                              else error)
+            raise DeviceError(cmd, seq, _known(ErrorCode, error))
         self.stats.acks += 1
         return data
 

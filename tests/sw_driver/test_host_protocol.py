@@ -55,6 +55,7 @@ def test_nack_raises_device_error_naming_command_seq_and_code():
     with pytest.raises(DeviceError) as e:
         host.feed(encode_response(3, Command.RUN, ErrorCode.BUSY), now=0)
     assert (e.value.command, e.value.seq, e.value.error) == (Command.RUN, 3, ErrorCode.BUSY)
+    assert e.value.command is Command.RUN and e.value.error is ErrorCode.BUSY
     assert str(e.value) == f"device refused RUN (seq 3): BUSY ({ErrorCode.BUSY.doc})"
     assert isinstance(e.value, BitmixError)                   # the CLI prints it as one line
     assert not host.busy and host.stats.nacks == 1

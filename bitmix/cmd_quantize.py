@@ -1,6 +1,8 @@
 """`bitmix quantize`: quantize a model folder layer by layer and write a quantized-model folder.
 
-With no arguments it quantizes the shipped reference model with GPTQ + BitMoD 4-bit (group 128).
+With no arguments it quantizes the shipped reference model with GPTQ + BitMoD 4-bit (group 128);
+``--model smollm2`` quantizes SmolLM2-135M-Instruct (optional package; golden/smollm2.py), whose
+tokenizer is copied into the output folder so `bitmix eval --model OUT` tokenizes alike.
 The output folder holds dequantized float weights (``bitmix eval --model OUT`` works), the
 hardware tensors (``quantized.safetensors``) and ``manifest.json`` (see golden/qmodel.py).
 """
@@ -19,8 +21,8 @@ METHOD_HELP = ("rtn: round-to-nearest per group; gptq: second-order error compen
 def register(sub) -> None:
     p = sub.add_parser("quantize", help="quantize a model folder (RTN/GPTQ/BCQ/ShiftAdd/MX, bit allocation)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--model", metavar="FOLDER",
-                   help="HF-style LLaMA folder; default: the shipped reference model")
+    p.add_argument("--model", metavar="FOLDER|smollm2",
+                   help="HF-style LLaMA folder or smollm2; default: the shipped reference model")
     p.add_argument("--method", default="gptq", choices=("rtn", "gptq", "bcq", "shiftadd", "mx"),
                    help=METHOD_HELP + " (default gptq)")
     p.add_argument("--format", dest="format_set", metavar="SET",
@@ -28,7 +30,8 @@ def register(sub) -> None:
                         "ant4, int4_asym); element format fp4/fp3 for mx")
     p.add_argument("--bits", type=int, metavar="Q", help="BCQ planes for bcq/shiftadd (2, 3 or 4)")
     p.add_argument("--group-size", type=int_in_range("--group-size", 1), metavar="G",
-                   help="inputs per group (default 128; mx: 32). BCQ column/block layouts: rows per group")
+                   help="inputs per group (default 128, or 64 for models whose inputs are not a multiple of "
+                        "128, e.g. SmolLM2's 576; mx: 32). BCQ column/block layouts: rows per group")
     p.add_argument("--layout", choices=("row", "col", "block"),
                    help="BCQ scale layout (bcq default row; shiftadd default col = ShiftAddLLM Acc, "
                         "block = Lat)")
@@ -57,7 +60,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def method_from_args(args):
+def method_from_args(args, default_group: int = 128):
     from bitmix.errors import BitmixError
     from golden.calibrate import Method
 
@@ -72,7 +75,7 @@ def method_from_args(args):
     if args.layout and m not in ("bcq", "shiftadd"):
         raise BitmixError("--layout applies to bcq/shiftadd only")
     fs = args.format_set or ("fp4" if m == "mx" else "bitmod4")
-    g = args.group_size or (32 if m == "mx" else 128)
+    g = args.group_size or (32 if m == "mx" else default_group)
     try:
         return Method(method=m, format_set=fs, bits=args.bits, group_size=g, act_order=args.act_order,
                       layout=args.layout, rounds=args.rounds)
@@ -95,28 +98,27 @@ def run(args) -> int:
     import sys
     import time
 
-    from bitmix.errors import BitmixError
     from golden.bitalloc import bits_histogram
-    from golden.calibrate import quantize_model
-    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
+    from golden.calibrate import group_size_for, quantize_model
     from golden.data import calibration_batches
     from golden.formats import get_format_set
+    from golden.lm import load_lm
     from golden.qmodel import save_quantized
 
-    method = method_from_args(args)
-    folder = pathlib.Path(args.model) if args.model else REFERENCE_MODEL_DIR
-    model = load_model(folder)
+    method = method_from_args(args)          # bad options fail before any model is loaded
+    lm = load_lm(args.model)
+    model, folder = lm.model, lm.source
+    if args.group_size is None and method.method != "mx":
+        method = method_from_args(args, group_size_for(model))
     precheck(model, folder, method)
     needs_calib = method.needs_calibration or args.bit_budget is not None
     calib = None
     if needs_calib:
-        if model.config.vocab_size < 256:
-            raise BitmixError(f"{folder / 'config.json'}: vocab_size {model.config.vocab_size} < 256; "
-                              "calibration text is tokenized as UTF-8 bytes")
-        calib = calibration_batches(args.calib_samples, args.calib_seqlen, seed=args.seed)
+        calib = calibration_batches(args.calib_samples, args.calib_seqlen, seed=args.seed,
+                                    tokenize=lm.tokenizer.encode)
     desc = method.describe() + (f"-mix{args.bit_budget:g}" if args.bit_budget is not None else "")
     out = pathlib.Path(args.out) if args.out else \
-        pathlib.Path("build") / "quantized" / f"{folder.name}-{desc}"
+        pathlib.Path("build") / "quantized" / f"{lm.name}-{desc}"
     t0 = time.time()
     report = quantize_model(model, method, calib, bit_budget=args.bit_budget, threads=args.threads,
                             allocator=args.allocator, alloc_cost=args.alloc_cost,
@@ -135,9 +137,9 @@ def run(args) -> int:
         "allocation": ({k: v for k, v in report.allocation.items() if k not in ("costs", "criterion")}
                        if report.allocation else None),
         "per_layer_bits": report.bits,
-        "source_model": str(folder), "seconds": round(time.time() - t0, 2),
+        "source_model": str(folder), "tokenizer": lm.tokenizer.name, "seconds": round(time.time() - t0, 2),
     }
-    save_quantized(model, report.results, out, manifest)
+    save_quantized(model, report.results, out, manifest, tokenizer=lm.tokenizer)
     eff = report.effective_bits()
     summary = {"out": str(out), "method": desc, "layers": len(report.results),
                "effective_bits": eff, "seconds": manifest["seconds"]}

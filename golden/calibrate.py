@@ -34,7 +34,8 @@ from golden.formats import FORMAT_SETS, get_format_set
 from golden.gptq import BCQAdapter, MXAdapter, RTNAdapter, collect_hessians, gptq
 from golden.quant import quantize_mx, quantize_rtn
 
-__all__ = ["Method", "METHODS", "SEQUENTIAL", "quantize_model", "format_for_bits", "QuantReport"]
+__all__ = ["Method", "METHODS", "SEQUENTIAL", "quantize_model", "format_for_bits", "QuantReport",
+           "group_size_for"]
 
 METHODS = ("rtn", "gptq", "bcq", "shiftadd", "mx")
 #: True-sequential order inside a decoder layer (GPTQ's --true-sequential, HF names).
@@ -42,6 +43,17 @@ SEQUENTIAL = (("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
               ("self_attn.o_proj",),
               ("mlp.gate_proj", "mlp.up_proj"),
               ("mlp.down_proj",))
+
+
+def group_size_for(model, preferred: int = 128) -> int:
+    """``preferred``, halved until it divides every decoder linear's input size (SmolLM2: 576 → 64)."""
+    from golden.model import linear_layers
+
+    ks = {lin.in_features for lin in linear_layers(model).values()}
+    g = preferred
+    while g > 1 and any(k % g for k in ks):
+        g //= 2
+    return g
 
 
 def format_for_bits(fs_name: str, bits: int) -> str:

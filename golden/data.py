@@ -62,9 +62,13 @@ def decode(ids) -> str:
     return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
 
 
-def calibration_batches(n_samples: int, seqlen: int, seed: int = 0) -> torch.Tensor:
-    """n random windows of the TRAIN split, [n, seqlen]; held-out text never leaks into calibration."""
-    ids = encode(reference_corpus()[0])
+def calibration_batches(n_samples: int, seqlen: int, seed: int = 0, tokenize=None) -> torch.Tensor:
+    """n random windows of the TRAIN split, [n, seqlen]; held-out text never leaks into calibration.
+
+    ``tokenize`` (text bytes -> ids) defaults to the byte tokenizer; a model with its own
+    vocabulary passes its tokenizer's ``encode``.
+    """
+    ids = (tokenize or encode)(reference_corpus()[0])
     if seqlen >= len(ids):
         raise BitmixError(f"calibration_batches: seqlen {seqlen} exceeds the train split "
                           f"({len(ids)} tokens)")

@@ -72,8 +72,10 @@ def layer_entry(res, bits: int | None = None) -> dict:
             "effective_bits": res.effective_bits()}
 
 
-def save_quantized(model, results: dict, out, manifest: dict) -> pathlib.Path:
-    """Write the folder atomically; ``model`` already holds the dequantized weights."""
+def save_quantized(model, results: dict, out, manifest: dict, tokenizer=None) -> pathlib.Path:
+    """Write the folder atomically; ``model`` already holds the dequantized weights.
+
+    ``tokenizer`` (golden.lm) writes its tokenizer.json into the folder when it has one."""
     from safetensors.torch import save_file
 
     from golden.checkpoint import save_model
@@ -86,6 +88,8 @@ def save_quantized(model, results: dict, out, manifest: dict) -> pathlib.Path:
     old = None
     try:
         save_model(model, tmp)
+        if tokenizer is not None:
+            tokenizer.save(tmp)
         tensors = {}
         layers = {}
         for name, res in results.items():

@@ -19,7 +19,7 @@ pipeline registers (lane terms, group sum) add latency, not cycles per group.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import wiring
 
 from hw.interfaces import pe_signature
@@ -110,7 +110,8 @@ class BitSerialPE(wiring.Component):
             last_beat.eq(beat == p.beats_per_group - 1),
             final.eq(last_term & last_beat),
             stall.eq(out_valid & ~self.psums.ready),
-            advance.eq(self.weights.valid & self.groups.valid & ~stall),
+            # no transfer while in reset: a source must not see `ready` then
+            advance.eq(self.weights.valid & self.groups.valid & ~stall & ~ResetSignal()),
             self.psums.valid.eq(out_valid),
             self.psums.p.psum.eq(out_psum),
             self.psums.p.u.eq(out_u),

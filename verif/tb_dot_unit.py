@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 
 import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, RisingEdge
 
 from hw.params import DotParams
 from verif.harness import DotHarness
@@ -23,7 +25,7 @@ from verif.stimulus import (
     special_rows,
 )
 from verif.stream import CocotbIO
-from verif.tb_util import CocotbClock, start_and_reset, tb_config
+from verif.tb_util import PERIOD_NS, CocotbClock, tb_config
 
 
 async def _setup(dut, test: str, *, stress: bool = True, burst: float = 0.0):
@@ -36,8 +38,27 @@ async def _setup(dut, test: str, *, stress: bool = True, burst: float = 0.0):
                    backpressure=cfg["backpressure"] if stress else 0.0, burst=burst)
     h.corrupt_first = bool(cfg.get("inject_mismatch"))
     h.idle_inputs()
-    await start_and_reset(dut)
+    await _no_ready_in_reset(dut, rng)
     return p, h, rng, cfg
+
+
+async def _no_ready_in_reset(dut, rng):
+    """Reset with both inputs valid (garbage payloads): no `ready` may be seen, so a source
+    cannot believe a beat was taken while the unit was in reset."""
+    dut.weights__valid.value = 1
+    dut.groups__valid.value = 1
+    dut.weights__payload.value = rng.getrandbits(len(dut.weights__payload))
+    dut.groups__payload.value = rng.getrandbits(len(dut.groups__payload))
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    dut.rst.value = 1
+    for _ in range(3):
+        await FallingEdge(dut.clk)
+        for sig in (dut.weights__ready, dut.groups__ready):
+            assert int(sig.value) == 0, f"{sig._name} high during reset"
+    await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    dut.weights__valid.value = 0
+    dut.groups__valid.value = 0
 
 
 def _precisions(p: DotParams) -> list[int]:

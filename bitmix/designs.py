@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from bitmix.errors import BitmixError
 
-__all__ = ["Option", "Design", "DESIGNS", "get_design", "DOT_UNIT_CYCLE_MODEL", "GEMV_CYCLE_MODEL"]
+__all__ = ["Option", "Design", "DESIGNS", "get_design", "DOT_UNIT_CYCLE_MODEL", "GEMV_CYCLE_MODEL",
+           "LUT_CYCLE_MODEL"]
 
 
 @dataclass(frozen=True)
@@ -233,9 +234,74 @@ UART_DESIGN = Design(
     make_params=_uart_params, build=_uart_build, info=_uart_info,
     describe=lambda p: f"  divisor {p.divisor} clock cycles per bit")
 
+# ------------------------------------------------------------------------ shift-add LUT unit
+
+LUT_CYCLE_MODEL = (
+    "Per GEMV: 1 cycle for the descriptor (cmd), 1 for the first table, then one query cycle per "
+    "row block, 8-input chunk and plane read (ceil(N/R) * K/8 * p); the table of the next chunk is "
+    "built in parallel and registered with the previous chunk's last query, so tables never stall "
+    "the queries. A block's result transfers `latency` cycles after its last query. Exact: "
+    "golden.bcq_layout.LutLayout.gemv_cycles.")
+
+
+def _lut_params(v: dict):
+    from hw.lut_params import LutParams
+
+    return LutParams.make(**{k: parse_int(k, v[k]) for k in ("rows", "max_planes", "apot_terms",
+                                                              "shift_bits", "act_bits", "max_k",
+                                                              "max_n")})
+
+
+def _lut_build(p):
+    from hw.lut_unit import LutUnit
+
+    return LutUnit(p)
+
+
+def lut_unit_info(p) -> dict:
+    from golden.bcq_layout import COL_REFUSAL
+
+    lay = p.layout
+    return {
+        "parameters": p.describe(),
+        "derived": p.derived(),
+        "layouts": {"supported": ["row (group size a multiple of 8)", "block"],
+                    "refused": {"col": COL_REFUSAL}},
+        "packer": {"module": "golden.bcq_layout",
+                   **{lt.name: lt.rows() for lt in (lay.cmd, lay.acts, lay.keys, lay.scales,
+                                                    lay.results(p.row_bits), lay.status)}},
+        "cycle_model": {"description": LUT_CYCLE_MODEL, "descriptor_cycles": 1,
+                        "first_table_cycles": 1, "latency": p.latency},
+    }
+
+
+def _lut_describe(p) -> str:
+    d = p.derived()
+    return (f"  R={p.rows} max planes={p.max_planes} APoT terms={p.apot_terms} shift bits="
+            f"{p.shift_bits} (span <= 2^{d['max_shift']}) A={p.act_bits} max K={p.max_k} "
+            f"max N={p.max_n}\n"
+            f"  table {d['lut_entries']} x {d['lut_bits']} bits (mirror-halved), row {d['row_bits']} "
+            f"bits, key beat {d['key_beat_bits']} bits, scale beat {d['scale_beat_bits']} bits, "
+            f"latency {d['latency']}")
+
+
+LUT_UNIT = Design(
+    name="lut_unit",
+    summary="shift-add LUT unit (ShiftAddLLM/FIGLUT): BCQ planes query 8-input sum tables, APoT shifts",
+    options=(
+        Option("rows", "rows", 8, "rows R queried side by side per cycle (default 8)"),
+        Option("max-planes", "max_planes", 4, "most binary planes q of a layer (default 4)"),
+        Option("apot-terms", "apot_terms", 3, "APoT terms per scale, 1..3 (default 3)"),
+        Option("shift-bits", "shift_bits", 5, "bits of a term's shift e - E0 (default 5: span <= 2^31)"),
+        Option("act-bits", "act_bits", 8, "activation bits A (default 8)"),
+        Option("max-k", "max_k", 4096, "largest K, a multiple of 8 (default 4096)"),
+        Option("max-n", "max_n", 4096, "largest N (default 4096)"),
+    ),
+    make_params=_lut_params, build=_lut_build, info=lut_unit_info, describe=_lut_describe)
+
 
 #: Every design, by CLI name.
-DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN)}
+DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN, LUT_UNIT)}
 
 
 def get_design(name: str) -> Design:

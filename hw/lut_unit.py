@@ -129,7 +129,7 @@ class LutUnit(wiring.Component):
 
         last_plane, last_chunk, last_block, need_scale = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [last_plane.eq(plane + 1 >= planes), last_chunk.eq(chunk == chunks_m1),
-                     last_block.eq(rows_base + R >= n_rows), need_scale.eq(gcount == 0)]
+                     last_block.eq(rows_base + R >= n_rows), need_scale.eq(~gcount.any())]
         running = state == RUN
         go = Signal()
         m.d.comb += go.eq(running & en & tab_valid & self.keys.valid
@@ -162,16 +162,18 @@ class LutUnit(wiring.Component):
             for t in range(T):
                 beat_t = Signal(term, name=f"bt{r}_{t}")
                 m.d.comb += [beat_t.sign.eq(sc.sign[r * T + t]), beat_t.shift.eq(sc.shift[r * T + t])]
-                stored = Array(store[i][t] for i in range(Q))[plane]
+                stored = store[0][t]
+                for i in range(1, Q):
+                    stored = Mux(plane == i, store[i][t], stored)
                 with m.If(go):
                     m.d.sync += s1_terms[r][t].eq(Mux(need_scale, beat_t, stored))
                 for i in range(Q):
-                    with m.If(go & need_scale & (plane == i)):
+                    with m.If(go & need_scale & (plane == i if i else ~plane.any())):
                         m.d.sync += store[i][t].eq(beat_t)
             with m.If(go):
                 m.d.sync += s1_sum[r].eq(Mux(key[KEY_BITS - 1], -hit, hit))
         with m.If(en):
-            m.d.sync += [s1.valid.eq(go), s1.first.eq((chunk == 0) & (plane == 0)),
+            m.d.sync += [s1.valid.eq(go), s1.first.eq(~chunk.any() & ~plane.any()),
                          s1.final.eq(last_chunk & last_plane), s1.gemv_last.eq(last_block)]
 
         # ---- s1 -> s2: shift by every term and add (one small tree per row)
@@ -184,7 +186,7 @@ class LutUnit(wiring.Component):
             for t in range(T):
                 tt = s1_terms[r][t]
                 v = Signal(signed(p.lut_bits + 1 + p.max_shift), name=f"part{r}_{t}")
-                m.d.comb += v.eq(Mux(tt.sign == 0, 0, Mux(tt.sign[1], neg, s1_sum[r]) << tt.shift))
+                m.d.comb += v.eq(Mux(~tt.sign.any(), 0, Mux(tt.sign[1], neg, s1_sum[r]) << tt.shift))
                 parts.append(v)
             with m.If(en):
                 m.d.sync += s2_sum[r].eq(tree_sum(parts))

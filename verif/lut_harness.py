@@ -45,7 +45,8 @@ class LutHarness:
         self.key_log: list[tuple[int, int, int]] = []
         self._keys_sent = 0
         self._keys_per_gemv: list[int] = []
-        #: coverage hook, called at every key transfer with (harness, gemv, beat index, stall kind)
+        #: coverage hook, called at every key transfer with (harness, gemv, beat index, stall kind
+        #: of the previous cycle: "flow", "source idle" (no key offered) or "backpressure")
         self.on_key = None
         self._last_stall = "flow"
 
@@ -91,6 +92,8 @@ class LutHarness:
         cmd_taken = cmd.holding and self.io.get("cmd__ready")
         keys = self.sources["keys"]
         key_taken = keys.holding and self.io.get("keys__ready")
+        stall_now = ("backpressure" if not self.io.get("results__ready")
+                     else "source idle" if not keys.holding else "flow")
         for e in (*self.sources.values(), self.results):
             e.sample(self.cycle)
         if cmd_taken:
@@ -99,8 +102,7 @@ class LutHarness:
             nxt["cmd"] = self.cycle
         if key_taken:
             self._on_key()
-        self._last_stall = ("backpressure" if not self.io.get("results__ready")
-                            else "source idle" if not keys.holding else "flow")
+        self._last_stall = stall_now          # what the next key transfer's previous cycle saw
         self.cycle += 1
 
     def _on_key(self) -> None:

@@ -166,8 +166,9 @@ class GemvArray(wiring.Component):
                     m.d.sync += [o.eq(u) for o, u in zip(out_u, s2.u)]
 
         # ---- dequantizers -> join -> skid buffer. `gemv_last` of each row in flight waits in a
-        # 2-entry queue (at most one row in a dequantizer's result register + one being finished).
-        m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=2)
+        # queue: one row in the dequantizers' result registers, one being finished, and a third
+        # pushed in the cycle the first leaves (SyncFIFO cannot write and read when full).
+        m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=3)
         m.d.comb += [lastq.w_en.eq(out_valid & dq_ready & out_last), lastq.w_data.eq(out_gl)]
         m.submodules.skid = skid = SkidBuffer(self.results.p.shape())
         joined = _all(dq.result.valid for dq in dqs)

@@ -14,12 +14,14 @@ rarely hit.
 from __future__ import annotations
 
 import random
+from collections import deque
+from dataclasses import dataclass
 
 from hw.gemv_params import GemvParams
 from verif.gemv_stimulus import Gemv, expected
 from verif.stream import Stalls, StreamSink, StreamSource
 
-__all__ = ["GemvHarness", "GemvMismatch", "BURST_LEN"]
+__all__ = ["GemvHarness", "GemvMismatch", "BeatInfo", "BURST_LEN"]
 
 #: Length (min, max cycles) of a burst stall: longer than the array's pipeline and a whole group.
 BURST_LEN = (20, 200)
@@ -27,6 +29,20 @@ BURST_LEN = (20, 200)
 
 class GemvMismatch(AssertionError):
     pass
+
+
+@dataclass(frozen=True)
+class BeatInfo:
+    """What one weight beat is (for coverage): its GEMV's set and precision, the R rows' format
+    ids, its terms T, its position in the group and at the row-block boundary."""
+
+    fmt_set: int
+    fmts: tuple[int, ...]
+    precision: int
+    terms: int
+    pos: str            # first / middle / last beat of its group
+    boundary: str       # block_first / block_last / inside
+    gemv_first: bool = False
 
 
 class GemvHarness:
@@ -48,8 +64,14 @@ class GemvHarness:
         self._abort_next = False
         #: cycle of every cmd transfer and of every GEMV's last result (cycle model checks)
         self.gemv_log: list[dict] = []
-        #: coverage hook: called every cycle with the harness (cocotb-coverage sampling)
-        self.on_cycle = None
+        #: coverage hook: ``on_beat(meta, stall)`` after every weight-beat transfer, with the
+        #: beat's :class:`BeatInfo` and the stall state while it was computed ("input": the
+        #: weight source presented it late; else "output": the result sink was not ready in one
+        #: of its cycles; else "none")
+        self.on_beat = None
+        self._sink_stalled_at = -1
+        self._beats: deque[BeatInfo] = deque()
+        self._ready_from = 0            # first cycle the next weight beat could have been taken
 
     def idle_inputs(self) -> None:
         for n in ("cmd", "acts", "weights"):
@@ -67,12 +89,28 @@ class GemvHarness:
         self._prec_queue.append(precision)
 
     def queue(self, g: Gemv) -> None:
-        lay = self.lay
+        lay, p = self.lay, self.p
         self.send_cmd(g.precision, k=g.k, n=g.n, fmt_set=g.fmt_set)
         for a in lay.act_beats(g.x):
             self.acts.push(a)
-        for b in lay.weight_beats(g.codes, g.fmt_ids, g.u, self.p.format_sets[g.fmt_set]):
+        for b in lay.weight_beats(g.codes, g.fmt_ids, g.u, p.format_sets[g.fmt_set]):
             self.weights.push(b)
+        terms = p.format_terms(g.fmt_set)
+        pad = terms[lay.pad_fmt(g.fmt_set)]
+        R, B, ng = p.rows, p.beats_per_group, g.k // p.group_size
+        fmt = g.fmt_ids.tolist()
+        for j in range(lay.blocks(g.n)):
+            rows = fmt[j * R:(j + 1) * R]
+            for gi in range(ng):
+                t = max([terms[r[gi]] for r in rows] + ([pad] if len(rows) < R else []))
+                t = min(t, g.precision) if g.precision else t
+                for b in range(B):
+                    self._beats.append(BeatInfo(
+                        g.fmt_set, tuple(r[gi] for r in rows), g.precision, t,
+                        "first" if b == 0 else "last" if b == B - 1 else "middle",
+                        "block_first" if gi == 0 and b == 0 else
+                        "block_last" if gi == ng - 1 and b == B - 1 else "inside",
+                        gemv_first=j == 0 and gi == 0 and b == 0))
 
     async def step(self, clock) -> None:
         await clock.edge()
@@ -84,18 +122,32 @@ class GemvHarness:
             self.io.set("precision", self._prec_queue[0])
         else:
             self.io.set("precision", self.rng.randrange(1 << self.p.term_bits))
+        if not self.results._ready:
+            self._sink_stalled_at = self.cycle
         self.io.set("abort_req", int(self._abort_next))
         self._abort_next = False
         await clock.settle()
         cmd_taken = self.cmd.holding and self.io.get("cmd__ready")
+        nw, na = len(self.weights.transfers), len(self.acts.transfers)
         for e in self.endpoints:
             e.sample(self.cycle)
         if cmd_taken:
             self._prec_queue.pop(0)
             self.gemv_log.append({"cmd": self.cycle})
-        if self.on_cycle:
-            self.on_cycle(self)
+        if len(self.acts.transfers) > na:
+            self._ready_from = self.cycle + 1
+        if len(self.weights.transfers) > nw:
+            self._beat_done()
         self.cycle += 1
+
+    def _beat_done(self) -> None:
+        meta = self._beats.popleft()
+        first, done = self.weights.first_valid[-1], self.cycle
+        start, late = max(first, self._ready_from), first > self._ready_from
+        stall = "input" if late else "output" if self._sink_stalled_at >= start else "none"
+        self._ready_from = done + 1
+        if self.on_beat:
+            self.on_beat(meta, stall)
 
     async def run(self, clock, gemvs: list[Gemv], *, tail: int = 0,
                   timeout_factor: int = 8) -> list[list[int]]:
@@ -165,6 +217,7 @@ class GemvHarness:
 
     def drop_inputs(self) -> None:
         """Forget whatever is still queued (after an error/abort the source drops its stream)."""
+        self._beats.clear()
         for s in (self.cmd, self.acts, self.weights):
             s.queue.clear()
             s.holding = False

@@ -1,0 +1,172 @@
+"""Test scenarios of the GEMV engine, shared by the Amaranth-simulator unit tests
+(tests/hw/test_gemv_pysim.py) and the cocotb + Verilator regression (verif/tb_gemv.py).
+
+Each is ``async def scenario(h, clock, rng, ...)`` on a :class:`verif.gemv_harness.GemvHarness`
+and raises ``AssertionError`` (``GemvMismatch``) on any difference from golden.intref, from the
+cycle model, or from the documented error behaviour.
+"""
+
+from __future__ import annotations
+
+import random
+
+from golden.cycle_model import gemv_rtl_cycles
+from verif.gemv_harness import BURST_LEN, GemvHarness
+from verif.gemv_stimulus import every_code_gemv, extreme_gemv, quantized_gemv, random_gemv
+from verif.stream import Stalls
+
+__all__ = ["bit_exact", "coverage_closure", "cycle_model", "errors"]
+
+
+def _precisions(p) -> list[int]:
+    return list(range(p.max_terms + 1))
+
+
+def _rand_k(p, rng: random.Random, max_k: int) -> int:
+    return p.group_size * rng.randint(1, max(1, max_k // p.group_size))
+
+
+async def bit_exact(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int,
+                    per_precision: int = 2) -> int:
+    """Every compiled set at every precision: random GEMVs (one at K = max_k, one with N not a
+    multiple of R), every code of every format, a quantized layer, the accumulator extremes;
+    back to back, then an idle tail. Returns the number of GEMVs checked."""
+    p = h.p
+    n0 = h.checked
+    for si in range(len(p.format_sets)):
+        gs = []
+        for prec in _precisions(p):
+            gs.append(random_gemv(p, rng, max_n, max_k, si, prec, "K = max K"))
+            n_odd = max(1, max_n - 1 if (max_n - 1) % p.rows else max_n - 2) if p.rows > 1 else max_n
+            gs.append(random_gemv(p, rng, n_odd, _rand_k(p, rng, max_k), si, prec, "N mod R != 0"))
+            for _ in range(per_precision - 2):
+                gs.append(random_gemv(p, rng, rng.randint(1, max_n), _rand_k(p, rng, max_k), si, prec))
+            gs.append(every_code_gemv(p, rng, si, prec))
+        gs.append(quantized_gemv(p, rng.randrange(1 << 30), min(max_n, 64), max_k, si))
+        await h.run(clock, gs, tail=40)
+        ext = extreme_gemv(p, si)
+        if ext is not None:
+            got = await h.run(clock, [ext], tail=20)
+            rm = p.set_params[si].row_max
+            assert got[0] == [rm, -rm], f"extreme rows: {got[0]} != [{rm}, {-rm}]"
+    return h.checked - n0
+
+
+async def coverage_closure(h: GemvHarness, clock, rng: random.Random, cov, *, max_n: int,
+                           max_rounds: int = 40, log=print) -> None:
+    """Short GEMVs (1-2 groups, N = max_n: many block boundaries) at every set and precision,
+    alternating ordinary stress with phases where the result sink is ready 10 % of the time (so
+    the engine holds beats: the "output" stall bins), until every cross bin is hit."""
+    p = h.p
+    h.on_beat = cov.on_beat
+    base = h.results.stall
+    for rnd in range(max_rounds):
+        if cov.percent() >= 100.0:
+            break
+        heavy = rnd % 2 == 1
+        h.results.stall = Stalls(rng, 0.9, 0.0, BURST_LEN) if heavy else base
+        gs = [random_gemv(p, rng, max_n, p.group_size * rng.randint(1, 2), si, prec, "coverage")
+              for si in range(len(p.format_sets)) for prec in _precisions(p)]
+        await h.run(clock, gs, tail=10)
+        log(f"coverage round {rnd} ({'sink 10 % ready' if heavy else 'stress'}): "
+            f"{cov.percent():.1f} % after {h.cycle} cycles")
+    h.results.stall = base
+    h.on_beat = None
+
+
+async def cycle_model(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int,
+                      log=print) -> list[dict]:
+    """No stalls: every GEMV's period (descriptor to next descriptor) and its last result are
+    exactly golden.cycle_model.gemv_rtl_cycles; returns one record per GEMV."""
+    p = h.p
+    gs = []
+    for si in range(len(p.format_sets)):
+        for prec in _precisions(p):
+            gs.append(random_gemv(p, rng, rng.randint(1, max_n), _rand_k(p, rng, max_k), si, prec))
+    gs.append(random_gemv(p, rng, max_n, max_k, 0, 0, "largest"))
+    log0 = len(h.gemv_log)
+    await h.run(clock, gs, tail=10)
+    log = h.gemv_log[log0:]
+    out = []
+    for i, e in enumerate(log):
+        g = e["gemv"]
+        c = gemv_rtl_cycles(p.layout, g.fmt_ids, g.fmt_set, g.precision, latency=p.latency)
+        got_last = e["last_result"] - e["cmd"]
+        assert got_last == c["to_last_result"], (
+            f"GEMV {i} (N={g.n}, K={g.k}, precision {g.precision}): last result {got_last} cycles "
+            f"after cmd, model {c['to_last_result']}")
+        if i + 1 < len(log):
+            period = log[i + 1]["cmd"] - e["cmd"]
+            assert period == c["period"], (f"GEMV {i} (N={g.n}, K={g.k}, precision {g.precision}): "
+                                           f"period {period} cycles, model {c['period']}")
+        out.append({"n": g.n, "k": g.k, "set": p.format_sets[g.fmt_set].name,
+                    "precision": g.precision, "measured_to_last_result": got_last, **c})
+    return out
+
+
+async def errors(h: GemvHarness, clock, rng: random.Random) -> None:
+    """Each error case flags its status bit and returns the engine to idle without a reset;
+    the next GEMV is correct and clears the flags."""
+    p = h.p
+    k_bad = [0, p.group_size // 2 if p.group_size > 1 else 0, p.max_k + p.group_size]
+    cases = [(dict(k=k, n=1), "err_k") for k in k_bad]
+    cases += [(dict(k=p.group_size, n=0), "err_n"), (dict(k=p.group_size, n=p.max_n + 1), "err_n"),
+              (dict(k=p.group_size, n=1, path=1), "err_desc")]
+    nsets = len(p.format_sets)
+    if nsets < 1 << p.layout.set_bits:
+        cases.append((dict(k=p.group_size, n=1, fmt_set=nsets), "err_desc"))
+    for kw, flag in cases:
+        h.send_cmd(**kw)
+        await h.run_until(clock, lambda h: h.cmd.done)
+        await h.step(clock)
+        st = h.status()
+        assert st[flag] and not st["busy"], (kw, st)
+        assert sum(v for k, v in st.items() if k.startswith("err_")) == 1, (kw, st)
+        await h.run(clock, [random_gemv(p, rng, p.rows + 1, p.group_size, nsets - 1)])
+        assert not any(v for k, v in h.status().items() if k.startswith("err_"))
+
+    # a format id outside the layer's set, in the second row block's first group
+    bad_set = next((si for si, fs in enumerate(p.format_sets)
+                    if len(fs.formats) < 1 << p.layout.id_bits), None)
+    if bad_set is not None:
+        g = random_gemv(p, rng, 2 * p.rows, 2 * p.group_size, bad_set)
+        h.queue(g)
+        beats = list(h.weights.queue)
+        i = len(beats) // 2 + 1
+        beats[i] |= ((1 << p.layout.id_bits) - 1) << p.layout.weights.offset("fmt")
+        h.weights.queue.clear()
+        h.weights.queue.extend(beats)
+        await h.run_until(clock, lambda h: h.status()["err_format"])
+        await h.step(clock)
+        assert not h.status()["busy"], h.status()
+        await _flush_after_error(h, clock, max_results=1)
+        await h.run(clock, [random_gemv(p, rng, 3 * p.rows, 2 * p.group_size, bad_set, 1)])
+
+    # abort while computing
+    h.queue(random_gemv(p, rng, 4 * p.rows, 2 * p.group_size, 0))
+    left = 4 * p.beats_per_group        # abort with about half of the stream consumed
+    await h.run_until(clock, lambda h: len(h.weights.transfers) > 0 and len(h.weights.queue) < left)
+    await h.abort(clock)
+    await h.step(clock)
+    st = h.status()
+    assert st["err_abort"] and not st["busy"], st
+    await _flush_after_error(h, clock, max_results=4)
+    await h.run(clock, [random_gemv(p, rng, 2 * p.rows + 1, 2 * p.group_size, nsets - 1, 1),
+                        random_gemv(p, rng, 1, p.group_size, 0)], tail=20)
+    # abort while idle: nothing to flag
+    await h.abort(clock)
+    await h.step(clock)
+    assert not h.status()["err_abort"]
+
+
+async def _flush_after_error(h: GemvHarness, clock, max_results: int) -> None:
+    """The source drops the rest of the failed GEMV; no result may appear beyond those of row
+    blocks finished before the error."""
+    h.drop_inputs()
+    n0 = len(h.results.items)
+    for _ in range(60):
+        await h.step(clock)
+    assert len(h.results.items) - n0 <= max_results, "results after an error/abort"
+    assert not h.status()["busy"]
+    h.results.items.clear()
+    h.results.transfers.clear()

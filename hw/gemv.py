@@ -25,7 +25,8 @@ activation load overlap the previous one's drain (pipeline, dequantizers, result
 Errors (sticky flags in ``status``, cleared by the next accepted ``cmd``): a descriptor with a
 bad K, N, format set or compute path is consumed and rejected (the engine stays idle); a weight
 beat with a format id outside the layer's set, or ``abort_req``, flushes the array (its state is
-reset, in-flight results are dropped) and returns the engine to idle. No reset is needed; the
+reset, results not yet offered on ``results`` are dropped; one already offered is still
+delivered) and returns the engine to idle. No reset is needed; the
 weight source must drop the rest of that GEMV's stream.
 
 The compute path: ``cmd.path`` = 0 selects this bit-serial array. A second path (shift-add,
@@ -43,6 +44,7 @@ from hw.gemv_array import GemvArray
 from hw.gemv_params import GemvParams
 from hw.interfaces import gemv_engine_signature
 from hw.params import id_port_bits
+from hw.skid import SkidBuffer
 from hw.term_decoder import format_terms_table
 
 __all__ = ["GemvEngine"]
@@ -115,13 +117,16 @@ class GemvEngine(wiring.Component):
         group = Signal(range(max(2, p.max_groups)))
         addr = Signal(range(max(2, p.buffer_depth)))
         rows_base = Signal(p.layout.n_bits)
-        outstanding = Signal(range(8))        # row blocks issued and not yet out on `results`
+        outstanding = Signal(range(8))        # row blocks issued and not yet in the skid buffer
         status = Signal(self.status.shape())
 
         m.d.comb += [array.fmt_set.eq(fmt_set), array.x.eq(rd.data),
                      rd.addr.eq(addr), rd.en.eq(~array.stall),
                      wr.addr.eq(addr), wr.data.eq(self.acts.p.x)]
-        wiring.connect(m, array.results, wiring.flipped(self.results))
+        # the result skid buffer is outside the flush: a result already offered is delivered
+        m.submodules.skid = skid = SkidBuffer(self.results.p.shape())
+        wiring.connect(m, array.results, skid.i)
+        wiring.connect(m, skid.o, wiring.flipped(self.results))
 
         # ---- terms of the current group: the largest among the R rows' formats, capped by prec
         w = self.weights.p
@@ -168,10 +173,10 @@ class GemvEngine(wiring.Component):
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
-        m.d.comb += [busy.eq((state != IDLE) | outstanding.any()), self.status.eq(status),
-                     self.status.busy.eq(busy)]
+        m.d.comb += [busy.eq((state != IDLE) | outstanding.any() | self.results.valid),
+                     self.status.eq(status), self.status.busy.eq(busy)]
         block_issued = advance & last_term & last_beat & last_group
-        block_out = self.results.valid & self.results.ready
+        block_out = array.results.valid & array.results.ready
         with m.If(block_issued & ~block_out):
             m.d.sync += outstanding.eq(outstanding + 1)
         with m.Elif(block_out & ~block_issued):

@@ -4,22 +4,21 @@
  issue (codes R*L, fmt R, u R, term, flags) ─► TermDecoder x R*L ─► [s1: decoded terms] ──┐
  x (L activations, from the buffer's read register, aligned with s1) ─► ±x once per lane ─┤
       per row: select ±x << e per lane, adder tree ─► [s2: R tree sums] ─► psum += ─► [out]
-      ─► GroupDequantizer x R (row += u·psum) ─► join ─► skid buffer ─► results
+      ─► GroupDequantizer x R (row += u·psum) ─► join ─► results (to the engine's skid buffer)
 ```
 
 One term of every weight of the beat per cycle. The activation beat is shared: its negation is
 computed once per lane, and each row-lane only selects ``±x`` and shifts it by the term's
 exponent. A single clock enable (``~stall``) freezes every stage while the dequantizers cannot
 take the finished group sums; ``stall`` is driven by registers only (the psum output register
-and the dequantizers' state), and the dequantizers see ``results.ready`` only through the skid
-buffer's registered ``ready``, so the external ``ready`` does not fan out into the array.
+and the dequantizers' state) as long as ``results.ready`` is a register — the engine feeds it
+from its skid buffer, so the external ``ready`` does not fan out into the array.
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, fifo, wiring
 
 from hw.dequant import GroupDequantizer
 from hw.gemv_params import GemvParams
@@ -28,41 +27,7 @@ from hw.params import id_port_bits
 from hw.pe import tree_sum
 from hw.term_decoder import TermDecoder
 
-__all__ = ["GemvArray", "SkidBuffer"]
-
-
-class SkidBuffer(wiring.Component):
-    """Two-register stream buffer whose ``i.ready`` is a register (no combinational path from
-    ``o.ready``). Full throughput: one transfer per cycle in steady state.
-
-    Members
-    -------
-    i : In(stream.Signature(shape))
-    o : Out(stream.Signature(shape))
-    """
-
-    def __init__(self, shape):
-        self._shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
-
-    def elaborate(self, platform):
-        m = Module()
-        skid_valid = Signal()
-        skid_data = Signal(self._shape)
-        out = Signal(self._shape)
-        out_valid = Signal()
-        m.d.comb += [self.i.ready.eq(~skid_valid), self.o.valid.eq(out_valid), self.o.payload.eq(out)]
-        take = self.i.valid & ~skid_valid
-        with m.If(~out_valid | self.o.ready):
-            with m.If(skid_valid):
-                m.d.sync += [out.eq(skid_data), out_valid.eq(1), skid_valid.eq(0)]
-            with m.Elif(take):
-                m.d.sync += [out.eq(self.i.payload), out_valid.eq(1)]
-            with m.Else():
-                m.d.sync += out_valid.eq(0)
-        with m.Elif(take):
-            m.d.sync += [skid_data.eq(self.i.payload), skid_valid.eq(1)]
-        return m
+__all__ = ["GemvArray"]
 
 
 class GemvArray(wiring.Component):
@@ -165,18 +130,17 @@ class GemvArray(wiring.Component):
                     m.d.sync += [o.eq(pn) for o, pn in zip(out_psum, psum_next)]
                     m.d.sync += [o.eq(u) for o, u in zip(out_u, s2.u)]
 
-        # ---- dequantizers -> join -> skid buffer. `gemv_last` of each row in flight waits in a
+        # ---- dequantizers -> join -> results. `gemv_last` of each row in flight waits in a
         # queue: one row in the dequantizers' result registers, one being finished, and a third
         # pushed in the cycle the first leaves (SyncFIFO cannot write and read when full).
         m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=3)
         m.d.comb += [lastq.w_en.eq(out_valid & dq_ready & out_last), lastq.w_data.eq(out_gl)]
-        m.submodules.skid = skid = SkidBuffer(self.results.p.shape())
         joined = _all(dq.result.valid for dq in dqs)
-        m.d.comb += [skid.i.valid.eq(joined), skid.i.p.last.eq(lastq.r_data),
-                     lastq.r_en.eq(joined & skid.i.ready)]
+        taken = joined & self.results.ready
+        m.d.comb += [self.results.valid.eq(joined), self.results.p.last.eq(lastq.r_data),
+                     lastq.r_en.eq(taken)]
         for r, dq in enumerate(dqs):
-            m.d.comb += [skid.i.p.row[r].eq(dq.result.payload), dq.result.ready.eq(joined & skid.i.ready)]
-        wiring.connect(m, skid.o, wiring.flipped(self.results))
+            m.d.comb += [self.results.p.row[r].eq(dq.result.payload), dq.result.ready.eq(taken)]
         return m
 
 

@@ -184,9 +184,10 @@ def gemv_array_signature(p) -> wiring.Signature:
         The activation beat of the term issued in the previous cycle (the buffer's read register).
     stall : Out(1)
         The array cannot take an issue (its output register is full and the dequantizers busy);
-        also the read enable of the activation buffer's read register. Driven by registers only.
+        also the read enable of the activation buffer's read register. Driven by registers and
+        ``results.ready`` only, which must therefore come from a register (a skid buffer).
     results : Out(stream.Signature(results layout))
-        One beat per row block: R signed row results and ``last``, from a skid buffer.
+        One beat per row block: R signed row results and ``last``, from the dequantizers.
     """
     return wiring.Signature({
         "issue": In(gemv_issue_layout(p)),

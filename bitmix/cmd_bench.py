@@ -17,6 +17,7 @@ BENCHES = [
     "bitmix.cmd_bench:register_quality",
     "bitmix.cmd_bench:register_minilm",
     "bitmix.bench_synth:register",
+    "bitmix.bench_hw:register",
 ]
 
 

@@ -241,6 +241,46 @@ class GemvLayout:
                     codes[rs, c0:c0 + L] = torch.tensor(v["codes"]).reshape(R, L)
         return codes[:n], fmt_ids[:n], u[:n]
 
+    def weight_words(self, codes, fmt_ids, u, fmt_set: FormatSet | str, what: str = "layer"):
+        """The same beats as :meth:`weight_beats`, vectorised (large layers): a numpy
+        ``[beats, words]`` uint32 array, word w holding beat bits ``32w .. 32w+31``."""
+        import numpy as np
+
+        codes, fmt_ids, u = (torch.as_tensor(t).to(torch.int64) for t in (codes, fmt_ids, u))
+        n, k = codes.shape
+        self.check_layer(n, k, what)
+        si = self.set_index(fmt_set)
+        fs = self.format_sets[si]
+        ng = k // self.group_size
+        if (int(codes.min()) < 0 or int(codes.max()) >= 1 << fs.bits
+                or int(fmt_ids.min()) < 0 or int(fmt_ids.max()) >= len(fs.formats)
+                or int(u.min()) < 0 or int(u.max()) >= 1 << self.scale_bits):
+            raise BitmixError(f"{what}: codes, format ids or scales out of range for {fs.name}")
+        R, L, B = self.rows, self.lanes, self.beats_per_group
+        nb = self.blocks(n)
+        pad = nb * R - n
+        if pad:
+            codes = torch.cat([codes, torch.zeros(pad, k, dtype=torch.int64)])
+            fmt_ids = torch.cat([fmt_ids, torch.full((pad, ng), self.pad_fmt(si), dtype=torch.int64)])
+            u = torch.cat([u, torch.zeros(pad, ng, dtype=torch.int64)])
+        # beat (j, g, t): codes[jR + r, gG + tL + i] at element r*L + i
+        c = codes.reshape(nb, R, ng, B, L).permute(0, 2, 3, 1, 4).reshape(-1, R * L)
+        f = fmt_ids.reshape(nb, R, ng).permute(0, 2, 1).repeat_interleave(B, 1).reshape(-1, R)
+        s = u.reshape(nb, R, ng).permute(0, 2, 1).repeat_interleave(B, 1).reshape(-1, R)
+        cols = {"codes": c.numpy(), "fmt": f.numpy(), "u": s.numpy()}
+        nwords = -(-self.weights.size // 32)
+        out = np.zeros((c.shape[0], nwords + 1), dtype=np.uint64)
+        for fld in self.weights.fields:
+            base = self.weights.offset(fld.name)
+            vals = cols[fld.name].astype(np.uint64)
+            for e in range(fld.count):
+                bit = base + e * fld.width
+                w, sh = divmod(bit, 32)
+                v = vals[:, e] << np.uint64(sh)          # < 2**(31 + 16): fits in 64 bits
+                out[:, w] |= v & np.uint64(0xFFFFFFFF)
+                out[:, w + 1] |= v >> np.uint64(32)
+        return out[:, :nwords].astype(np.uint32)
+
     def to_bytes(self, beats: list[int]) -> bytes:
         nb = self.beat_bytes
         return b"".join(w.to_bytes(nb, "little") for w in beats)

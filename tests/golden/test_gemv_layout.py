@@ -41,6 +41,8 @@ def test_round_trip_reference_layers(ref_layers, rows, lanes, group, fs):
         assert len(data) == len(beats) * lay.beat_bytes
         codes, fmt_ids, u = lay.unpack_weights(lay.from_bytes(data), n, k, what=name)
         assert torch.equal(codes, q.codes) and torch.equal(fmt_ids, q.fmt_ids) and torch.equal(u, q.u)
+        words = lay.weight_words(q.codes, q.fmt_ids, q.u, fs)       # the vectorised packer agrees
+        assert [sum(int(x) << (32 * i) for i, x in enumerate(row)) for row in words] == beats
 
 
 def test_stream_order_and_padding():

@@ -55,7 +55,7 @@ STATUS_FLAGS = (
     ("err_k", "descriptor K is 0, not a multiple of G, or above max K"),
     ("err_n", "descriptor N is 0 or above max N"),
     ("err_desc", "descriptor names a format set or compute path that is not compiled in"),
-    ("err_abort", "`abort` was raised while a GEMV was running"),
+    ("err_abort", "`abort_req` was raised while a GEMV was running"),
 )
 
 

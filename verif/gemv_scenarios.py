@@ -27,22 +27,27 @@ def _rand_k(p, rng: random.Random, max_k: int) -> int:
 
 
 async def bit_exact(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int,
-                    per_precision: int = 2) -> int:
-    """Every compiled set at every precision: random GEMVs (one at K = max_k, one with N not a
-    multiple of R), every code of every format, a quantized layer, the accumulator extremes;
-    back to back, then an idle tail. Returns the number of GEMVs checked."""
+                    per_precision: int = 0, full_size: bool = False) -> int:
+    """Every compiled set at every precision: a GEMV at K = max_k (N = 2R + 1, so N mod R != 0),
+    one at N = max_n (N mod R != 0 where R allows), ``per_precision`` more of random shape,
+    every code of every format; per set a quantized layer at K = max_k and the accumulator
+    extremes; ``full_size`` adds one max_n x max_k GEMV per set. Back to back, idle tails
+    after each batch. Returns the number of GEMVs checked."""
     p = h.p
     n0 = h.checked
+    n_small = 2 * p.rows + 1 if p.rows > 1 else 3
+    n_big = max_n - 1 if p.rows > 1 and max_n % p.rows == 0 else max_n
     for si in range(len(p.format_sets)):
         gs = []
         for prec in _precisions(p):
-            gs.append(random_gemv(p, rng, max_n, max_k, si, prec, "K = max K"))
-            n_odd = max(1, max_n - 1 if (max_n - 1) % p.rows else max_n - 2) if p.rows > 1 else max_n
-            gs.append(random_gemv(p, rng, n_odd, _rand_k(p, rng, max_k), si, prec, "N mod R != 0"))
-            for _ in range(per_precision - 2):
+            gs.append(random_gemv(p, rng, min(n_small, max_n), max_k, si, prec, "K = max K"))
+            gs.append(random_gemv(p, rng, n_big, p.group_size, si, prec, "N = max N"))
+            for _ in range(per_precision):
                 gs.append(random_gemv(p, rng, rng.randint(1, max_n), _rand_k(p, rng, max_k), si, prec))
             gs.append(every_code_gemv(p, rng, si, prec))
-        gs.append(quantized_gemv(p, rng.randrange(1 << 30), min(max_n, 64), max_k, si))
+        gs.append(quantized_gemv(p, rng.randrange(1 << 30), min(max_n, n_small), max_k, si))
+        if full_size:
+            gs.append(random_gemv(p, rng, max_n, max_k, si, 0, "N = max N, K = max K"))
         await h.run(clock, gs, tail=40)
         ext = extreme_gemv(p, si)
         if ext is not None:
@@ -76,14 +81,15 @@ async def coverage_closure(h: GemvHarness, clock, rng: random.Random, cov, *, ma
 
 async def cycle_model(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int,
                       log=print) -> list[dict]:
-    """No stalls: every GEMV's period (descriptor to next descriptor) and its last result are
-    exactly golden.cycle_model.gemv_rtl_cycles; returns one record per GEMV."""
+    """No stalls (GEMVs of random shape up to ``max_n`` x ``max_k``): every GEMV's period
+    (descriptor to next descriptor) and its last result are exactly
+    golden.cycle_model.gemv_rtl_cycles; returns one record per GEMV."""
     p = h.p
     gs = []
     for si in range(len(p.format_sets)):
         for prec in _precisions(p):
             gs.append(random_gemv(p, rng, rng.randint(1, max_n), _rand_k(p, rng, max_k), si, prec))
-    gs.append(random_gemv(p, rng, max_n, max_k, 0, 0, "largest"))
+    gs.append(random_gemv(p, rng, min(max_n, 2 * p.rows + 1), max_k, 0, 0, "K = max K"))
     log0 = len(h.gemv_log)
     await h.run(clock, gs, tail=10)
     log = h.gemv_log[log0:]

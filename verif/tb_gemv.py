@@ -60,11 +60,11 @@ async def readies_low_in_reset(dut):
 
 @cocotb.test()
 async def bit_exact(dut):
-    """Every compiled set at every precision (K = max K, N mod R != 0, every code, quantized,
-    accumulator extremes), with i.i.d. and burst stalls and an idle tail."""
+    """Every compiled set at every precision (K = max K, N = max N with N mod R != 0, every code,
+    quantized, accumulator extremes), with i.i.d. and burst stalls and idle tails."""
     p, h, rng, cfg = await _setup(dut, "bit_exact")
     n = await sc.bit_exact(h, CocotbClock(dut), rng, max_k=cfg["max_k"], max_n=cfg["max_n"],
-                           per_precision=cfg["per_precision"])
+                           per_precision=cfg["per_precision"], full_size=cfg["full_size"])
     dut._log.info("checked %d GEMVs bit-exactly in %d cycles", n, h.cycle)
 
 
@@ -86,8 +86,8 @@ async def coverage(dut):
 async def cycle_model(dut):
     """No stalls: each GEMV's period and last result exactly as golden.cycle_model.gemv_rtl_cycles."""
     p, h, rng, cfg = await _setup(dut, "cycle_model", stress=False)
-    rec = await sc.cycle_model(h, CocotbClock(dut), rng, max_k=cfg["max_k"], max_n=cfg["max_n"],
-                               log=dut._log.info)
+    rec = await sc.cycle_model(h, CocotbClock(dut), rng, max_k=cfg["max_k"],
+                               max_n=min(cfg["max_n"], 8 * p.rows), log=dut._log.info)
     dut._log.info("cycle model exact on %d GEMVs: %s", len(rec),
                   json.dumps([{k: r[k] for k in ("n", "k", "precision", "period")} for r in rec]))
 

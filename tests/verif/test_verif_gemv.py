@@ -2,8 +2,9 @@
 
 Three generator configurations (one with R = 1, two whose R does not divide the N used) at
 K up to 1024 and N up to 256 (both at once on the 4-row engine); the five cocotb tests of
-verif/tb_gemv.py run in one simulator process per configuration (reset readies, bit-exact over every set and precision with stalls,
-100 % functional coverage, the exact cycle model, error cases). Larger runs: `pytest -m slow`.
+verif/tb_gemv.py run in one simulator process per configuration (reset readies, bit-exact over
+every set and precision with stalls, 100 % functional coverage, the exact cycle model, error
+cases). Larger runs: `pytest -m slow`.
 """
 
 import pytest

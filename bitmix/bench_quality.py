@@ -1,26 +1,31 @@
 """`bitmix bench quality`: perplexity vs effective bits per weight for every quantizer family.
 
-The orchestration only: the quantizers (golden/calibrate.py) and the perplexity
-(golden/evaluate.py) are golden's; the argument parsing is in bitmix/cmd_bench.py.
+The orchestration only: the quantizers (golden/calibrate.py), the perplexity
+(golden/evaluate.py), the models (golden/lm.py) and the texts (golden/texts.py) are golden's;
+the argument parsing is in bitmix/cmd_bench.py, the statistics in bitmix/stats.py.
 
-Runs on the shipped reference model and its held-out text (same windows as ``bitmix eval``), all
-methods at group 128, and sets each relative degradation ``ppl / ppl_float − 1`` beside the
-papers' Llama-2-7B degradation on WikiText-2 (architecture.md §3). Absolute perplexities of a 2.5 M-parameter
-byte-level model are not comparable with a 7B model's; relative degradations and the ordering
-are what carry over. Output: JSON, a printed table and a PNG plot (matplotlib, Agg).
+Runs on a model (default the shipped reference model; ``smollm2`` for SmolLM2-135M-Instruct)
+and one or more evaluation texts, all methods at one group size (128, or 64 where the inputs are
+not a multiple of 128), and sets each relative degradation ``ppl / ppl_float − 1`` — with its
+95 % paired-bootstrap interval over windows — beside the papers' Llama-2-7B degradation on
+WikiText-2 (docs/architecture.md §3). Every stated ordering is evaluated the same way: it holds
+only when its interval excludes zero. Absolute perplexities of small models are not comparable
+with a 7B model's; relative degradations and the orderings are what carry over.
+Output: JSON, a printed table and a PNG plot (matplotlib, Agg).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import pathlib
 import time
 from dataclasses import dataclass
 
 from bitmix.errors import BitmixError
 
-__all__ = ["ROWS", "PAPER_FP16", "run_quality", "format_table", "plot", "ordering_checks"]
+__all__ = ["ROWS", "PAPER_FP16", "ORDERINGS", "DEFAULT_TEXTS", "run_quality", "format_table", "plot"]
 
 #: Llama-2-7B WikiText-2 perplexity, group 128 (docs/architecture.md §3; BitMoD and ShiftAddLLM papers).
 PAPER_FP16 = 5.47
@@ -34,8 +39,10 @@ class Row:
     format_set: str | None = None
     bits: int | None = None
     budget: float | None = None
-    paper: float | None = None
-    allocator: str = "dp"    # Llama-2-7B perplexity of the corresponding paper row
+    paper: float | None = None    # Llama-2-7B perplexity of the corresponding paper row
+    allocator: str = "dp"
+    layout: str | None = None     # BCQ/ShiftAdd scale layout (None: the method's default)
+    group_size: int | None = None  # None: the run's group size (MX uses its own 32)
 
 
 ROWS: tuple[Row, ...] = (
@@ -54,49 +61,93 @@ ROWS: tuple[Row, ...] = (
     Row("bcq2-rtn", "BCQ2 RTN (row)", "bcq", bits=2),
     Row("shiftadd3", "ShiftAdd3 (GPTQ+BCQ, Acc)", "shiftadd", bits=3, paper=5.89),
     Row("shiftadd2", "ShiftAdd2 (GPTQ+BCQ, Acc)", "shiftadd", bits=2, paper=8.51),
+    Row("shiftadd3-lat", "ShiftAdd3 (GPTQ+BCQ, Lat)", "shiftadd", bits=3, layout="block"),
+    Row("shiftadd2-lat", "ShiftAdd2 (GPTQ+BCQ, Lat)", "shiftadd", bits=2, layout="block"),
+    Row("mxfp4", "MX-FP4 RTN (group 32)", "mx", "fp4", group_size=32),
     Row("shiftadd-mix2.2", "ShiftAdd mixed 2.2 (bit alloc.)", "shiftadd", bits=2, budget=2.2),
     Row("shiftadd-mix-80-20", "ShiftAdd mixed 80/20 heuristic", "shiftadd", bits=2, budget=2.2,
         allocator="80/20"),
 )
 ROW_KEYS = tuple(r.key for r in ROWS)
+#: texts scored by default: the reference model's own held-out split; for SmolLM2 two texts of
+#: other domains than its calibration text (golden/texts.py)
+DEFAULT_TEXTS = {"reference": ("heldout",), "smollm2": ("licenses", "docstrings")}
+#: rows run by default on SmolLM2 (all rows: --rows all); the reference model runs every row
+SMOLLM2_ROWS = ("float", "int4_asym-rtn", "int3_asym-rtn", "ant4-rtn", "ant3-rtn", "bitmod4-rtn",
+                "bitmod3-rtn", "mxfp4", "int3_asym-gptq", "bitmod3-gptq")
+
+
+def _orderings() -> list[tuple[str, str, str]]:
+    """(name, a, b): the ordering "a has lower perplexity than b" the papers state or we test."""
+    out = []
+    for b in (4, 3):
+        out.append((f"bitmod{b} < ant{b} (RTN)", f"bitmod{b}-rtn", f"ant{b}-rtn"))
+        out.append((f"ant{b} < int{b}_asym (RTN)", f"ant{b}-rtn", f"int{b}_asym-rtn"))
+        out.append((f"bitmod{b} < int{b}_asym (RTN)", f"bitmod{b}-rtn", f"int{b}_asym-rtn"))
+        out.append((f"GPTQ improves bitmod{b}", f"bitmod{b}-gptq", f"bitmod{b}-rtn"))
+        out.append((f"GPTQ improves int{b}_asym", f"int{b}_asym-gptq", f"int{b}_asym-rtn"))
+    out.append(("bitmod4 < mxfp4", "bitmod4-rtn", "mxfp4"))
+    out.append(("GPTQ improves BCQ3 (shiftadd3 < bcq3)", "shiftadd3", "bcq3-rtn"))
+    out.append(("GPTQ improves BCQ2 (shiftadd2 < bcq2)", "shiftadd2", "bcq2-rtn"))
+    out.append(("mix 2.2 < shiftadd2", "shiftadd-mix2.2", "shiftadd2"))
+    out.append(("exact allocation < 80/20 heuristic", "shiftadd-mix2.2", "shiftadd-mix-80-20"))
+    return out
+
+
+ORDERINGS = _orderings()
 
 
 def _rel(p, base):
     return None if p is None or base is None else p / base - 1.0
 
 
-def ordering_checks(rows: list[dict]) -> dict[str, bool | None]:
-    """The expected orderings, evaluated on the measured perplexities (None: a row is missing)."""
-    ppl = {r["key"]: r["perplexity"] for r in rows}
+def ordering_checks(nlls: dict, texts, tokens_per_window: int, idx: dict) -> dict:
+    """Every ordering on every text: ``{name: {text: {value, lo, hi, holds}}}``.
 
-    def lt(a, b):
-        return None if a not in ppl or b not in ppl else bool(ppl[a] < ppl[b])
+    ``value`` is ``ppl_a / ppl_b − 1`` with its 95 % paired-bootstrap interval ``[lo, hi]``;
+    ``holds`` is True when the interval lies below 0, False when above, None when it contains 0
+    (not significant) or a row was not run.
+    """
+    from bitmix.stats import ppl_ratio_ci
 
     out = {}
-    for b in (4, 3):
-        out[f"bitmod{b} < ant{b} (RTN)"] = lt(f"bitmod{b}-rtn", f"ant{b}-rtn")
-        out[f"ant{b} < int{b}_asym (RTN)"] = lt(f"ant{b}-rtn", f"int{b}_asym-rtn")
-        out[f"GPTQ improves bitmod{b}"] = lt(f"bitmod{b}-gptq", f"bitmod{b}-rtn")
-        out[f"GPTQ improves int{b}_asym"] = lt(f"int{b}_asym-gptq", f"int{b}_asym-rtn")
-    out["GPTQ improves BCQ3 (shiftadd3 < bcq3)"] = lt("shiftadd3", "bcq3-rtn")
-    out["GPTQ improves BCQ2 (shiftadd2 < bcq2)"] = lt("shiftadd2", "bcq2-rtn")
-    out["mix 2.2 < shiftadd2"] = lt("shiftadd-mix2.2", "shiftadd2")
-    out["exact allocation < 80/20 heuristic"] = lt("shiftadd-mix2.2", "shiftadd-mix-80-20")
+    for name, a, b in ORDERINGS:
+        out[name] = {}
+        for t in texts:
+            if a not in nlls or b not in nlls:
+                out[name][t] = {"value": None, "lo": None, "hi": None, "holds": None}
+                continue
+            ci = ppl_ratio_ci(nlls[a][t], nlls[b][t], tokens_per_window, idx[t])
+            ci["holds"] = True if ci["hi"] < 0 else (False if ci["lo"] > 0 else None)
+            out[name][t] = ci
     return out
 
 
-def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256,
-                max_windows: int | None = None, calib_samples: int = 32, calib_seqlen: int = 256,
-                group_size: int = 128, rounds: int = 20, seed: int = 0, act_order: bool = True,
-                progress: bool = True, log=print) -> dict:
-    """Quantize the model with every selected row's method and score it; returns the JSON dict."""
-    from golden.bitalloc import bits_histogram
-    from golden.calibrate import Method, quantize_model
-    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
-    from golden.data import calibration_batches, encode, reference_corpus
-    from golden.evaluate import num_windows, perplexity
+def _method(row: Row, group_size: int, rounds: int, act_order: bool):
+    from golden.calibrate import Method
 
-    keys = list(ROW_KEYS) if not rows else list(rows)
+    return Method(method=row.method, format_set=row.format_set, bits=row.bits,
+                  group_size=row.group_size or group_size, rounds=rounds, layout=row.layout,
+                  act_order=act_order and row.method in ("gptq", "shiftadd"))
+
+
+def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
+                max_windows: int | None = None, calib_samples: int = 32, calib_seqlen: int = 256,
+                group_size: int | None = None, rounds: int = 20, seed: int = 0, act_order: bool = True,
+                texts: list[str] | None = None, boot: int = 2000, progress: bool = True, log=print) -> dict:
+    """Quantize the model with every selected row's method and score it; returns the JSON dict."""
+    from bitmix.stats import ppl_ratio_ci, resample_index
+    from golden.bitalloc import bits_histogram
+    from golden.calibrate import group_size_for, quantize_model
+    from golden.data import calibration_batches
+    from golden.evaluate import num_windows, window_nlls
+    from golden.lm import load_lm
+    from golden.texts import eval_text
+
+    kind = "smollm2" if model == "smollm2" else "reference"
+    if rows == ["all"]:
+        rows = None
+    keys = (list(SMOLLM2_ROWS) if kind == "smollm2" else list(ROW_KEYS)) if not rows else list(rows)
     unknown = [k for k in keys if k not in ROW_KEYS]
     if unknown:
         raise BitmixError(f"unknown bench row(s) {', '.join(unknown)}; known: {', '.join(ROW_KEYS)}")
@@ -104,25 +155,31 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
         keys.insert(0, "float")            # degradations need the float baseline
     if max_windows is not None and max_windows < 1:
         raise BitmixError(f"max_windows must be >= 1, got {max_windows}")
-    folder = pathlib.Path(model_dir) if model_dir else REFERENCE_MODEL_DIR
-    base = load_model(folder)
-    ids = encode(reference_corpus()[1])
-    n_win = num_windows(len(ids), window, max_windows)
-    if n_win == 0:
-        raise BitmixError(f"held-out text is shorter than one window of {window}")
-    calib = calibration_batches(calib_samples, calib_seqlen, seed=seed)
+    texts = list(texts or DEFAULT_TEXTS[kind])
+    lm = load_lm(model)
+    base, tok = lm.model, lm.tokenizer
+    g = group_size or group_size_for(base)
+    ids, text_info, idx = {}, {}, {}
+    for t in texts:
+        raw, desc = eval_text(t)
+        ids[t] = tok.encode(raw)
+        n_win = num_windows(len(ids[t]), window, max_windows)
+        if n_win < 2:
+            raise BitmixError(f"text {t} ({desc}): {len(ids[t])} tokens give {n_win} window(s) of "
+                              f"{window}; a bootstrap needs at least 2")
+        text_info[t] = {"source": desc, "bytes": len(raw), "tokens": len(ids[t]), "windows": n_win,
+                        "windows_available": len(ids[t]) // window}
+        idx[t] = resample_index(n_win, boot, seed)
+    calib = calibration_batches(calib_samples, calib_seqlen, seed=seed, tokenize=tok.encode)
     t_all = time.time()
-    out_rows = []
-    float_ppl = None
+    out_rows, nlls = [], {}
     for row in (r for r in ROWS if r.key in keys):
         t0 = time.time()
-        model = copy.deepcopy(base)
+        m_ = copy.deepcopy(base)
         eff, nominal, bits_hist = 32.0, 32, None
         if row.method is not None:
-            m = Method(method=row.method, format_set=row.format_set, bits=row.bits,
-                       group_size=group_size, rounds=rounds,
-                       act_order=act_order and row.method in ("gptq", "shiftadd"))
-            rep = quantize_model(model, m, calib, bit_budget=row.budget, progress=progress,
+            m = _method(row, g, rounds, act_order)
+            rep = quantize_model(m_, m, calib, bit_budget=row.budget, progress=progress,
                                  allocator=row.allocator)
             eff = rep.effective_bits()
             nominal = m.default_bits
@@ -130,25 +187,40 @@ def run_quality(model_dir=None, rows: list[str] | None = None, window: int = 256
                 nominal = round(rep.nominal_bits(), 3)
                 bits_hist = {str(b): n for b, n in bits_histogram(rep.bits).items()}
         tq = time.time() - t0
-        ppl = perplexity(model, ids, window, progress=False, max_windows=max_windows)
-        if row.method is None:
-            float_ppl = ppl
+        nlls[row.key] = {t: window_nlls(m_, ids[t], window, progress=False, max_windows=max_windows)
+                         for t in texts}
+        per_text = {}
+        for t in texts:
+            nll = nlls[row.key][t]
+            ppl = math.exp(float(nll.sum()) / (len(nll) * (window - 1)))
+            rec = {"perplexity": ppl}
+            if row.key != "float":
+                rec["degradation_ci"] = ppl_ratio_ci(nll, nlls["float"][t], window - 1, idx[t])
+            per_text[t] = rec
+        first = per_text[texts[0]]
         rec = {"key": row.key, "label": row.label, "method": row.method, "format_set": row.format_set,
-               "bits": nominal, "effective_bits": eff, "perplexity": ppl,
-               "degradation": _rel(ppl, float_ppl),
+               "group_size": None if row.method is None else (row.group_size or g),
+               "bits": nominal, "effective_bits": eff, "perplexity": first["perplexity"],
+               "degradation": _rel(first["perplexity"], out_rows[0]["perplexity"] if out_rows
+                                   else first["perplexity"]),
+               "texts": per_text,
                "paper_perplexity": row.paper, "paper_degradation": _rel(row.paper, PAPER_FP16),
                "quantize_seconds": round(tq, 2), "seconds": round(time.time() - t0, 2)}
         if bits_hist:
             rec["bits_per_layer_histogram"] = bits_hist
         out_rows.append(rec)
-        log(f"  {row.label:34s} eff {eff:6.3f} bits  ppl {ppl:9.4f}  ({rec['seconds']:.1f} s)")
-        del model
-    return {"schema": "bitmix-bench-quality/1", "model": str(folder),
-            "text": "reference held-out split (pydoc_data.topics)", "window": window, "windows": n_win,
-            "group_size": group_size, "bcq_rounds": rounds, "act_order": act_order,
-            "calibration": {"samples": calib_samples, "seqlen": calib_seqlen, "seed": seed},
+        log(f"  {row.label:34s} eff {eff:6.3f} bits  " +
+            "  ".join(f"{t} {per_text[t]['perplexity']:9.4f}" for t in texts) + f"  ({rec['seconds']:.1f} s)")
+        del m_
+    return {"schema": "bitmix-bench-quality/2", "model": lm.source, "model_name": lm.name,
+            "tokenizer": tok.name, "texts": text_info, "text": text_info[texts[0]]["source"],
+            "window": window, "windows": text_info[texts[0]]["windows"],
+            "group_size": g, "bcq_rounds": rounds, "act_order": act_order,
+            "calibration": {"source": "reference train split (pydoc_data.topics)", "samples": calib_samples,
+                            "seqlen": calib_seqlen, "seed": seed},
+            "bootstrap": {"resamples": boot, "level": 0.95, "unit": "window", "paired": True},
             "paper_reference": {"model": "Llama-2-7B", "dataset": "WikiText-2", "fp16": PAPER_FP16},
-            "rows": out_rows, "ordering": ordering_checks(out_rows),
+            "rows": out_rows, "ordering": ordering_checks(nlls, texts, window - 1, idx),
             "total_seconds": round(time.time() - t_all, 1)}
 
 
@@ -156,56 +228,75 @@ def _f(v, fmt):
     return "—" if v is None else format(v, fmt)
 
 
+def _ci_text(ci) -> str:
+    if ci is None:
+        return "—"
+    return f"{ci['value']:+.2%} [{ci['lo']:+.2%}, {ci['hi']:+.2%}]"
+
+
 def format_table(result: dict) -> str:
-    lines = [f"{'method':34s} {'bits':>5s} {'eff.bits':>8s} {'ppl':>9s} {'degr.':>8s} "
-             f"{'paper ppl':>9s} {'paper degr.':>11s}"]
+    texts = list(result["texts"])
+    head = f"{'method':34s} {'bits':>5s} {'eff.bits':>8s} "
+    head += " ".join(f"{t + ' ppl':>11s} {'degr. [95% CI]':>27s}" for t in texts)
+    head += f" {'paper ppl':>9s} {'paper degr.':>11s}"
+    lines = [head]
     for r in result["rows"]:
-        lines.append(f"{r['label']:34s} {_f(r['bits'], 'g'):>5s} {r['effective_bits']:8.3f} "
-                     f"{r['perplexity']:9.4f} {_f(r['degradation'], '+.2%'):>8s} "
+        cells = " ".join(f"{r['texts'][t]['perplexity']:11.4f} "
+                         f"{_ci_text(r['texts'][t].get('degradation_ci')):>27s}" for t in texts)
+        lines.append(f"{r['label']:34s} {_f(r['bits'], 'g'):>5s} {r['effective_bits']:8.3f} {cells} "
                      f"{_f(r['paper_perplexity'], '.2f'):>9s} {_f(r['paper_degradation'], '+.2%'):>11s}")
     lines.append("")
-    lines.append("ordering (measured):")
-    for k, v in result["ordering"].items():
-        lines.append(f"  {'yes' if v else ('n/a' if v is None else 'NO '):3s}  {k}")
+    lines.append("orderings (ppl_a / ppl_b - 1 with 95 % paired-bootstrap CI; "
+                 "'holds' only if the CI excludes 0):")
+    for name, per in result["ordering"].items():
+        for t, ci in per.items():
+            if ci["value"] is None:
+                continue
+            word = {True: "holds", False: "REVERSED", None: "n.s."}[ci["holds"]]
+            lines.append(f"  {word:8s} {name:40s} {t:10s} {_ci_text(ci)}")
     return "\n".join(lines)
 
 
 def plot(result: dict, path) -> pathlib.Path:
+    """Degradation vs effective bits, one panel per text, 95 % intervals as error bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(10, 5.5))
-    fams = {"rtn": "o", "gptq": "s", "bcq": "^", "shiftadd": "D"}
+    texts = list(result["texts"])
+    fig, axes = plt.subplots(1, len(texts), figsize=(7 * len(texts) + 3, 5.5), squeeze=False)
+    fams = {"rtn": "o", "gptq": "s", "bcq": "^", "shiftadd": "D", "mx": "v"}
     colors = plt.get_cmap("tab20").colors
-    fl = None
-    for i, r in enumerate(result["rows"]):
-        if r["method"] is None:
-            fl = r["perplexity"]
-            continue
-        ax.scatter(r["effective_bits"], r["perplexity"], marker=fams.get(r["method"], "x"), s=42,
-                   color=colors[i % len(colors)], label=f"{r['label']} ({r['perplexity']:.4f})")
-    if fl is not None:
-        ax.axhline(fl, color="gray", ls="--", lw=1, label=f"float ({fl:.4f})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-    ax.set_xlabel("effective bits per weight (incl. metadata)")
-    ax.set_ylabel("held-out perplexity")
-    ax.set_title(f"bitmix quality: {pathlib.Path(result['model']).name}, group {result['group_size']}")
-    ax.grid(True, which="both", alpha=0.3)
+    for ax, t in zip(axes[0], texts):
+        for i, r in enumerate(result["rows"]):
+            ci = r["texts"][t].get("degradation_ci")
+            if ci is None:
+                continue
+            ax.errorbar(r["effective_bits"], 100 * ci["value"],
+                        yerr=[[100 * (ci["value"] - ci["lo"])], [100 * (ci["hi"] - ci["value"])]],
+                        fmt=fams.get(r["method"], "x"), ms=6, capsize=3, color=colors[i % len(colors)],
+                        label=f"{r['label']} ({100 * ci['value']:+.2f} %)")
+        ax.axhline(0, color="gray", ls="--", lw=1)
+        ax.set_xlabel("effective bits per weight (incl. metadata)")
+        ax.set_ylabel("perplexity degradation vs float, % (95 % CI)")
+        ax.set_title(f"{result['model_name']}: {t} ({result['texts'][t]['windows']} windows of "
+                     f"{result['window']}), group {result['group_size']}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def write(result: dict, out_dir) -> tuple[pathlib.Path, pathlib.Path]:
+def write(result: dict, out_dir, stem: str = "quality") -> tuple[pathlib.Path, pathlib.Path]:
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jp = out_dir / "quality.json"
+    jp = out_dir / f"{stem}.json"
     tmp = jp.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     tmp.replace(jp)
-    pp = plot(result, out_dir / "quality.png")
+    pp = plot(result, out_dir / f"{stem}.png")
     return jp, pp

@@ -34,26 +34,36 @@ def register(sub) -> None:
 # ---------------------------------------------------------------------------------------- quality
 
 def register_quality(bsub) -> None:
-    from bitmix.bench_quality import ROW_KEYS
+    from bitmix.bench_quality import ROW_KEYS, SMOLLM2_ROWS
+    from golden.texts import TEXTS
 
-    p = bsub.add_parser("quality", help="perplexity vs effective bits for every quantizer (reference model)",
-                        description="Quantize the model with every method at group 128, score held-out "
-                                    "perplexity, write JSON + PNG and print the table with the papers' "
-                                    "Llama-2-7B degradations beside ours.")
-    p.add_argument("--model", metavar="FOLDER", help="model folder (default: the shipped reference model)")
+    p = bsub.add_parser("quality", help="perplexity vs effective bits for every quantizer, with 95 %% "
+                                        "paired-bootstrap intervals (reference model or smollm2)",
+                        description="Quantize the model with every method at one group size, score "
+                                    "perplexity on the evaluation texts, write JSON + PNG and print the "
+                                    "table (degradations with 95 % paired-bootstrap intervals) with the "
+                                    "papers' Llama-2-7B degradations beside ours.")
+    p.add_argument("--model", metavar="FOLDER|smollm2",
+                   help="model folder or smollm2 (default: the shipped reference model)")
     p.add_argument("--rows", metavar="KEYS",
-                   help="comma-separated subset of rows (float is always included): "
+                   help="comma-separated subset of rows (float is always included), or all; default all "
+                        "for the reference model, for smollm2 " + ",".join(SMOLLM2_ROWS) + "; known: "
                    + ", ".join(ROW_KEYS))
+    p.add_argument("--texts", metavar="NAMES",
+                   help="comma-separated evaluation texts (" + ", ".join(TEXTS) + "; golden/texts.py); "
+                        "default heldout for the reference model, licenses,docstrings for smollm2")
+    p.add_argument("--boot", type=int_in_range("--boot", 100), default=2000, metavar="B",
+                   help="bootstrap resamples (default 2000)")
     p.add_argument("--window", type=int_in_range("--window", 2), default=256, metavar="N",
                    help="tokens per window (default 256, as bitmix eval)")
     p.add_argument("--max-windows", type=int_in_range("--max-windows", 1), metavar="N",
-                   help="score at most N held-out windows (default all)")
+                   help="score at most the first N windows of each text (default all)")
     p.add_argument("--calib-samples", type=int_in_range("--calib-samples", 1), default=32, metavar="N",
                    help="calibration windows (default 32)")
     p.add_argument("--calib-seqlen", type=int_in_range("--calib-seqlen", 2), default=256, metavar="T",
                    help="calibration tokens per window (default 256)")
-    p.add_argument("--group-size", type=int_in_range("--group-size", 1), default=128, metavar="G",
-                   help="group size (default 128)")
+    p.add_argument("--group-size", type=int_in_range("--group-size", 1), metavar="G",
+                   help="group size (default 128, or 64 when the inputs are not a multiple of 128: smollm2)")
     p.add_argument("--rounds", type=int_in_range("--rounds", 0), default=20, metavar="T",
                    help="BCQ alternating rounds (default 20)")
     p.add_argument("--no-act-order", action="store_true",
@@ -61,7 +71,8 @@ def register_quality(bsub) -> None:
     p.add_argument("--threads", type=int_in_range("--threads", 1), default=1, metavar="N",
                    help="torch threads (default 1)")
     p.add_argument("--out", metavar="DIR", default="build/bench",
-                   help="output folder for quality.json and quality.png (default build/bench)")
+                   help="output folder for quality.json and quality.png (quality-smollm2.* for smollm2; "
+                        "default build/bench)")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     p.set_defaults(func=run_quality)
 
@@ -75,13 +86,14 @@ def run_quality(args) -> int:
 
     torch.set_num_threads(args.threads)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
+    texts = [t.strip() for t in args.texts.split(",") if t.strip()] if args.texts else None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
     result = bq.run_quality(args.model, rows, window=args.window, max_windows=args.max_windows,
                             calib_samples=args.calib_samples, calib_seqlen=args.calib_seqlen,
                             group_size=args.group_size, rounds=args.rounds,
-                            act_order=not args.no_act_order,
+                            act_order=not args.no_act_order, texts=texts, boot=args.boot,
                             progress=not args.json and sys.stderr.isatty(), log=log)
-    jp, pp = bq.write(result, args.out)
+    jp, pp = bq.write(result, args.out, "quality-smollm2" if args.model == "smollm2" else "quality")
     if args.json:
         print(json.dumps(result))
         return 0
@@ -104,6 +116,11 @@ def register_minilm(bsub) -> None:
     p.add_argument("--calib-sentences", type=int_in_range("--calib-sentences", 1), default=64, metavar="N",
                    help="calibration sentences, disjoint from the evaluated ones (default 64)")
     p.add_argument("--methods", metavar="KEYS", help="comma-separated subset of methods (default all)")
+    p.add_argument("--source", default="topics", choices=("topics", "licenses", "docstrings"),
+                   help="where the evaluated sentences come from: topics (pydoc_data.topics, the "
+                        "calibration source, disjoint sentences; default) or a text of another domain")
+    p.add_argument("--boot", type=int_in_range("--boot", 100), default=2000, metavar="B",
+                   help="bootstrap resamples (default 2000)")
     p.add_argument("--rounds", type=int_in_range("--rounds", 0), default=10, metavar="T",
                    help="BCQ alternating rounds (default 10)")
     p.add_argument("--threads", type=int_in_range("--threads", 1), default=1, metavar="N",
@@ -123,13 +140,14 @@ def run_minilm(args) -> int:
     torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     result = minilm.run_bench(n_sentences=args.sentences, n_calib=args.calib_sentences,
-                              methods=methods, rounds=args.rounds)
+                              methods=methods, rounds=args.rounds, source=args.source, boot=args.boot)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "minilm.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    name = "minilm.json" if args.source == "topics" else f"minilm-{args.source}.json"
+    (out / name).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps(result))
         return 0
     print(minilm.format_table(result))
-    print(f"json: {out / 'minilm.json'}")
+    print(f"json: {out / name}")
     return 0

@@ -21,9 +21,12 @@ def num_windows(n_tokens: int, window: int, max_windows: int | None = None) -> i
 
 
 @torch.no_grad()
-def perplexity(model, ids: torch.Tensor, window: int, progress: bool = True,
-               max_windows: int | None = None, batch_size: int = 8) -> float:
-    """exp(mean next-token NLL) over non-overlapping windows of ``ids`` (1-D LongTensor)."""
+def window_nlls(model, ids: torch.Tensor, window: int, progress: bool = True,
+                max_windows: int | None = None, batch_size: int = 8) -> torch.Tensor:
+    """Summed next-token NLL of each non-overlapping window (float64 ``[n]``; window - 1 tokens each).
+
+    Per-window sums are what a paired bootstrap over windows resamples (bitmix/stats.py).
+    """
     from tqdm import tqdm
 
     if window < 2:
@@ -40,19 +43,25 @@ def perplexity(model, ids: torch.Tensor, window: int, progress: bool = True,
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    nll, count = 0.0, 0
+    out = []
     bar = tqdm(total=n, desc="perplexity", unit="win", disable=not progress, leave=False)
     for s in range(0, n, batch_size):
         x = windows[s:s + batch_size].to(device)
         logits = model(x[:, :-1]).float()
         # per-token losses summed in float64: a float32 running sum drifts over many tokens
-        nll += F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(),
-                               reduction="none").double().sum().item()
-        count += x[:, 1:].numel()
+        nll = F.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(), reduction="none")
+        out.append(nll.double().view(len(x), -1).sum(-1).cpu())
         bar.update(len(x))
     bar.close()
     model.train(was_training)
-    return math.exp(nll / count)
+    return torch.cat(out)
+
+
+def perplexity(model, ids: torch.Tensor, window: int, progress: bool = True,
+               max_windows: int | None = None, batch_size: int = 8) -> float:
+    """exp(mean next-token NLL) over non-overlapping windows of ``ids`` (1-D LongTensor)."""
+    nll = window_nlls(model, ids, window, progress, max_windows, batch_size)
+    return math.exp(float(nll.sum()) / (len(nll) * (window - 1)))
 
 
 @torch.no_grad()

@@ -126,18 +126,34 @@ def load_minilm():
     return model.eval(), tok
 
 
-def sentences(n: int, offset: int = 0) -> list[str]:
-    """Deterministic real English sentences from pydoc_data.topics (30–200 chars, unique)."""
-    from pydoc_data import topics as t
-
+def _split_sentences(docs) -> list[str]:
     seen, out = set(), []
-    for name in sorted(t.topics):
-        for s in re.split(r"(?<=[.!?])\s+", " ".join(t.topics[name].split())):
+    for doc in docs:
+        for s in re.split(r"(?<=[.!?])\s+", " ".join(doc.split())):
             if 30 <= len(s) <= 200 and sum(c.isalpha() for c in s) > 0.6 * len(s) and s not in seen:
                 seen.add(s)
                 out.append(s)
+    return out
+
+
+#: sentence sources: "topics" (pydoc_data.topics, also the calibration source) or an evaluation
+#: text of golden/texts.py of another domain ("licenses", "docstrings")
+SOURCES = ("topics", "licenses", "docstrings")
+
+
+def sentences(n: int, offset: int = 0, source: str = "topics") -> list[str]:
+    """Deterministic real English sentences (30–200 chars, mostly letters, unique) from ``source``."""
+    if source == "topics":
+        from pydoc_data import topics as t
+        docs = [t.topics[name] for name in sorted(t.topics)]
+    elif source in SOURCES:
+        from golden.texts import eval_text
+        docs = eval_text(source)[0].decode("utf-8").split("\n\n")
+    else:
+        raise BitmixError(f"unknown sentence source {source!r}; known: {', '.join(SOURCES)}")
+    out = _split_sentences(docs)
     if offset + n > len(out):
-        raise BitmixError(f"only {len(out)} sentences available, asked for {offset + n}")
+        raise BitmixError(f"{source}: only {len(out)} sentences available, asked for {offset + n}")
     return out[offset:offset + n]
 
 

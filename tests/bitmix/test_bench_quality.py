@@ -29,7 +29,7 @@ def test_bench_quality_subset(model_dir, tmp_path, capsys):
             "--calib-seqlen", "64", "--rounds", "2", "--rows", ROWS, "--out", str(out), "--json"]
     assert main(argv) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["schema"] == "bitmix-bench-quality/1"
+    assert res["schema"] == "bitmix-bench-quality/2"
     assert res["windows"] == 2 and res["window"] == 256 and res["group_size"] == 128
     assert [r["key"] for r in res["rows"]] == ROWS.split(",")
     keys = {"key", "label", "method", "format_set", "bits", "effective_bits", "perplexity", "degradation",
@@ -42,12 +42,18 @@ def test_bench_quality_subset(model_dir, tmp_path, capsys):
     assert fl["degradation"] == 0 and fl["effective_bits"] == 32
     b3 = rows["bitmod3-rtn"]
     assert b3["degradation"] == pytest.approx(b3["perplexity"] / fl["perplexity"] - 1)
+    ci = b3["texts"]["heldout"]["degradation_ci"]
+    assert ci["value"] == pytest.approx(b3["degradation"], rel=1e-9) and ci["lo"] <= ci["value"] <= ci["hi"]
+    assert res["texts"]["heldout"]["windows"] == 2 and res["bootstrap"]["paired"]
     assert b3["paper_degradation"] == pytest.approx(6.51 / 5.47 - 1)
     assert 3.0 < b3["effective_bits"] < 3.4 and 2.0 < rows["bcq2-rtn"]["effective_bits"] < 2.6
-    # the ordering is the comparison of the two measured perplexities, both ways round
-    gptq_better = rows["bitmod3-gptq"]["perplexity"] < rows["bitmod3-rtn"]["perplexity"]
-    assert res["ordering"]["GPTQ improves bitmod3"] is gptq_better
-    assert res["ordering"]["bitmod4 < ant4 (RTN)"] is None          # rows not run
+    # the ordering is the ratio of the two measured perplexities; it "holds" only if its CI is below 0
+    o = res["ordering"]["GPTQ improves bitmod3"]["heldout"]
+    ratio = rows["bitmod3-gptq"]["perplexity"] / rows["bitmod3-rtn"]["perplexity"]
+    assert o["value"] == pytest.approx(ratio - 1)
+    assert o["lo"] <= o["value"] <= o["hi"]
+    assert o["holds"] is (True if o["hi"] < 0 else (False if o["lo"] > 0 else None))
+    assert res["ordering"]["bitmod4 < ant4 (RTN)"]["heldout"]["holds"] is None       # rows not run
     assert json.loads((out / "quality.json").read_text()) == res
     assert (out / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the float row is exactly what `bitmix eval` reports on the same windows
@@ -56,10 +62,13 @@ def test_bench_quality_subset(model_dir, tmp_path, capsys):
 
 
 def test_bench_table_and_bad_rows(model_dir, tmp_path, capsys):
-    assert main(["bench", "quality", "--model", str(model_dir), "--max-windows", "1", "--rows", "bitmod4-rtn",
+    assert main(["bench", "quality", "--model", str(model_dir), "--max-windows", "2", "--rows", "bitmod4-rtn",
                  "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "BitMoD4 RTN" in text and "float (fp32)" in text and "ordering (measured)" in text
+    assert "BitMoD4 RTN" in text and "float (fp32)" in text and "orderings (ppl_a / ppl_b - 1" in text
     assert str(tmp_path / "quality.png") in text
     assert main(["bench", "quality", "--rows", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown bench row" in capsys.readouterr().err
+    assert main(["bench", "quality", "--model", str(model_dir), "--max-windows", "1",
+                 "--out", str(tmp_path)]) == 2
+    assert "a bootstrap needs at least 2" in capsys.readouterr().err

@@ -44,3 +44,11 @@ def test_quantized_encoder_stays_close():
                                   for n, r in res.items())
     cos = (minilm.embed(q, tok, sents) * ref).sum(-1)
     assert 0.85 < float(cos.mean()) < 0.9999
+
+
+def test_sentences_from_other_sources():
+    lic = minilm.sentences(50, source="licenses")
+    assert len(set(lic)) == 50 and not set(lic) & set(minilm.sentences(400))
+    assert any("License" in s or "license" in s for s in lic)
+    with pytest.raises(Exception, match="unknown sentence source 'wiki'"):
+        minilm.sentences(1, source="wiki")

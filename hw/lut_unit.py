@@ -37,10 +37,10 @@ from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
 from golden.bcq_layout import KEY_BITS, LUT_ENTRIES
-from hw.gemv_array import SkidBuffer
 from hw.interfaces import lut_unit_signature
 from hw.lut_params import LutParams
 from hw.pe import tree_sum
+from hw.skid import SkidBuffer
 
 __all__ = ["LutUnit", "build_table"]
 

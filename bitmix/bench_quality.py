@@ -23,6 +23,8 @@ import pathlib
 import time
 from dataclasses import dataclass
 
+import torch
+
 from bitmix.errors import BitmixError
 
 __all__ = ["ROWS", "PAPER_FP16", "ORDERINGS", "DEFAULT_TEXTS", "run_quality", "format_table", "plot"]
@@ -134,8 +136,14 @@ def _method(row: Row, group_size: int, rounds: int, act_order: bool):
 def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
                 max_windows: int | None = None, calib_samples: int = 32, calib_seqlen: int = 256,
                 group_size: int | None = None, rounds: int = 20, seed: int = 0, act_order: bool = True,
-                texts: list[str] | None = None, boot: int = 2000, progress: bool = True, log=print) -> dict:
-    """Quantize the model with every selected row's method and score it; returns the JSON dict."""
+                texts: list[str] | None = None, boot: int = 2000, calib_text: str | None = None,
+                progress: bool = True, log=print) -> dict:
+    """Quantize the model with every selected row's method and score it; returns the JSON dict.
+
+    ``calib_text`` (an evaluation text's name) calibrates on that text instead of the reference
+    train split: on windows drawn after the ones that are scored (``max_windows`` is then
+    required), so calibration and evaluation never share a token — the calibration-domain check.
+    """
     from bitmix.stats import ppl_ratio_ci, resample_index
     from golden.bitalloc import bits_histogram
     from golden.calibrate import group_size_for, quantize_model
@@ -170,7 +178,21 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
         text_info[t] = {"source": desc, "bytes": len(raw), "tokens": len(ids[t]), "windows": n_win,
                         "windows_available": len(ids[t]) // window}
         idx[t] = resample_index(n_win, boot, seed)
-    calib = calibration_batches(calib_samples, calib_seqlen, seed=seed, tokenize=tok.encode)
+    if calib_text is None:
+        calib = calibration_batches(calib_samples, calib_seqlen, seed=seed, tokenize=tok.encode)
+        calib_source = "reference train split (pydoc_data.topics)"
+    else:
+        if max_windows is None:
+            raise BitmixError("--calib-text needs --max-windows: calibration is drawn after the "
+                              "scored windows")
+        cids = tok.encode(eval_text(calib_text)[0])[max_windows * window:]
+        if len(cids) <= calib_seqlen:
+            raise BitmixError(f"text {calib_text}: {len(cids)} tokens left after the scored windows, "
+                              f"fewer than --calib-seqlen {calib_seqlen}")
+        gen = torch.Generator().manual_seed(seed)
+        starts = torch.randint(0, len(cids) - calib_seqlen, (calib_samples,), generator=gen).tolist()
+        calib = torch.stack([cids[s:s + calib_seqlen] for s in starts])
+        calib_source = f"{calib_text} (after its first {max_windows} windows of {window})"
     t_all = time.time()
     out_rows, nlls = [], {}
     for row in (r for r in ROWS if r.key in keys):
@@ -216,7 +238,7 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
             "tokenizer": tok.name, "texts": text_info, "text": text_info[texts[0]]["source"],
             "window": window, "windows": text_info[texts[0]]["windows"],
             "group_size": g, "bcq_rounds": rounds, "act_order": act_order,
-            "calibration": {"source": "reference train split (pydoc_data.topics)", "samples": calib_samples,
+            "calibration": {"source": calib_source, "samples": calib_samples,
                             "seqlen": calib_seqlen, "seed": seed},
             "bootstrap": {"resamples": boot, "level": 0.95, "unit": "window", "paired": True},
             "paper_reference": {"model": "Llama-2-7B", "dataset": "WikiText-2", "fp16": PAPER_FP16},
@@ -274,7 +296,8 @@ def plot(result: dict, path) -> pathlib.Path:
             ci = r["texts"][t].get("degradation_ci")
             if ci is None:
                 continue
-            ax.errorbar(r["effective_bits"], 100 * ci["value"],
+            dx = 0.015 * (i - len(result["rows"]) / 2)         # rows at equal bits side by side
+            ax.errorbar(r["effective_bits"] + dx, 100 * ci["value"],
                         yerr=[[100 * (ci["value"] - ci["lo"])], [100 * (ci["hi"] - ci["value"])]],
                         fmt=fams.get(r["method"], "x"), ms=6, capsize=3, color=colors[i % len(colors)],
                         label=f"{r['label']} ({100 * ci['value']:+.2f} %)")

@@ -54,6 +54,9 @@ def register_quality(bsub) -> None:
                         "default heldout for the reference model, licenses,docstrings for smollm2")
     p.add_argument("--boot", type=int_in_range("--boot", 100), default=2000, metavar="B",
                    help="bootstrap resamples (default 2000)")
+    p.add_argument("--calib-text", choices=TEXTS, metavar="NAME",
+                   help="calibrate on this evaluation text (after its scored windows; needs --max-windows) "
+                        "instead of the reference train split: the calibration-domain check")
     p.add_argument("--window", type=int_in_range("--window", 2), default=256, metavar="N",
                    help="tokens per window (default 256, as bitmix eval)")
     p.add_argument("--max-windows", type=int_in_range("--max-windows", 1), metavar="N",
@@ -92,8 +95,10 @@ def run_quality(args) -> int:
                             calib_samples=args.calib_samples, calib_seqlen=args.calib_seqlen,
                             group_size=args.group_size, rounds=args.rounds,
                             act_order=not args.no_act_order, texts=texts, boot=args.boot,
+                            calib_text=args.calib_text,
                             progress=not args.json and sys.stderr.isatty(), log=log)
-    jp, pp = bq.write(result, args.out, "quality-smollm2" if args.model == "smollm2" else "quality")
+    stem = "quality-smollm2" if args.model == "smollm2" else "quality"
+    jp, pp = bq.write(result, args.out, stem + (f"-calib-{args.calib_text}" if args.calib_text else ""))
     if args.json:
         print(json.dumps(result))
         return 0

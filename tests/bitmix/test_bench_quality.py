@@ -72,3 +72,15 @@ def test_bench_table_and_bad_rows(model_dir, tmp_path, capsys):
     assert main(["bench", "quality", "--model", str(model_dir), "--max-windows", "1",
                  "--out", str(tmp_path)]) == 2
     assert "a bootstrap needs at least 2" in capsys.readouterr().err
+
+
+def test_calibration_on_an_evaluation_text_stays_after_its_scored_windows(model_dir, tmp_path, capsys):
+    argv = ["bench", "quality", "--model", str(model_dir), "--rows", "bitmod3-gptq", "--texts", "docstrings",
+            "--calib-text", "docstrings", "--calib-samples", "2", "--calib-seqlen", "64",
+            "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--calib-text needs --max-windows" in capsys.readouterr().err
+    assert main([*argv, "--max-windows", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["calibration"]["source"] == "docstrings (after its first 2 windows of 256)"
+    assert (tmp_path / "quality-calib-docstrings.json").is_file()

@@ -27,7 +27,8 @@ import torch
 
 from bitmix.errors import BitmixError
 
-__all__ = ["ROWS", "PAPER_FP16", "ORDERINGS", "DEFAULT_TEXTS", "run_quality", "format_table", "plot"]
+__all__ = ["ROWS", "PAPER_FP16", "ORDERINGS", "DEFAULT_TEXTS", "run_quality", "format_table",
+           "format_markdown", "plot"]
 
 #: Llama-2-7B WikiText-2 perplexity, group 128 (docs/architecture.md §3; BitMoD and ShiftAddLLM papers).
 PAPER_FP16 = 5.47
@@ -276,6 +277,36 @@ def format_table(result: dict) -> str:
                 continue
             word = {True: "holds", False: "REVERSED", None: "n.s."}[ci["holds"]]
             lines.append(f"  {word:8s} {name:40s} {t:10s} {_ci_text(ci)}")
+    return "\n".join(lines)
+
+
+def _md_ci(ci) -> str:
+    return "—" if ci is None else f"{ci['value']:+.2%} [{ci['lo']:+.2%}, {ci['hi']:+.2%}]"
+
+
+def format_markdown(result: dict) -> str:
+    """The README's tables: rows with per-text perplexity and degradation [95 % CI]; orderings."""
+    texts = list(result["texts"])
+    head = "| method | bits | eff. bits | " + " | ".join(f"{t} ppl | {t} degradation [95 % CI]"
+                                                        for t in texts)
+    head += " | Llama-2-7B ppl (paper) | paper degradation |"
+    lines = [head, "|" + "---|" * (5 + 2 * len(texts))]
+    for r in result["rows"]:
+        cells = " | ".join(f"{r['texts'][t]['perplexity']:.4f} | "
+                           f"{_md_ci(r['texts'][t].get('degradation_ci'))}" for t in texts)
+        lines.append(f"| {r['label']} | {_f(r['bits'], 'g')} | {r['effective_bits']:.3f} | {cells} | "
+                     f"{_f(r['paper_perplexity'], '.2f')} | {_f(r['paper_degradation'], '+.1%')} |")
+    lines += ["", "| ordering (ppl_a / ppl_b − 1) | " + " | ".join(texts) + " |",
+              "|---|" + "---|" * len(texts)]
+    for name, per in result["ordering"].items():
+        if all(per[t]["value"] is None for t in texts):
+            continue
+        cells = []
+        for t in texts:
+            ci = per[t]
+            word = {True: "**holds**", False: "**reversed**", None: "n.s."}[ci["holds"]]
+            cells.append("—" if ci["value"] is None else f"{word} {_md_ci(ci)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -77,16 +77,23 @@ def register_quality(bsub) -> None:
                    help="output folder for quality.json and quality.png (quality-smollm2.* for smollm2; "
                         "default build/bench)")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
+    p.add_argument("--markdown", metavar="JSON",
+                   help="print the README tables of a quality.json written earlier, and exit")
     p.set_defaults(func=run_quality)
 
 
 def run_quality(args) -> int:
+    import pathlib
     import sys
 
     import torch
 
     from bitmix import bench_quality as bq
 
+    if args.markdown:
+        from golden.checkpoint import read_json
+        print(bq.format_markdown(read_json(pathlib.Path(args.markdown))))
+        return 0
     torch.set_num_threads(args.threads)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     texts = [t.strip() for t in args.texts.split(",") if t.strip()] if args.texts else None

@@ -300,8 +300,42 @@ LUT_UNIT = Design(
     make_params=_lut_params, build=_lut_build, info=lut_unit_info, describe=_lut_describe)
 
 
+# ------------------------------------------------------------------------ link layer framing
+
+def _framing_info(p) -> dict:
+    return {"framing": {"kind": p.kind, "wire_format": "golden.protocol: COBS, 0x00 delimiter, CRC-32C",
+                        "max_payload": p.max_payload, "max_frame": p.max_frame,
+                        "max_encoded": p.max_encoded}}
+
+
+def _framing_design(kind: str, summary: str, note: str) -> Design:
+    """The frame decoder or encoder: no options (the protocol fixes every limit)."""
+    def make(_v: dict):
+        from hw.framing import FramingParams
+
+        return FramingParams(kind)
+
+    def build(p):
+        from hw.framing import FrameDecoder, FrameEncoder
+
+        return FrameDecoder() if p.kind == "decoder" else FrameEncoder()
+
+    return Design(name=f"framing_{kind}", summary=summary, options=(), make_params=make,
+                  build=build, info=_framing_info,
+                  describe=lambda p: f"  no parameters: {note}, limits and CRC from golden.protocol")
+
+
+FRAMING_DECODER = _framing_design(
+    "decoder", "host-link frame decoder: COBS bytes in, frame bytes + CRC-32C/length verdict out",
+    "verdicts equal golden.protocol.FrameDecoder's")
+FRAMING_ENCODER = _framing_design(
+    "encoder", "host-link frame encoder: frame bytes in, CRC-32C appended, COBS + delimiter out",
+    "2 x 256-byte block buffer in one memory")
+
+
 #: Every design, by CLI name.
-DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN, LUT_UNIT)}
+DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN, LUT_UNIT,
+                                                   FRAMING_DECODER, FRAMING_ENCODER)}
 
 
 def get_design(name: str) -> Design:

@@ -22,7 +22,8 @@ from hw.params import DotParams, exp_port_bits, id_port_bits, term_port_bits
 __all__ = ["struct_layout", "weights_layout", "groups_layout", "psum_layout",
            "term_decoder_signature", "pe_signature", "dequantizer_signature", "dot_unit_signature",
            "payload_shape", "gemv_layouts", "gemv_issue_layout", "gemv_array_signature",
-           "gemv_engine_signature", "lut_layouts", "lut_unit_signature"]
+           "gemv_engine_signature", "lut_layouts", "lut_unit_signature", "frame_byte_layout",
+           "frame_in_layout", "VERDICT_BITS", "frame_decoder_signature", "frame_encoder_signature"]
 
 
 def struct_layout(layout: Layout) -> data.StructLayout:
@@ -278,3 +279,59 @@ def lut_unit_signature(p) -> wiring.Signature:
         "results": Out(stream.Signature(ls["results"])),
         "status": Out(ls["status"]),
     })
+
+
+# ---------------------------------------------------------------------- link layer (framing)
+# Constants and the frame format come from golden.protocol; the components are in hw.framing.
+
+#: Width of a frame verdict: a ``golden.protocol.ErrorCode`` byte, as the STATUS response's
+#: ``last_frame_error`` field and a NACK carry it.
+VERDICT_BITS = 8
+
+
+def frame_byte_layout() -> data.StructLayout:
+    """A decoded frame byte: ``data``; ``first`` on the frame's first byte, ``last`` on its last."""
+    return data.StructLayout({"data": 8, "first": 1, "last": 1})
+
+
+def frame_in_layout() -> data.StructLayout:
+    """A frame byte to send (header or payload): ``data``; ``last`` on the frame's last byte."""
+    return data.StructLayout({"data": 8, "last": 1})
+
+
+def frame_decoder_signature() -> wiring.Signature:
+    """COBS + CRC-32C frame decoder (:class:`hw.framing.FrameDecoder`).
+
+    Members
+    -------
+    wire : In(stream.Signature(8))
+        Bytes from the line (the UART receiver): COBS-encoded frames, each ended by ``0x00``.
+    frame : Out(stream.Signature(frame_byte_layout()))
+        Decoded bytes (header, payload, CRC) of every frame that decoded to at least one byte,
+        from ``first`` to ``last``; at most ``MAX_FRAME`` bytes per frame (a longer one cannot
+        be valid). The bytes are unverified until the frame's ``verdict``.
+    verdict : Out(stream.Signature(VERDICT_BITS))
+        One ``golden.protocol.ErrorCode`` per non-empty frame (a delimiter after at least one
+        byte), exactly what ``golden.protocol.FrameDecoder`` reports: ``OK``, ``BAD_CRC``,
+        ``TRUNCATED``, ``OVERSIZE`` or ``BAD_LENGTH``. It becomes valid only after the frame's
+        ``last`` byte was taken, so a consumer that buffers the bytes commits them on ``OK``
+        and discards them otherwise.
+    """
+    return wiring.Signature({"wire": In(stream.Signature(8)),
+                             "frame": Out(stream.Signature(frame_byte_layout())),
+                             "verdict": Out(stream.Signature(VERDICT_BITS))})
+
+
+def frame_encoder_signature() -> wiring.Signature:
+    """COBS + CRC-32C frame encoder (:class:`hw.framing.FrameEncoder`).
+
+    Members
+    -------
+    frame : In(stream.Signature(frame_in_layout()))
+        Header and payload bytes of one frame after another, ``last`` on each frame's last byte.
+    wire : Out(stream.Signature(8))
+        COBS(frame | CRC-32C, least significant byte first) and a ``0x00`` delimiter per frame,
+        byte-identical to ``golden.protocol.encode_frame``; to the UART transmitter.
+    """
+    return wiring.Signature({"frame": In(stream.Signature(frame_in_layout())),
+                             "wire": Out(stream.Signature(8))})

@@ -14,7 +14,7 @@ import random
 from golden import pack
 from hw.params import DotParams
 from verif.stimulus import Row, expected
-from verif.stream import Stalls, StreamSink, StreamSource
+from verif.stream import Stalls, StreamSink, StreamSource, step
 
 __all__ = ["DotHarness", "MismatchError"]
 
@@ -47,12 +47,7 @@ class DotHarness:
 
     async def step(self, clock) -> None:
         """One cycle: drive every endpoint, let the logic settle, sample the handshakes."""
-        await clock.edge()
-        for e in self.endpoints:
-            e.drive(self.cycle)
-        await clock.settle()
-        for e in self.endpoints:
-            e.sample(self.cycle)
+        await step(clock, self.endpoints, self.cycle)
         self.cycle += 1
 
     async def run(self, clock, rows: list[Row], *, timeout_factor: int = 20) -> list[int]:

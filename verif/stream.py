@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-__all__ = ["StreamSource", "StreamSink", "ProtocolError", "CocotbIO", "Stalls"]
+__all__ = ["StreamSource", "StreamSink", "ProtocolError", "CocotbIO", "Stalls", "step"]
 
 
 class ProtocolError(AssertionError):
@@ -145,3 +145,14 @@ class StreamSink:
             self._pending = None
         else:
             self._pending = raw
+
+
+async def step(clock, endpoints, cycle: int) -> None:
+    """One cycle of a testbench loop: move to the next cycle, drive every endpoint, let the
+    logic settle, sample every handshake (the order the module docstring describes)."""
+    await clock.edge()
+    for e in endpoints:
+        e.drive(cycle)
+    await clock.settle()
+    for e in endpoints:
+        e.sample(cycle)

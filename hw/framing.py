@@ -8,7 +8,9 @@ header's ``length`` field, the CRC parameters and error codes) is read from that
 :class:`FrameDecoder` gives the same verdict as ``golden.protocol.FrameDecoder`` for every byte
 sequence (tested on random, corrupted, truncated, oversize, delimiter-free and garbage-prefixed
 input, and exhaustively on short sequences). Since ``0x00`` is only ever a delimiter, it resets
-the decoder whatever came before: there is no state a garbage byte sequence can leave behind.
+the decoder whatever came before: there is no state a garbage byte sequence can leave behind
+(proven by k-induction in verif/framing_formal.py: after any prefix, a delimiter and a valid frame
+yield exactly that frame).
 
 How a consumer learns that a frame is bad: the decoder streams a frame's bytes as they arrive
 (one byte behind the wire, because COBS only tells at the delimiter that the last block's implied

@@ -14,6 +14,14 @@ synthesis density and the BitMoD comparison, measured in one run (JSON + table).
   same L, and the density lane-terms per cycle per 1,000 LUTs (engine R·L, dot unit L), ratioed.
 * **BitMoD**: ``golden.cycle_model.bitmod_table`` (BitMoD's simulator, reproduced) with this
   engine's R, L as the comparison row.
+* **Shift-add LUT path** (``--lut-rows R``, 0 = off; :mod:`hw.lut_unit`): the same sizes as BCQ
+  layers with q planes (row layout, group G), at every precision p: measured cycles on the
+  unit's C++ harness (:mod:`verif.lut_cpp`, results bit-exact vs golden.bcq), the exact model
+  ``golden.cycle_model.lut_rtl_cycles``, utilization = ideal ``N·K/8·p/R`` ÷ measured, the
+  ratio to full precision vs p/q, and the weight-stream bytes per GEMV (keys + scales). With
+  ``--synth``, the LUT unit is synthesized too and the density — weight-bit × activation
+  operations per cycle per 1,000 LUTs: LUT unit 8·R (one plane bit of 8 weights per row and
+  cycle), engine R·L·b/T (b-bit weights at T terms) — is compared side by side.
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ def register(bsub) -> None:
                         "slow). iCE40 uses --ice40-rows/--ice40-lanes (the UP5K has 5,280 LUTs)")
     p.add_argument("--ice40-rows", type=int_in_range("--ice40-rows", 1), default=2)
     p.add_argument("--ice40-lanes", type=int_in_range("--ice40-lanes", 1), default=4)
+    p.add_argument("--lut-rows", type=int_in_range("--lut-rows", 0), default=8,
+                   help="rows R of the shift-add LUT unit measured next to the engine (default 8; 0 = off)")
+    p.add_argument("--lut-planes", type=int_in_range("--lut-planes", 1, 8), default=3,
+                   help="BCQ planes q of the LUT path's layers (default 3)")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
     p.add_argument("--out", default="build/bench", metavar="DIR", help="folder for hw.json")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
@@ -58,7 +70,8 @@ def _params(rows, lanes, group_size, sets, max_k, max_n=None):
 
 
 def run_bench(*, rows=8, lanes=8, group_size=128, format_sets=("bitmod4", "bitmod3"),
-              sizes=(1024, 4096), synth=(), ice40=(2, 4), seed=1, log=print) -> dict:
+              sizes=(1024, 4096), synth=(), ice40=(2, 4), seed=1, lut_rows=0, lut_planes=3,
+              log=print) -> dict:
     from golden.cycle_model import EngineSpec, bitmod_table, gemv_ideal_cycles, gemv_rtl_cycles
     from verif.gemv_cpp import run_cpp
     from verif.gemv_stimulus import random_gemv
@@ -103,8 +116,70 @@ def run_bench(*, rows=8, lanes=8, group_size=128, format_sets=("bitmod4", "bitmo
               "targets": {"utilization_1024": 0.97, "utilization_4096": 0.99, "precision_ratio": 0.02}}
     for target in synth:
         result["synthesis"] += _synth_rows(p, target, ice40, log)
+    if lut_rows:
+        result["lut"] = _lut_rows(lut_rows, lut_planes, group_size, sizes, rng, log)
+        for target in synth:
+            if not target.startswith("ice40"):
+                result["synthesis"] += _lut_synth_rows(p, result["lut"]["parameters"], target,
+                                                       result["synthesis"], log)
     result["seconds"] = round(time.monotonic() - t0, 1)
     return result
+
+
+def _lut_rows(rows: int, q: int, group_size: int, sizes, rng, log) -> dict:
+    """The shift-add LUT path on q-plane BCQ layers of every size, at every precision."""
+    from golden.cycle_model import lut_ideal_cycles, lut_rtl_cycles
+    from hw.lut_params import LutParams
+    from verif.lut_cpp import run_lut_cpp
+    from verif.lut_stimulus import random_gemv
+
+    lp = LutParams.make(rows=rows, max_planes=max(4, q), max_k=max(sizes), max_n=max(sizes))
+    out = []
+    for size in sizes:
+        full = None
+        for prec in range(q, 0, -1):
+            g = random_gemv(lp, rng, q, "row", size, size, group_size, 0 if prec == q else prec)
+            log(f"[bench hw] LUT path {size}x{size} q={q} p={prec} on the C++ harness ...")
+            rec = run_lut_cpp(lp, [g])["gemvs"][0]
+            measured = rec["last_result_cycle"] - rec["cmd_cycle"] + 1
+            model = lut_rtl_cycles(lp.layout, size, size, prec, latency=lp.latency)
+            ideal = lut_ideal_cycles(lp.layout, size, size, prec)
+            bits = lp.layout.stream_bits(g.bw, prec)
+            row = {"n": size, "k": size, "planes": q, "precision": prec, "measured_cycles": measured,
+                   "model_cycles": model["to_last_result"] + 1, "ideal_cycles": float(ideal),
+                   "utilization": float(ideal) / measured, "bit_exact": rec["bit_exact"],
+                   "weight_bytes": bits["total"] // 8, "key_bytes": bits["keys"] // 8}
+            full = full or row
+            row["ratio_to_full"] = measured / full["measured_cycles"]
+            row["ideal_ratio"] = prec / q
+            row["bytes_ratio"] = row["weight_bytes"] / full["weight_bytes"]
+            out.append(row)
+    return {"parameters": lp.describe(), "derived": lp.derived(), "rows": out}
+
+
+def _lut_synth_rows(p, lut_params: dict, target: str, rows: list[dict], log) -> list[dict]:
+    """The LUT unit beside the engine: weight-bit x activation operations per cycle per kLUT."""
+    from bitmix.designs import lut_unit_info
+    from fpga.synth import synthesize
+    from hw.lut_params import LutParams
+    from hw.lut_unit import LutUnit
+
+    lp = LutParams.from_dict(lut_params)
+    log(f"[bench hw] synthesizing lut_unit ({lp.tag}) for {target} ...")
+    r = synthesize(LutUnit(lp), target, name="lut_unit", tag=lp.tag, info=lut_unit_info(lp))
+    fs = p.format_sets[0]
+    gemv = next((x for x in rows if x["target"] == target and x["design"] == "gemv"), None)
+    out = []
+    for kind, luts, ops, extra in (
+            ("gemv", gemv and gemv["luts"], p.rows * p.lanes * fs.bits / max(1, fs.max_terms), gemv),
+            ("lut_unit", r.get("luts"), 8 * lp.rows, r)):
+        out.append({"target": target, "design": f"{kind} (bit-ops)", "luts": luts,
+                    "ffs": extra and extra.get("ffs"), "fmax_mhz": extra and extra.get("fmax_mhz"),
+                    "weight_bit_ops_per_cycle": ops,
+                    "bit_ops_per_klut": ops / (luts / 1000) if luts else None})
+    if out[0]["bit_ops_per_klut"] and out[1]["bit_ops_per_klut"]:
+        out[1]["density_vs_gemv"] = out[1]["bit_ops_per_klut"] / out[0]["bit_ops_per_klut"]
+    return out
 
 
 def _synth_rows(p, target: str, ice40: tuple[int, int], log) -> list[dict]:
@@ -147,15 +222,35 @@ def format_table(res: dict) -> str:
     s = res["simulation"]
     lines += ["", f"Verilator (C++ harness, -O2): {s['cycles_per_second']:,.0f} cycles/s "
                   f"({s['cycles']} cycles in {s['seconds']:.2f} s, {s['run']})"]
-    if res["synthesis"]:
+    lanes = [r for r in res["synthesis"] if "lane_terms_per_cycle" in r]
+    if lanes:
         lines += ["", f"{'target':>11} {'design':>9} {'LUTs':>7} {'FFs':>7} {'Fmax MHz':>9} "
                       f"{'lane-terms/cyc':>14} {'per kLUT':>9} {'vs dot':>7}"]
-        for r in res["synthesis"]:
+        for r in lanes:
             fm = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "-"
             dn = f"{r['density_per_klut']:.2f}" if r["density_per_klut"] else "-"
             vs = f"{r['density_vs_dot_unit']:.2f}" if r.get("density_vs_dot_unit") else ""
             lines.append(f"{r['target']:>11} {r['design']:>9} {r['luts'] or '-':>7} {r['ffs'] or '-':>7} "
                          f"{fm:>9} {r['lane_terms_per_cycle']:>14} {dn:>9} {vs:>7}")
+    if res.get("lut"):
+        lp = res["lut"]["parameters"]
+        lines += ["", f"Shift-add LUT path R={lp['rows']} (BCQ row layout, q planes; p = planes read)",
+                  f"{'GEMV':>11} {'q':>2} {'p':>2} {'measured':>9} {'model':>9} {'ideal':>9} {'util':>6} "
+                  f"{'ratio':>6} {'p/q':>6} {'bytes':>10} {'bytes r.':>8} {'bit-exact':>9}"]
+        for r in res["lut"]["rows"]:
+            lines.append(f"{r['n']:>5}x{r['k']:<5} {r['planes']:>2} {r['precision']:>2} "
+                         f"{r['measured_cycles']:>9} {r['model_cycles']:>9} {r['ideal_cycles']:>9.0f} "
+                         f"{r['utilization']:>6.4f} {r['ratio_to_full']:>6.4f} {r['ideal_ratio']:>6.4f} "
+                         f"{r['weight_bytes']:>10,} {r['bytes_ratio']:>8.4f} {str(r['bit_exact']):>9}")
+    dens = [r for r in res["synthesis"] if "weight_bit_ops_per_cycle" in r]
+    if dens:
+        lines += ["", f"{'target':>11} {'design':>18} {'LUTs':>7} {'bit-ops/cyc':>11} {'per kLUT':>9} "
+                      f"{'vs gemv':>7}"]
+        for r in dens:
+            dn = f"{r['bit_ops_per_klut']:.2f}" if r["bit_ops_per_klut"] else "-"
+            vs = f"{r['density_vs_gemv']:.2f}" if r.get("density_vs_gemv") else ""
+            lines.append(f"{r['target']:>11} {r['design']:>18} {r['luts'] or '-':>7} "
+                         f"{r['weight_bit_ops_per_cycle']:>11.1f} {dn:>9} {vs:>7}")
     lines += ["", "BitMoD simulator, Llama-2-7B, one decode step at context 256 (cycles, FP16 / x):"]
     for r in res["bitmod_decode_llama2_7b"]:
         lines.append(f"  {r['name']:<40} {r['cycles']:>14,} {r['vs_fp16']:>7.2f}x")
@@ -171,7 +266,7 @@ def run(args) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     res = run_bench(rows=args.rows, lanes=args.lanes, group_size=args.group_size, format_sets=sets,
                     sizes=sizes, synth=synth, ice40=(args.ice40_rows, args.ice40_lanes),
-                    seed=args.seed, log=log)
+                    seed=args.seed, lut_rows=args.lut_rows, lut_planes=args.lut_planes, log=log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hw.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -241,7 +241,7 @@ LUT_CYCLE_MODEL = (
     "row block, 8-input chunk and plane read (ceil(N/R) * K/8 * p); the table of the next chunk is "
     "built in parallel and registered with the previous chunk's last query, so tables never stall "
     "the queries. A block's result transfers `latency` cycles after its last query. Exact: "
-    "golden.bcq_layout.LutLayout.gemv_cycles.")
+    "golden.cycle_model.lut_rtl_cycles.")
 
 
 def _lut_params(v: dict):

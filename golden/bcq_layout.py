@@ -288,14 +288,6 @@ class LutLayout:
     #: result format as the bit-serial engine's, so the same reader.
     unpack_results = GemvLayout.unpack_results
 
-    # ------------------------------------------------------------------ cycles
-    def gemv_cycles(self, n: int, k: int, p: int, latency: int) -> dict:
-        """Exact RTL timing of one GEMV with streams that flow (``hw.lut_unit``): ``queries``
-        (cycles that issue R keys), ``period`` (``cmd`` to the next GEMV's ``cmd``: descriptor +
-        first table + queries) and ``to_last_result`` (``cmd`` to the last result's transfer)."""
-        q = self.blocks(n) * (k // KEY_BITS) * p
-        return {"queries": q, "period": 2 + q, "to_last_result": 1 + q + latency}
-
     # ------------------------------------------------------------------ unpacker
     def unpack(self, key_beats: list[int], scale_beats: list[int], *, n: int, k: int, planes: int,
                layout: str, group_size: int, e0: int, what: str = "stream") -> BCQWeight:

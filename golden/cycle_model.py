@@ -46,7 +46,8 @@ __all__ = [
     "Op", "workload", "SimAccelerator", "LayerCycles",
     "bitmod_sim_layer", "bitmod_sim_layers", "bitmod_sim_cycles", "bitmod_sim_designs",
     "generative_cycles", "EngineSpec", "engine_layer", "engine_cycles", "DEFAULT_ENGINE",
-    "TableRow", "bitmod_table", "gemv_rtl_cycles", "gemv_ideal_cycles",
+    "TableRow", "bitmod_table", "gemv_rtl_cycles", "gemv_ideal_cycles", "lut_rtl_cycles",
+    "lut_ideal_cycles",
 ]
 
 # ---- BitMoD simulator model
@@ -523,3 +524,30 @@ def gemv_ideal_cycles(layout, n: int, k: int, fmt_set: int = 0, precision: int =
     fs = layout.format_sets[fmt_set]
     t = fs.max_terms if not precision else min(precision, fs.max_terms)
     return Fraction(n * k * t, layout.rows * layout.lanes)
+
+
+# ---- the shift-add LUT path (hw.lut_unit)
+
+def lut_rtl_cycles(layout, n: int, k: int, planes: int, *, latency: int) -> dict:
+    """Cycles of one GEMV on the RTL LUT unit, exact when its streams never stall.
+
+    ``layout`` is the unit's :class:`golden.bcq_layout.LutLayout` (R rows), ``planes`` the p
+    planes read and ``latency`` the RTL's constant (``hw.lut_params.LutParams.latency``).
+
+    * descriptor: 1 cycle; first table: 1 cycle (the first chunk's table is registered);
+    * queries: one cycle per row block, 8-input chunk and plane, ``ceil(N/R) · K/8 · p`` — each
+      next table is built in the cycle the previous chunk's last query issues, so table builds
+      add no cycles;
+    * ``period = 2 + queries`` to the next GEMV's descriptor; the last result leaves ``latency``
+      cycles after the last query: ``to_last_result = period - 1 + latency``.
+    """
+    queries = layout.blocks(n) * (k // 8) * planes
+    period = 2 + queries
+    return {"descriptor": 1, "first_table": 1, "queries": queries, "period": period,
+            "to_last_result": period - 1 + latency, "ideal": lut_ideal_cycles(layout, n, k, planes)}
+
+
+def lut_ideal_cycles(layout, n: int, k: int, planes: int) -> Fraction:
+    """Ideal cycles ``N · K/8 · p / R``: the queries the LUT datapath must issue at R per cycle
+    (issue 8 item 7); the utilization of a run is this divided by its measured cycles."""
+    return Fraction(n * (k // 8) * planes, layout.rows)

@@ -10,6 +10,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from bitmix.errors import BitmixError
+from golden.cycle_model import lut_rtl_cycles
 from hw.interfaces import lut_layouts
 from hw.lut_params import LutParams
 from hw.lut_unit import LutUnit
@@ -70,7 +71,7 @@ def test_cycle_model_exact_and_tables_never_stall():
         log = h.gemv_log
         for a, b in zip(log, log[1:]):
             g = a["gemv"]
-            c = p.layout.gemv_cycles(g.n, g.k, g.planes, p.latency)
+            c = lut_rtl_cycles(p.layout, g.n, g.k, g.planes, latency=p.latency)
             assert b["cmd"] - a["cmd"] == c["period"], (g.note, b["cmd"] - a["cmd"], c)
             assert a["last_result"] - a["cmd"] == c["to_last_result"], (a["last_result"] - a["cmd"], c)
         cycles = [c for c, gi, _ in h.key_log]

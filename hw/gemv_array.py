@@ -3,7 +3,8 @@
 ```
  issue (codes R*L, fmt R, u R, term, flags) ─► TermDecoder x R*L ─► [s1: decoded terms] ──┐
  x (L activations, from the buffer's read register, aligned with s1) ─► ±x once per lane ─┤
-      per row: select ±x << e per lane, adder tree ─► [s2: R tree sums] ─► psum += ─► [out]
+      per row-lane: select ±x << e ─► [s2: R*L lane terms] ─► per row: adder tree
+      ─► [s3: R tree sums] ─► psum += ─► [out]
       ─► GroupDequantizer x R (row += u·psum) ─► join ─► results (to the engine's skid buffer)
 ```
 
@@ -82,25 +83,29 @@ class GemvArray(wiring.Component):
                          s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last),
                          s1.u.eq(iss.beat.u)]
 
-        # ---- s1 -> s2: ±x once per lane, select and shift per row-lane, one adder tree per row
+        # ---- s1 -> s2: ±x once per lane, then per row-lane select and shift: registered lane
+        # terms (the activation buffer's read register -> negate -> select/shift is one path)
         lane_w = A + 1 + p.max_exp
         pos = [self.x[i] for i in range(L)]
         neg = [Signal(signed(A + 1), name=f"negx{i}") for i in range(L)]
         m.d.comb += [neg[i].eq(-pos[i]) for i in range(L)]
         s2 = Signal(ctl)
-        s2_sum = [Signal(signed(p.psum_bits), name=f"tree{r}") for r in range(R)]
-        for r in range(R):
-            lanes = []
-            for i in range(L):
-                v = Signal(signed(lane_w), name=f"term{r}_{i}")
-                m.d.comb += v.eq(Mux(nz[r][i], Mux(sg[r][i], neg[i], pos[i]) << ex[r][i], 0))
-                lanes.append(v)
-            with m.If(en):
-                m.d.sync += s2_sum[r].eq(tree_sum(lanes))
+        s2_lane = [[Signal(signed(lane_w), name=f"term{r}_{i}") for i in range(L)] for r in range(R)]
         with m.If(en):
             m.d.sync += s2.eq(s1)
+            for r in range(R):
+                for i in range(L):
+                    m.d.sync += s2_lane[r][i].eq(
+                        Mux(nz[r][i], Mux(sg[r][i], neg[i], pos[i]) << ex[r][i], 0))
 
-        # ---- s2 -> out: accumulate the group partial sums; a group's final term fills `out`
+        # ---- s2 -> s3: one adder tree per row
+        s3 = Signal(ctl)
+        s3_sum = [Signal(signed(p.psum_bits), name=f"tree{r}") for r in range(R)]
+        with m.If(en):
+            m.d.sync += s3.eq(s2)
+            m.d.sync += [s3_sum[r].eq(tree_sum(s2_lane[r])) for r in range(R)]
+
+        # ---- s3 -> out: accumulate the group partial sums; a group's final term fills `out`
         dp = p.dq_params
         psum = [Signal(signed(p.psum_bits), name=f"psum{r}") for r in range(R)]
         psum_next = [Signal(signed(p.psum_bits), name=f"psum_next{r}") for r in range(R)]
@@ -108,7 +113,7 @@ class GemvArray(wiring.Component):
         out_psum = [Signal(signed(p.psum_bits), name=f"out_psum{r}") for r in range(R)]
         out_u = [Signal(p.scale_bits, name=f"out_u{r}") for r in range(R)]
         for r in range(R):
-            m.d.comb += psum_next[r].eq(Mux(s2.first, 0, psum[r]) + s2_sum[r])
+            m.d.comb += psum_next[r].eq(Mux(s3.first, 0, psum[r]) + s3_sum[r])
 
         dqs = []
         for r in range(R):
@@ -123,12 +128,12 @@ class GemvArray(wiring.Component):
         with m.If(en):
             with m.If(dq_ready):
                 m.d.sync += out_valid.eq(0)
-            with m.If(s2.valid):
+            with m.If(s3.valid):
                 m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
-                with m.If(s2.final):
-                    m.d.sync += [out_valid.eq(1), out_last.eq(s2.row_last), out_gl.eq(s2.gemv_last)]
+                with m.If(s3.final):
+                    m.d.sync += [out_valid.eq(1), out_last.eq(s3.row_last), out_gl.eq(s3.gemv_last)]
                     m.d.sync += [o.eq(pn) for o, pn in zip(out_psum, psum_next)]
-                    m.d.sync += [o.eq(u) for o, u in zip(out_u, s2.u)]
+                    m.d.sync += [o.eq(u) for o, u in zip(out_u, s3.u)]
 
         # ---- dequantizers -> join -> results. `gemv_last` of each row in flight waits in a
         # queue: one row in the dequantizers' result registers, one being finished, and a third

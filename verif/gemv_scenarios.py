@@ -60,21 +60,21 @@ async def bit_exact(h: GemvHarness, clock, rng: random.Random, *, max_k: int, ma
 async def coverage_closure(h: GemvHarness, clock, rng: random.Random, cov, *, max_n: int,
                            max_rounds: int = 40, log=print) -> None:
     """Short GEMVs (1-2 groups, N = max_n: many block boundaries) at every set and precision,
-    alternating ordinary stress with phases where the result sink is ready 10 % of the time (so
-    the engine holds beats: the "output" stall bins), until every cross bin is hit."""
+    rotating ordinary stress, a result sink ready 10 % of the time (the engine holds beats: the
+    "output" stall bins) and an always-ready sink, until every cross bin is hit."""
     p = h.p
     h.on_beat = cov.on_beat
     base = h.results.stall
+    phases = [("stress", base), ("sink 10 % ready", Stalls(rng, 0.9, 0.0, BURST_LEN)),
+              ("sink always ready", Stalls(rng, 0.0, 0.0))]
     for rnd in range(max_rounds):
         if cov.percent() >= 100.0:
             break
-        heavy = rnd % 2 == 1
-        h.results.stall = Stalls(rng, 0.9, 0.0, BURST_LEN) if heavy else base
+        name, h.results.stall = phases[rnd % len(phases)]
         gs = [random_gemv(p, rng, max_n, p.group_size * rng.randint(1, 2), si, prec, "coverage")
               for si in range(len(p.format_sets)) for prec in _precisions(p)]
         await h.run(clock, gs, tail=10)
-        log(f"coverage round {rnd} ({'sink 10 % ready' if heavy else 'stress'}): "
-            f"{cov.percent():.1f} % after {h.cycle} cycles")
+        log(f"coverage round {rnd} ({name}): {cov.percent():.1f} % after {h.cycle} cycles")
     h.results.stall = base
     h.on_beat = None
 

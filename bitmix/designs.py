@@ -311,9 +311,7 @@ def _framing_info(p) -> dict:
 def _framing_design(kind: str, summary: str, note: str) -> Design:
     """The frame decoder or encoder: no options (the protocol fixes every limit)."""
     def make(_v: dict):
-        from hw.framing import FramingParams
-
-        return FramingParams(kind)
+        return _framing_design_params(kind)
 
     def build(p):
         from hw.framing import FrameDecoder, FrameEncoder
@@ -333,9 +331,39 @@ FRAMING_ENCODER = _framing_design(
     "2 x 256-byte block buffer in one memory")
 
 
+def _link_params(v: dict):
+    from hw.link import LinkParams
+
+    return LinkParams(_uart_params(v))
+
+
+def _link_build(p):
+    from hw.link import Link
+
+    return Link(p)
+
+
+def _link_info(p) -> dict:
+    info = _framing_info(_framing_design_params("decoder"))
+    info["framing"].pop("kind")
+    return {**_uart_info(p.uart), **info}
+
+
+def _framing_design_params(kind: str):
+    from hw.framing import FramingParams
+
+    return FramingParams(kind)
+
+
+LINK_DESIGN = Design(
+    name="link", summary="host link: UART + COBS/CRC-32C frame decoder and encoder",
+    options=UART_DESIGN.options, make_params=_link_params, build=_link_build, info=_link_info,
+    describe=lambda p: f"  divisor {p.uart.divisor} clock cycles per bit; framing from golden.protocol")
+
+
 #: Every design, by CLI name.
 DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN, LUT_UNIT,
-                                                   FRAMING_DECODER, FRAMING_ENCODER)}
+                                                   FRAMING_DECODER, FRAMING_ENCODER, LINK_DESIGN)}
 
 
 def get_design(name: str) -> Design:

@@ -23,7 +23,8 @@ __all__ = ["struct_layout", "weights_layout", "groups_layout", "psum_layout",
            "term_decoder_signature", "pe_signature", "dequantizer_signature", "dot_unit_signature",
            "payload_shape", "gemv_layouts", "gemv_issue_layout", "gemv_array_signature",
            "gemv_engine_signature", "lut_layouts", "lut_unit_signature", "frame_byte_layout",
-           "frame_in_layout", "VERDICT_BITS", "frame_decoder_signature", "frame_encoder_signature"]
+           "frame_in_layout", "VERDICT_BITS", "frame_decoder_signature", "frame_encoder_signature",
+           "link_signature"]
 
 
 def struct_layout(layout: Layout) -> data.StructLayout:
@@ -335,3 +336,30 @@ def frame_encoder_signature() -> wiring.Signature:
     """
     return wiring.Signature({"frame": In(stream.Signature(frame_in_layout())),
                              "wire": Out(stream.Signature(8))})
+
+
+def link_signature() -> wiring.Signature:
+    """UART + frame decoder + frame encoder (:class:`hw.link.Link`): the host link as the command
+    unit sees it.
+
+    Members
+    -------
+    rx : In(1)
+        Receive line (idle high), asynchronous.
+    tx : Out(1)
+        Transmit line (idle high).
+    frame : Out(stream.Signature(frame_byte_layout()))
+        Decoded request bytes (see :func:`frame_decoder_signature`).
+    verdict : Out(stream.Signature(VERDICT_BITS))
+        One ``golden.protocol.ErrorCode`` per received frame, after its last byte.
+    reply : In(stream.Signature(frame_in_layout()))
+        Response bytes (header and payload, ``last`` on each frame's last) to send.
+    frame_error, overrun : Out(1)
+        The UART receiver's one-cycle error pulses (a dropped byte; the frame it belonged to
+        fails its CRC or length check).
+    """
+    return wiring.Signature({"rx": In(1, init=1), "tx": Out(1, init=1),
+                             "frame": Out(stream.Signature(frame_byte_layout())),
+                             "verdict": Out(stream.Signature(VERDICT_BITS)),
+                             "reply": In(stream.Signature(frame_in_layout())),
+                             "frame_error": Out(1), "overrun": Out(1)})

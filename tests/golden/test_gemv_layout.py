@@ -103,3 +103,17 @@ def test_bad_input_is_named():
         lay.unpack_weights(beats, 2, 64)
     with pytest.raises(BitmixError, match="beats, expected"):
         lay.unpack_weights(beats[:-1], 2, 64)
+
+
+def test_readme_tables_are_generated_from_the_layout():
+    """The README's GEMV stream tables are exactly doc_table() of the default engine's layouts."""
+    from _readme import section
+
+    from bitmix.designs import DESIGNS
+
+    d = DESIGNS["gemv"]
+    p = d.make_params({o.dest: o.default for o in d.options})
+    text = section("GEMV engine")
+    for lt in (p.layout.cmd, p.layout.acts, p.layout.weights, p.layout.results(p.row_bits),
+               p.layout.status):
+        assert doc_table(lt) in text, lt.name

@@ -21,7 +21,8 @@ the previous chunk's last query issues, so table builds never stall the readers:
 ``2 + ceil(N/R) · K/8 · p`` cycles from its ``cmd`` to its last query with streams that flow
 (one cycle for the descriptor, one for the first table). The price is 134 adders of A+4 bits
 and a 128-entry register table, shared by the R readers; a serial builder (one entry per cycle,
-double-buffered) would need ``R·p ≥ 128`` queries per chunk to stay hidden.
+double-buffered) needs 128 cycles per table while a chunk's queries take p cycles, so it would
+stay hidden only if each table were queried by ≥ 128/p row blocks (chunk-major order).
 
 Scales: a scale beat arrives for each plane at the chunks that start a scale group
 (``cmd.group_chunks``: G/8 in the row layout, 1 in the block layout); the unit keeps each row's

@@ -7,19 +7,10 @@ import torch
 
 from bitmix.cli import main
 from golden.checkpoint import load_model, save_model
-from golden.model import LlamaConfig, LlamaForCausalLM, linear_layers
+from golden.model import linear_layers
 from golden.qmodel import load_quantized
 
 FAST = ["--calib-samples", "4", "--calib-seqlen", "64", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    cfg = LlamaConfig(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2)
-    folder = tmp_path_factory.mktemp("models") / "tiny"
-    save_model(LlamaForCausalLM(cfg).init_weights(0), folder)
-    return folder
 
 
 def _check_roundtrip(out):

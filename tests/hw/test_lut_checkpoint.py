@@ -8,23 +8,12 @@ import pytest
 
 from bitmix.cli import main
 from bitmix.errors import BitmixError
-from golden.checkpoint import save_model
-from golden.model import LlamaConfig, LlamaForCausalLM
 from golden.qmodel import load_quantized
 from hw.lut_params import LutParams
 from verif.lut_pysim import run_lut_pysim
 from verif.lut_stimulus import LutGemv, act_pattern
 
 FAST = ["--calib-samples", "4", "--calib-seqlen", "32", "--no-progress", "--rounds", "2"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=2)
-    folder = tmp_path_factory.mktemp("models") / "tiny"
-    save_model(LlamaForCausalLM(cfg).init_weights(0), folder)
-    return folder
 
 
 @pytest.mark.parametrize("argv", [["--method", "bcq", "--bits", "3", "--layout", "row"],
@@ -34,10 +23,10 @@ def test_checkpoint_layers_on_the_lut_unit(tiny, tmp_path, argv):
     assert main(["quantize", "--model", str(tiny), *argv, "--group-size", "32", "--out", str(out),
                  *FAST]) == 0
     _, layers, _ = load_quantized(out, load_float=False)
-    p = LutParams.make(rows=4, max_planes=4, max_k=128, max_n=128)
+    p = LutParams.make(rows=8, max_planes=4, max_k=128, max_n=128)
     rng = random.Random(0)
     gemvs = []
-    for name in ("model.layers.0.self_attn.q_proj", "model.layers.0.mlp.down_proj"):
+    for name in ("model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.v_proj"):
         bw = layers[name]
         for prec in range(1, bw.bits + 1):
             gemvs.append(LutGemv(bw, act_pattern(p, rng, bw.shape[1]), prec, f"{name} p={prec}"))

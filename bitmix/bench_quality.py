@@ -327,7 +327,7 @@ def plot(result: dict, path) -> pathlib.Path:
             ci = r["texts"][t].get("degradation_ci")
             if ci is None:
                 continue
-            dx = 0.015 * (i - len(result["rows"]) / 2)         # rows at equal bits side by side
+            dx = 0.006 * (i - len(result["rows"]) / 2)         # rows at equal bits side by side
             ax.errorbar(r["effective_bits"] + dx, 100 * ci["value"],
                         yerr=[[100 * (ci["value"] - ci["lo"])], [100 * (ci["hi"] - ci["value"])]],
                         fmt=fams.get(r["method"], "x"), ms=6, capsize=3, color=colors[i % len(colors)],

@@ -17,9 +17,9 @@ planes, most significant first) and every payload are :mod:`golden.bcq_layout`'s
 
 Table construction (measured, ``tests/hw/test_lut_unit.py``): *parallel build*. The whole
 table is computed combinationally from the chunk's ``acts`` beat and registered in the cycle
-the previous chunk's last query issues, so table builds never stall the readers: a GEMV takes
-``2 + ceil(N/R) · K/8 · p`` cycles from its ``cmd`` to its last query with streams that flow
-(one cycle for the descriptor, one for the first table). The price is 134 adders of A+4 bits
+the previous chunk's last query issues, so table builds never stall the readers: with streams
+that flow, back-to-back GEMVs start every ``2 + ceil(N/R) · K/8 · p`` cycles (one cycle for the
+descriptor, one for the first table, one per query). The price is 134 adders of A+4 bits
 and a 128-entry register table, shared by the R readers; a serial builder (one entry per cycle,
 double-buffered) needs 128 cycles per table while a chunk's queries take p cycles, so it would
 stay hidden only if each table were queried by ≥ 128/p row blocks (chunk-major order).

@@ -2,7 +2,7 @@
 
 ```
  issue (codes R*L, fmt R, u R, term, flags) ─► TermDecoder x R*L ─► [s1: decoded terms] ──┐
- x (L activations, from the buffer's read register, aligned with s1) ─► ±x once per lane ─┤
+ x (L activations, from the buffer's read register, aligned with s1) ─► [x, -x per lane] ─┤
       per row-lane: select ±x << e ─► [s2: R*L lane terms] ─► per row: adder tree
       ─► [s3: R tree sums] ─► psum += ─► [out]
       ─► GroupDequantizer x R (row += u·psum) ─► join ─► results (to the engine's skid buffer)
@@ -83,20 +83,34 @@ class GemvArray(wiring.Component):
                          s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last),
                          s1.u.eq(iss.beat.u)]
 
-        # ---- s1 -> s2: ±x once per lane, then per row-lane select and shift: registered lane
-        # terms (the activation buffer's read register -> negate -> select/shift is one path)
+        # ---- s1 -> s1x: the activation beat leaves the buffer's read port into a register, with
+        # its negation computed once per lane (shared by the R rows); the decoded terms wait
+        # beside it. The buffer's slow clock-to-output then ends at a register.
         lane_w = A + 1 + p.max_exp
-        pos = [self.x[i] for i in range(L)]
+        s1x = Signal(ctl)
+        pos = [Signal(signed(A), name=f"x{i}") for i in range(L)]
         neg = [Signal(signed(A + 1), name=f"negx{i}") for i in range(L)]
-        m.d.comb += [neg[i].eq(-pos[i]) for i in range(L)]
+        nz1 = [[Signal(name=f"nz1_{r}_{i}") for i in range(L)] for r in range(R)]
+        sg1 = [[Signal(name=f"sg1_{r}_{i}") for i in range(L)] for r in range(R)]
+        ex1 = [[Signal(eb, name=f"ex1_{r}_{i}") for i in range(L)] for r in range(R)]
+        with m.If(en):
+            m.d.sync += s1x.eq(s1)
+            m.d.sync += [pos[i].eq(self.x[i]) for i in range(L)]
+            m.d.sync += [neg[i].eq(-self.x[i]) for i in range(L)]
+            for r in range(R):
+                m.d.sync += [nz1[r][i].eq(nz[r][i]) for i in range(L)]
+                m.d.sync += [sg1[r][i].eq(sg[r][i]) for i in range(L)]
+                m.d.sync += [ex1[r][i].eq(ex[r][i]) for i in range(L)]
+
+        # ---- s1x -> s2: per row-lane select ±x and shift: registered lane terms
         s2 = Signal(ctl)
         s2_lane = [[Signal(signed(lane_w), name=f"term{r}_{i}") for i in range(L)] for r in range(R)]
         with m.If(en):
-            m.d.sync += s2.eq(s1)
+            m.d.sync += s2.eq(s1x)
             for r in range(R):
                 for i in range(L):
                     m.d.sync += s2_lane[r][i].eq(
-                        Mux(nz[r][i], Mux(sg[r][i], neg[i], pos[i]) << ex[r][i], 0))
+                        Mux(nz1[r][i], Mux(sg1[r][i], neg[i], pos[i]) << ex1[r][i], 0))
 
         # ---- s2 -> s3: one adder tree per row
         s3 = Signal(ctl)

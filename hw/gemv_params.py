@@ -37,9 +37,10 @@ __all__ = ["GemvParams", "GEMV_LIMITS", "ARRAY_PIPELINE_DEPTH"]
 GEMV_LIMITS = {"rows": (1, 64), "max_k": (1, 1 << 16), "max_n": (1, 1 << 20)}
 
 #: Register stages between a term's issue and its row's partial-sum register: decoded terms
-#: (+ the activation buffer's read register), the R*L lane terms, the R adder-tree sums, then
-#: the psum output register feeding the dequantizers.
-ARRAY_PIPELINE_DEPTH = 4
+#: (+ the activation buffer's read register), the activation beat and its negation (+ the
+#: decoded terms, delayed), the R*L lane terms, the R adder-tree sums, then the psum output
+#: register feeding the dequantizers.
+ARRAY_PIPELINE_DEPTH = 5
 
 
 def _check(name: str, value, limits=None) -> int:

@@ -53,8 +53,9 @@ def register(bsub) -> None:
                         "slow). iCE40 uses --ice40-rows/--ice40-lanes (the UP5K has 5,280 LUTs)")
     p.add_argument("--ice40-rows", type=int_in_range("--ice40-rows", 1), default=2)
     p.add_argument("--ice40-lanes", type=int_in_range("--ice40-lanes", 1), default=4)
-    p.add_argument("--lut-rows", type=int_in_range("--lut-rows", 0), default=8,
-                   help="rows R of the shift-add LUT unit measured next to the engine (default 8; 0 = off)")
+    p.add_argument("--lut-rows", type=int_in_range("--lut-rows", 0), default=0,
+                   help="rows R of the shift-add LUT unit measured next to the engine (default 0 = off; "
+                        "e.g. 8; with --synth its ECP5 place-and-route is slow)")
     p.add_argument("--lut-planes", type=int_in_range("--lut-planes", 1, 8), default=3,
                    help="BCQ planes q of the LUT path's layers (default 3)")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")

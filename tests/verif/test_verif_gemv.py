@@ -32,10 +32,11 @@ def test_gemv_cocotb(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])
 def test_gemv_cocotb_long(name, seed):
-    """More GEMVs per precision, larger engines' maxima, fixed seeds."""
+    """More GEMVs per precision, larger engines' maxima, a fixed seed (one seed per
+    configuration keeps CI's slow job inside its time budget: ~7 min per configuration)."""
     kw = dict(CONFIGS[name], max_k=4096, max_n=1024)
-    res = run_gemv(GemvParams.make(**kw), seed=seed, per_precision=3, max_k=2048, max_n=512,
+    res = run_gemv(GemvParams.make(**kw), seed=seed, per_precision=2, max_k=2048, max_n=512,
                    full_size=True)
     assert res.tests == 5

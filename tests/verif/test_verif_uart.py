@@ -14,7 +14,7 @@ def test_uart_cocotb(divisor):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1])
 def test_uart_cocotb_long(seed):
     res = run_cocotb(UART(UARTParams.from_divisor(8)), name="uart", tag="uart_div8",
                      test_module="verif.tb_uart", config={"divisor": 8, "bytes": 3000}, seed=seed)

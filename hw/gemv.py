@@ -1,4 +1,4 @@
-"""GEMV engine: y = W x for one layer, R output rows x L lanes at a time (SPEC §4, issue 7).
+"""GEMV engine: y = W x for one layer, R output rows x L lanes at a time (architecture.md §4, issue 7).
 
 ```
  cmd (K, N, format set, path) ─► descriptor registers, status ◄─ abort_req

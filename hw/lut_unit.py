@@ -1,5 +1,5 @@
 """Shift-add LUT unit: y = W x for BCQ weights by table look-up, adds and shifts (ShiftAddLLM,
-FIGLUT; docs/architecture.md §2.4, SPEC §4, issue 8).
+FIGLUT; docs/architecture.md §2.4, architecture.md §4, issue 8).
 
 ```
  acts (8 x A bits) ─► table build (134 adders) ─► table register (128 x (A+4) bits)

@@ -31,7 +31,9 @@ def test_gemv_cocotb(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(CONFIGS))
+# R1-L16 (512 single-row blocks per GEMV) is left to the default suite's K = 1024 runs: its
+# full-size GEMVs are the slowest under cocotb and CI's 90 minutes hold all jobs
+@pytest.mark.parametrize("name", [n for n in CONFIGS if not n.startswith("R1-")])
 @pytest.mark.parametrize("seed", [1])
 def test_gemv_cocotb_long(name, seed):
     """More GEMVs per precision, larger engines' maxima, a fixed seed (one seed per

@@ -13,7 +13,7 @@ from bitmix.designs import dot_unit_info
 from hw.dot_unit import DotProductUnit
 from hw.params import DotParams
 from verif.harness import DotHarness
-from verif.pysim import PysimClock, PysimIO
+from verif.pysim import run_harness
 from verif.runner import SimResult, run_cocotb
 
 __all__ = ["run_dot_unit", "run_pysim", "TOP", "TEST_MODULE"]
@@ -39,26 +39,11 @@ def run_dot_unit(p: DotParams, *, testcase: str | list[str] | None = None, seed:
 def run_pysim(p: DotParams, batches, *, seed: int = 0, idle: float = 0.0,
               backpressure: float = 0.0, vcd: str | None = None) -> DotHarness:
     """Simulate ``batches`` (lists of rows sharing a precision); raise on any mismatch."""
-    from amaranth.sim import Simulator
-
-    dut = DotProductUnit(p)
-    box = {}
-
-    async def bench(ctx):
-        h = DotHarness(p, PysimIO(dut, ctx), random.Random(seed), idle, backpressure)
-        box["h"] = h
-        h.idle_inputs()
-        clock = PysimClock(ctx)
+    async def script(h, clock):
         for rows in batches:
             await h.run(clock, rows)
         await h.idle_tail(clock, 16)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
-    return box["h"]
+    return run_harness(DotProductUnit(p),
+                       lambda io: DotHarness(p, io, random.Random(seed), idle, backpressure),
+                       script, vcd=vcd)

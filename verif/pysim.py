@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bitmix.elaborate import port_name
 
-__all__ = ["PysimIO", "PysimClock"]
+__all__ = ["PysimIO", "PysimClock", "run_harness"]
 
 
 class PysimIO:
@@ -42,3 +42,27 @@ class PysimClock:
 
     async def settle(self):
         return None
+
+
+def run_harness(dut, make_harness, script, *, vcd: str | None = None):
+    """Simulate ``dut`` with one testbench: ``make_harness(io)`` builds the harness on a
+    :class:`PysimIO`, its inputs are idled, then ``await script(h, clock)`` drives it.
+    Returns the harness (its counters and received items)."""
+    from amaranth.sim import Simulator
+
+    box = {}
+
+    async def bench(ctx):
+        h = box["h"] = make_harness(PysimIO(dut, ctx))
+        h.idle_inputs()
+        await script(h, PysimClock(ctx))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    return box["h"]

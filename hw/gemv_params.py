@@ -29,7 +29,7 @@ from bitmix.errors import BitmixError
 from golden.digest import json_digest
 from golden.formats import FormatSet, get_format_set
 from golden.gemv_layout import GemvLayout
-from hw.params import LIMITS, DotParams, format_cycles, term_port_bits
+from hw.params import LIMITS, DotParams, check_int, format_cycles, term_port_bits
 
 __all__ = ["GemvParams", "GEMV_LIMITS", "ARRAY_PIPELINE_DEPTH"]
 
@@ -44,12 +44,7 @@ ARRAY_PIPELINE_DEPTH = 5
 
 
 def _check(name: str, value, limits=None) -> int:
-    lo, hi = (limits or {**LIMITS, **GEMV_LIMITS})[name]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BitmixError(f"{name} must be an integer, got {value!r}")
-    if not lo <= value <= hi:
-        raise BitmixError(f"{name} = {value} is out of range [{lo}, {hi}]")
-    return value
+    return check_int(name, value, limits or {**LIMITS, **GEMV_LIMITS})
 
 
 @dataclass(frozen=True)

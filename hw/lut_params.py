@@ -32,6 +32,7 @@ from bitmix.errors import BitmixError
 from golden.bcq import MAX_EXP_SPAN
 from golden.bcq_layout import KEY_BITS, LUT_ENTRIES, LutLayout
 from golden.digest import json_digest
+from hw.params import check_int
 
 __all__ = ["LutParams", "LUT_LIMITS", "LUT_PIPELINE_DEPTH"]
 
@@ -62,11 +63,7 @@ class LutParams:
         vals = dict(rows=rows, max_planes=max_planes, apot_terms=apot_terms, shift_bits=shift_bits,
                     act_bits=act_bits, max_k=max_k, max_n=max_n)
         for name, value in vals.items():
-            lo, hi = LUT_LIMITS[name]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise BitmixError(f"{name} must be an integer, got {value!r}")
-            if not lo <= value <= hi:
-                raise BitmixError(f"{name} = {value} is out of range [{lo}, {hi}]")
+            check_int(name, value, LUT_LIMITS)
         if (1 << shift_bits) - 1 > MAX_EXP_SPAN:
             raise BitmixError(f"shift_bits = {shift_bits} allows spans up to 2^{(1 << shift_bits) - 1}, "
                               f"beyond golden.bcq's integer path (2^{MAX_EXP_SPAN})")

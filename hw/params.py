@@ -38,7 +38,7 @@ from golden.digest import json_digest
 from golden.formats import FormatSet, get_format_set
 from golden.pack import id_field_bits
 
-__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "check_format_set", "id_port_bits",
+__all__ = ["DotParams", "LIMITS", "PE_PIPELINE_DEPTH", "check_format_set", "check_int", "id_port_bits",
            "term_port_bits", "exp_port_bits", "format_cycles"]
 
 #: Register stages of the PE between a group's final term and its psum reaching the dequantizer
@@ -90,8 +90,10 @@ LIMITS = {
 }
 
 
-def _check_int(name: str, value) -> int:
-    lo, hi = LIMITS[name]
+def check_int(name: str, value, limits: dict | None = None) -> int:
+    """``value`` if it is an integer within ``limits[name]`` (default :data:`LIMITS`), else a
+    BitmixError naming the parameter."""
+    lo, hi = (limits or LIMITS)[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise BitmixError(f"{name} must be an integer, got {value!r}")
     if not lo <= value <= hi:
@@ -115,7 +117,7 @@ class DotParams:
              format_set: str | FormatSet = "bitmod4", max_groups: int = 32) -> DotParams:
         for name, value in (("lanes", lanes), ("group_size", group_size), ("act_bits", act_bits),
                             ("scale_bits", scale_bits), ("max_groups", max_groups)):
-            _check_int(name, value)
+            check_int(name, value)
         if group_size % lanes:
             raise BitmixError(f"group_size = {group_size} is not a multiple of lanes = {lanes}")
         fs = check_format_set(format_set)

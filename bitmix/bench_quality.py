@@ -27,7 +27,7 @@ import torch
 
 from bitmix.errors import BitmixError
 
-__all__ = ["ROWS", "PAPER_FP16", "ORDERINGS", "DEFAULT_TEXTS", "run_quality", "format_table",
+__all__ = ["ROWS", "PAPER_FP16", "ORDERINGS", "DEFAULT_TEXTS", "run_quality", "merge", "format_table",
            "format_markdown", "plot"]
 
 #: Llama-2-7B WikiText-2 perplexity, group 128 (docs/architecture.md §3; BitMoD and ShiftAddLLM papers).
@@ -98,14 +98,15 @@ def _orderings() -> list[tuple[str, str, str]]:
 
 
 ORDERINGS = _orderings()
+SCHEMA = "bitmix-bench-quality/3"
 
 
 def _rel(p, base):
     return None if p is None or base is None else p / base - 1.0
 
 
-def ordering_checks(nlls: dict, texts, tokens_per_window: int, idx: dict) -> dict:
-    """Every ordering on every text: ``{name: {text: {value, lo, hi, holds}}}``.
+def ordering_checks(nlls: dict, texts, tokens_per_window: int, idx: dict, orderings=None) -> dict:
+    """Every ordering (default :data:`ORDERINGS`) on every text: ``{name: {text: {value, lo, hi, holds}}}``.
 
     ``value`` is ``ppl_a / ppl_b − 1`` with its 95 % paired-bootstrap interval ``[lo, hi]``;
     ``holds`` is True when the interval lies below 0, False when above, None when it contains 0
@@ -114,7 +115,7 @@ def ordering_checks(nlls: dict, texts, tokens_per_window: int, idx: dict) -> dic
     from bitmix.stats import ppl_ratio_ci
 
     out = {}
-    for name, a, b in ORDERINGS:
+    for name, a, b in (ORDERINGS if orderings is None else orderings):
         out[name] = {}
         for t in texts:
             if a not in nlls or b not in nlls:
@@ -138,8 +139,13 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
                 max_windows: int | None = None, calib_samples: int = 32, calib_seqlen: int = 256,
                 group_size: int | None = None, rounds: int = 20, seed: int = 0, act_order: bool = True,
                 texts: list[str] | None = None, boot: int = 2000, calib_text: str | None = None,
-                progress: bool = True, log=print) -> dict:
+                progress: bool = True, log=print, on_row=None) -> dict:
     """Quantize the model with every selected row's method and score it; returns the JSON dict.
+
+    Every row keeps its per-window NLLs (``texts[t]["window_nll"]``) so that runs on the same
+    windows can be combined later with paired intervals (:func:`merge`). ``on_row(result)`` is
+    called with the result so far after every row (the CLI writes it: a long run that is stopped
+    keeps its finished rows).
 
     ``calib_text`` (an evaluation text's name) calibrates on that text instead of the reference
     train split: on windows drawn after the ones that are scored (``max_windows`` is then
@@ -181,7 +187,7 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
         idx[t] = resample_index(n_win, boot, seed)
     if calib_text is None:
         calib = calibration_batches(calib_samples, calib_seqlen, seed=seed, tokenize=tok.encode)
-        calib_source = "reference train split (pydoc_data.topics)"
+        calib_source, calib_name = "reference train split (pydoc_data.topics)", "topics-train"
     else:
         if max_windows is None:
             raise BitmixError("--calib-text needs --max-windows: calibration is drawn after the "
@@ -194,8 +200,23 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
         starts = torch.randint(0, len(cids) - calib_seqlen, (calib_samples,), generator=gen).tolist()
         calib = torch.stack([cids[s:s + calib_seqlen] for s in starts])
         calib_source = f"{calib_text} (after its first {max_windows} windows of {window})"
+        calib_name = calib_text
     t_all = time.time()
     out_rows, nlls = [], {}
+
+    def result() -> dict:
+        return {"schema": SCHEMA, "model": lm.source, "model_name": lm.name,
+                "tokenizer": tok.name, "texts": text_info, "text": text_info[texts[0]]["source"],
+                "window": window, "windows": text_info[texts[0]]["windows"],
+                "group_size": g, "bcq_rounds": rounds, "act_order": act_order,
+                "calibration": {"name": calib_name, "source": calib_source, "samples": calib_samples,
+                                "seqlen": calib_seqlen, "seed": seed},
+                "bootstrap": {"resamples": boot, "level": 0.95, "unit": "window", "paired": True,
+                              "seed": seed},
+                "paper_reference": {"model": "Llama-2-7B", "dataset": "WikiText-2", "fp16": PAPER_FP16},
+                "rows": out_rows, "ordering": ordering_checks(nlls, texts, window - 1, idx),
+                "total_seconds": round(time.time() - t_all, 1)}
+
     for row in (r for r in ROWS if r.key in keys):
         t0 = time.time()
         m_ = copy.deepcopy(base)
@@ -216,7 +237,7 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
         for t in texts:
             nll = nlls[row.key][t]
             ppl = math.exp(float(nll.sum()) / (len(nll) * (window - 1)))
-            rec = {"perplexity": ppl}
+            rec = {"perplexity": ppl, "window_nll": nll.tolist()}
             if row.key != "float":
                 rec["degradation_ci"] = ppl_ratio_ci(nll, nlls["float"][t], window - 1, idx[t])
             per_text[t] = rec
@@ -235,16 +256,82 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
         log(f"  {row.label:34s} eff {eff:6.3f} bits  " +
             "  ".join(f"{t} {per_text[t]['perplexity']:9.4f}" for t in texts) + f"  ({rec['seconds']:.1f} s)")
         del m_
-    return {"schema": "bitmix-bench-quality/2", "model": lm.source, "model_name": lm.name,
-            "tokenizer": tok.name, "texts": text_info, "text": text_info[texts[0]]["source"],
-            "window": window, "windows": text_info[texts[0]]["windows"],
-            "group_size": g, "bcq_rounds": rounds, "act_order": act_order,
-            "calibration": {"source": calib_source, "samples": calib_samples,
-                            "seqlen": calib_seqlen, "seed": seed},
-            "bootstrap": {"resamples": boot, "level": 0.95, "unit": "window", "paired": True},
-            "paper_reference": {"model": "Llama-2-7B", "dataset": "WikiText-2", "fp16": PAPER_FP16},
-            "rows": out_rows, "ordering": ordering_checks(nlls, texts, window - 1, idx),
-            "total_seconds": round(time.time() - t_all, 1)}
+        if on_row is not None:
+            on_row(result())
+    return result()
+
+
+#: fields that must agree for two runs to have scored the same windows of the same model
+_SAME = ("model", "tokenizer", "window", "group_size")
+#: methods whose result depends on the calibration text (the rest ignore it)
+_CALIBRATED = ("gptq", "shiftadd")
+
+
+def merge(results: list[dict], names: list[str] | None = None) -> dict:
+    """Combine runs that scored the same windows into one result with paired intervals across runs.
+
+    Long benches are run in pieces (``--rows`` subsets); because every row keeps its per-window
+    NLLs, the degradations and every ordering are recomputed here exactly as if the rows had been
+    run together. Each run's float row must reproduce the first run's (same model, tokenizer,
+    texts and windows). A calibrated row (GPTQ, ShiftAdd) from a run with another calibration
+    text than the first is kept under ``<key>@<calibration>`` and compared with the first run's
+    row of the same key — the calibration-domain check. ``names`` (file names) label errors.
+    """
+    from bitmix.stats import ppl_ratio_ci, resample_index
+
+    names = names or [f"run {i + 1}" for i in range(len(results))]
+    if not results:
+        raise BitmixError("merge: no results given")
+    for r, n in zip(results, names):
+        if r.get("schema") != SCHEMA or any("window_nll" not in x["texts"][t]
+                                            for x in r.get("rows", []) for t in x["texts"]):
+            raise BitmixError(f"{n}: not a {SCHEMA} result with per-window NLLs (rerun the bench)")
+    base, texts = results[0], list(results[0]["texts"])
+    wins = {t: base["texts"][t]["windows"] for t in texts}
+    cal0 = base["calibration"]["name"]
+    rows, nlls, extra, runs = {}, {}, [], []
+    for r, n in zip(results, names):
+        for f in _SAME:
+            if r[f] != base[f]:
+                raise BitmixError(f"{n}: {f} {r[f]!r} differs from {names[0]}'s {base[f]!r}")
+        got = {t: r["texts"][t]["windows"] for t in r["texts"]}
+        if got != wins:
+            raise BitmixError(f"{n}: texts/windows {got} differ from {names[0]}'s {wins}")
+        cal = r["calibration"]["name"]
+        runs.append({"file": n, "calibration": r["calibration"], "rows": [x["key"] for x in r["rows"]],
+                     "total_seconds": r["total_seconds"]})
+        for row in r["rows"]:
+            key, row = row["key"], copy.deepcopy(row)
+            if cal != cal0 and row["method"] in _CALIBRATED:
+                row["key"] = f"{key}@{cal}"
+                row["label"] += f", calib. {cal}"
+                extra.append((f"calib. {cal} < {cal0}: {key}", row["key"], key))
+            row["calibration"] = cal if row["method"] in _CALIBRATED else None
+            nll = {t: torch.tensor(row["texts"][t]["window_nll"], dtype=torch.float64) for t in texts}
+            if row["key"] in nlls:
+                same = all(torch.allclose(nll[t], nlls[row["key"]][t], rtol=1e-6, atol=0) for t in texts)
+                if not same:
+                    raise BitmixError(f"{n}: row {row['key']} differs from the same row in an earlier "
+                                      "file (not the same windows or model)")
+                continue
+            rows[row["key"]], nlls[row["key"]] = row, nll
+    if "float" not in rows:
+        raise BitmixError(f"{names[0]}: no float row")
+    boot, seed = base["bootstrap"]["resamples"], base["bootstrap"]["seed"]
+    idx = {t: resample_index(wins[t], boot, seed) for t in texts}
+    order = {k: i for i, k in enumerate(ROW_KEYS)}
+    keys = sorted(rows, key=lambda k: (order.get(k.split("@")[0], len(order)), "@" in k, k))
+    for k in keys:
+        for t in texts:
+            if k != "float":
+                rows[k]["texts"][t]["degradation_ci"] = ppl_ratio_ci(nlls[k][t], nlls["float"][t],
+                                                                     base["window"] - 1, idx[t])
+    extra = [o for o in dict.fromkeys(extra) if o[2] in nlls]
+    out = copy.deepcopy({k: v for k, v in base.items() if k != "rows"})
+    out.update(rows=[rows[k] for k in keys], merged_from=runs,
+               ordering=ordering_checks(nlls, texts, base["window"] - 1, idx, ORDERINGS + extra),
+               total_seconds=round(sum(r["total_seconds"] for r in results), 1))
+    return out
 
 
 def _f(v, fmt):
@@ -345,12 +432,17 @@ def plot(result: dict, path) -> pathlib.Path:
     return path
 
 
-def write(result: dict, out_dir, stem: str = "quality") -> tuple[pathlib.Path, pathlib.Path]:
+def write_json(result: dict, out_dir, stem: str = "quality") -> pathlib.Path:
+    """``<out_dir>/<stem>.json``, replaced atomically (also what a running bench rewrites per row)."""
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     jp = out_dir / f"{stem}.json"
     tmp = jp.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     tmp.replace(jp)
-    pp = plot(result, out_dir / f"{stem}.png")
-    return jp, pp
+    return jp
+
+
+def write(result: dict, out_dir, stem: str = "quality") -> tuple[pathlib.Path, pathlib.Path]:
+    jp = write_json(result, out_dir, stem)
+    return jp, plot(result, pathlib.Path(out_dir) / f"{stem}.png")

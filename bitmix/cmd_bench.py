@@ -79,6 +79,10 @@ def register_quality(bsub) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     p.add_argument("--markdown", metavar="JSON",
                    help="print the README tables of a quality.json written earlier, and exit")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="combine quality.json files of runs on the same windows (e.g. --rows subsets, "
+                        "or another --calib-text) into one table with paired intervals across them; "
+                        "writes <out>/quality[-smollm2]-merged.json and .png, and exits")
     p.set_defaults(func=run_quality)
 
 
@@ -94,18 +98,33 @@ def run_quality(args) -> int:
         from golden.checkpoint import read_json
         print(bq.format_markdown(read_json(pathlib.Path(args.markdown))))
         return 0
+    if args.merge:
+        from bitmix.errors import BitmixError
+        from golden.checkpoint import read_json
+        missing = [f for f in args.merge if not pathlib.Path(f).is_file()]
+        if missing:
+            raise BitmixError(f"--merge: {missing[0]}: file not found")
+        result = bq.merge([read_json(pathlib.Path(f)) for f in args.merge], args.merge)
+        stem = "quality-smollm2-merged" if result["model_name"] == "smollm2" else "quality-merged"
+        jp, pp = bq.write(result, args.out, stem)
+        print(bq.format_table(result))
+        print(f"json: {jp}")
+        print(f"plot: {pp}")
+        return 0
     torch.set_num_threads(args.threads)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else None
     texts = [t.strip() for t in args.texts.split(",") if t.strip()] if args.texts else None
     log = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
+    stem = "quality-smollm2" if args.model == "smollm2" else "quality"
+    stem += f"-calib-{args.calib_text}" if args.calib_text else ""
     result = bq.run_quality(args.model, rows, window=args.window, max_windows=args.max_windows,
                             calib_samples=args.calib_samples, calib_seqlen=args.calib_seqlen,
                             group_size=args.group_size, rounds=args.rounds,
                             act_order=not args.no_act_order, texts=texts, boot=args.boot,
                             calib_text=args.calib_text,
-                            progress=not args.json and sys.stderr.isatty(), log=log)
-    stem = "quality-smollm2" if args.model == "smollm2" else "quality"
-    jp, pp = bq.write(result, args.out, stem + (f"-calib-{args.calib_text}" if args.calib_text else ""))
+                            progress=not args.json and sys.stderr.isatty(), log=log,
+                            on_row=lambda partial: bq.write_json(partial, args.out, stem))
+    jp, pp = bq.write(result, args.out, stem)
     if args.json:
         print(json.dumps(result))
         return 0

@@ -24,6 +24,7 @@ COMMANDS = [
     "bitmix.cmd_bench",
     "bitmix.cmd_train",
     "bitmix.cmd_protocol",
+    "bitmix.cmd_sim_board",
 ]
 
 

@@ -146,14 +146,16 @@ def build_cpp(p: GemvParams, *, opt: str = "-O2") -> Path:
                            opt=opt)
 
 
-def compile_harness(component, *, top: str, tag: str, info: dict, src: str, opt: str = "-O2") -> Path:
+def compile_harness(component, *, top: str, tag: str, info: dict, src: str, opt: str = "-O2",
+                    flags: tuple[str, ...] = (), subdir: str = "sim_cpp") -> Path:
     """Elaborate ``component`` as ``top`` and compile it with the C++ ``main`` in ``src``
-    (``build/sim_cpp/<tag>/``; rebuilt only when the Verilog, the source or ``opt`` change)."""
+    (``build/<subdir>/<tag>/``; rebuilt only when the Verilog, the source, ``opt`` or the extra
+    Verilator ``flags`` change)."""
     from bitmix.elaborate import LINT_WAIVERS, elaborate
     from bitmix.tools import ensure_verilator
     from verif.runner import _locked, _make_variables, build_root
 
-    exe_dir = build_root() / "sim_cpp" / tag
+    exe_dir = build_root() / subdir / tag
     with _locked(exe_dir):
         man = elaborate(component, exe_dir / "rtl", name=top, info=info, run_lint=False)
         cpp = exe_dir / "harness.cpp"
@@ -161,13 +163,13 @@ def compile_harness(component, *, top: str, tag: str, info: dict, src: str, opt:
             cpp.write_text(src)
         exe = exe_dir / "obj" / f"V{top}"
         stamp = exe_dir / "obj" / "built_from.json"
-        key = json.dumps({"v": man["verilog_sha256"], "opt": opt,
+        key = json.dumps({"v": man["verilog_sha256"], "opt": opt, **({"flags": list(flags)} if flags else {}),
                           "cpp": hashlib.sha256(src.encode()).hexdigest()})
         if exe.exists() and stamp.exists() and stamp.read_text() == key:
             return exe
         cmd = [ensure_verilator(), "--cc", "--exe", "--build", "-j", "2", "--top-module", top,
                "-Mdir", str(exe_dir / "obj"), *(f"-Wno-{w}" for w in LINT_WAIVERS),
-               "-CFLAGS", opt, "-o", f"V{top}", man["paths"]["verilog"], str(cpp)]
+               *flags, "-CFLAGS", opt, "-o", f"V{top}", man["paths"]["verilog"], str(cpp)]
         with _make_variables():
             res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:

@@ -135,3 +135,46 @@ def test_request_payload_checks_fields_and_data():
         request_payload(Command.WRITE_MEM, bytes(508), region=0, offset=0)
     with pytest.raises(BitmixError, match=r"set_precision.precision\[0\] = 256 does not fit"):
         request_payload(Command.SET_PRECISION, precision=256)
+
+
+def _write(host, i, now=0.0):
+    payload = request_payload(Command.WRITE_MEM, bytes([i]) * 4, region=0, offset=4 * i)
+    return host.start(Command.WRITE_MEM, payload, now=now, pipelined=True)
+
+
+def test_pipelined_window_out_of_order_answers_and_resend_of_the_due_only():
+    host = HostProtocol(timeout=1.0, retries=1, window=3, first_seq=250)
+    wires = [_write(host, i, now=0.1 * i) for i in range(3)]
+    assert host.outstanding_seqs == (250, 251, 252) and host.deadline == 1.0
+    with pytest.raises(BitmixError, match=r"3 pipelined requests are outstanding \(window 3\)"):
+        _write(host, 3)
+    with pytest.raises(BitmixError, match="is still outstanding"):      # not pipelined: waits
+        host.start(Command.RUN, b"", now=0)
+    assert host.feed(encode_response(252, Command.WRITE_MEM), now=0.5) == b""   # any order
+    assert host.outstanding_seqs == (250, 251)
+    assert host.poll(1.05) == wires[0] and host.deadline == 1.1           # only 250 was due
+    assert host.poll(1.1) == wires[1]
+    # the device executed 250 twice (harmless: the same bytes at the same place); both answers come
+    ack0 = encode_response(250, Command.WRITE_MEM)
+    assert host.feed(ack0 + encode_response(251, Command.WRITE_MEM) + ack0, now=1.2) == b""
+    assert not host.busy and host.stats.stale == 1 and host.stats.acks == 3
+    assert _sent(_write(host, 5)).seq == 253
+
+
+def test_pipelined_nack_or_silence_abandons_the_window():
+    host = HostProtocol(timeout=1.0, retries=0, window=4)
+    for i in range(3):
+        _write(host, i)
+    with pytest.raises(DeviceError, match=r"WRITE_MEM \(seq 1\): OUT_OF_BOUNDS"):
+        host.feed(encode_response(0, Command.WRITE_MEM) +
+                  encode_response(1, Command.WRITE_MEM, ErrorCode.OUT_OF_BOUNDS), now=0.2)
+    assert not host.busy and host.deadline is None and host.stats.acks == 1
+    host.feed(encode_response(2, Command.WRITE_MEM), now=0.3)              # late: stale
+    assert host.stats.stale == 1
+    for i in range(2):
+        _write(host, i)
+    with pytest.raises(DeviceError, match=r"did not answer WRITE_MEM \(seq 3\) after 1 tries"):
+        host.poll(5.0)
+    assert not host.busy
+    with pytest.raises(BitmixError, match="window must be in 1"):
+        HostProtocol(window=0)

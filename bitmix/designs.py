@@ -361,9 +361,77 @@ LINK_DESIGN = Design(
     describe=lambda p: f"  divisor {p.uart.divisor} clock cycles per bit; framing from golden.protocol")
 
 
+# ------------------------------------------------------------------------------ FPGA top
+
+def _top_params(v: dict):
+    from fpga.top_params import TopParams
+
+    gemv = _gemv_params(v)
+    beats = {k: (None if v[k] in (None, 0, "0") else parse_int(k, v[k]))
+             for k in ("weight_beats", "act_beats", "result_beats")}
+    d = gemv.describe()
+    return TopParams.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits",
+                                               "scale_bits", "format_sets", "max_k", "max_n")},
+                          **beats, weight_mem=v["weight_mem"], link=v["link"],
+                          clk_hz=parse_int("clk_hz", v["clk_hz"]), baud=parse_int("baud", v["baud"]),
+                          leds=parse_int("leds", v["leds"]))
+
+
+def _top_build(p):
+    from fpga.top import DeviceTop
+
+    return DeviceTop(p)
+
+
+def top_info(p) -> dict:
+    from golden.protocol import PROTOCOL_VERSION
+
+    return {"parameters": p.describe(), "params_hash": p.hash,
+            "capabilities": {**p.capabilities(), "params_hash": p.hash,
+                             "formats_hash": f"{p.capabilities()['formats_hash']:016x}"},
+            "regions": {r.name: {"beats": p.region_beats[r], "beat_bytes": p.region_beat_bytes[r],
+                                 "bytes": p.region_bytes[r]} for r in p.region_beats},
+            "protocol": {"module": "golden.protocol", "version": PROTOCOL_VERSION},
+            "engine": gemv_info(p.gemv)}
+
+
+def _top_describe(p) -> str:
+    return (f"  link {p.link}, {p.clk_hz / 1e6:g} MHz, {p.baud} baud (divisor {p.divisor}), "
+            f"params hash {p.hash}\n"
+            + "".join(f"  region {r.name}: {p.region_beats[r]} beats x {p.region_beat_bytes[r]} "
+                      f"bytes = {p.region_bytes[r]} bytes\n" for r in p.region_beats)
+            + _gemv_describe(p.gemv))
+
+
+TOP = Design(
+    name="top",
+    summary="the device: host link + command unit + memory regions + GEMV engine (golden.protocol)",
+    options=(*(o for o in GEMV.options if o.dest not in ("max_k", "max_n", "group_size", "rows",
+                                                         "lanes")),
+             Option("rows", "rows", 2, "GEMV rows R (default 2)"),
+             Option("lanes", "lanes", 4, "PE lanes L (default 4)"),
+             Option("group-size", "group_size", 32, "group size G (default 32)"),
+             Option("max-k", "max_k", 256, "largest K (default 256)"),
+             Option("max-n", "max_n", 64, "largest N (default 64)"),
+             Option("weight-beats", "weight_beats", 0,
+                    "weights region depth in beats (default 0: 2048)"),
+             Option("act-beats", "act_beats", 0, "activations region depth (default 0: max K / L)"),
+             Option("result-beats", "result_beats", 0,
+                    "results region depth (default 0: ceil(max N / R))"),
+             Option("weight-mem", "weight_mem", "bram", "weights memory: bram or spram (default bram)",
+                    str),
+             Option("link", "link", "uart", "uart (rx/tx pins) or bytes (byte streams; default uart)",
+                    str),
+             Option("clk-hz", "clk_hz", 12_000_000, "clock frequency in Hz (default 12000000)"),
+             Option("baud", "baud", 3_000_000, "UART baud rate (default 3000000)"),
+             Option("leds", "leds", 4, "status LEDs (default 4)")),
+    make_params=_top_params, build=_top_build, info=top_info, describe=_top_describe)
+
+
 #: Every design, by CLI name.
 DESIGNS: dict[str, Design] = {d.name: d for d in (DOT_UNIT, GEMV, UART_DESIGN, LUT_UNIT,
-                                                   FRAMING_DECODER, FRAMING_ENCODER, LINK_DESIGN)}
+                                                   FRAMING_DECODER, FRAMING_ENCODER, LINK_DESIGN,
+                                                   TOP)}
 
 
 def get_design(name: str) -> Design:

@@ -24,7 +24,8 @@ __all__ = ["struct_layout", "weights_layout", "groups_layout", "psum_layout",
            "payload_shape", "gemv_layouts", "gemv_issue_layout", "gemv_array_signature",
            "gemv_engine_signature", "lut_layouts", "lut_unit_signature", "frame_byte_layout",
            "frame_in_layout", "VERDICT_BITS", "frame_decoder_signature", "frame_encoder_signature",
-           "link_signature"]
+           "link_signature", "beat_memory_signature", "spram_signature", "command_unit_signature",
+           "device_top_signature"]
 
 
 def struct_layout(layout: Layout) -> data.StructLayout:
@@ -363,3 +364,115 @@ def link_signature() -> wiring.Signature:
                              "verdict": Out(stream.Signature(VERDICT_BITS)),
                              "reply": In(stream.Signature(frame_in_layout())),
                              "frame_error": Out(1), "overrun": Out(1)})
+
+
+# ------------------------------------------------------------------ FPGA top: memories, commands
+# The top's parameters are fpga.top_params.TopParams; its components are hw.memories,
+# hw.command_unit and fpga.top.
+
+def beat_memory_signature(depth: int, nbytes: int) -> wiring.Signature:
+    """One memory region of ``depth`` beats of ``nbytes`` bytes (:class:`hw.memories.BeatMemory`).
+
+    Members
+    -------
+    addr : In(range(depth))
+        Beat address of a read or write.
+    re : In(1)
+        Read ``addr``: ``rdata`` has the beat in the next cycle and holds it until the next read.
+    we : In(nbytes)
+        Byte write mask (byte i of ``wdata`` to byte i of beat ``addr``).
+    wdata : In(8 * nbytes)
+        Bytes to write.
+    rdata : Out(8 * nbytes)
+        The beat of the last read.
+    """
+    return wiring.Signature({"addr": In(range(max(2, depth))), "re": In(1), "we": In(nbytes),
+                             "wdata": In(8 * nbytes), "rdata": Out(8 * nbytes)})
+
+
+def spram_signature() -> wiring.Signature:
+    """The iCE40 UltraPlus SB_SPRAM256KA's ports (16K x 16 bits), for its behavioural model.
+
+    Members
+    -------
+    ADDRESS : In(14)
+    DATAIN : In(16)
+    MASKWREN : In(4)
+        Nibble write mask.
+    WREN, CHIPSELECT : In(1)
+        Write (``WREN``) or read (``~WREN``) when ``CHIPSELECT``.
+    STANDBY, SLEEP : In(1)
+        Low-power modes (tied low).
+    POWEROFF : In(1)
+        Active low: high in operation.
+    DATAOUT : Out(16)
+        The word of the last read.
+    """
+    return wiring.Signature({"ADDRESS": In(14), "DATAIN": In(16), "MASKWREN": In(4), "WREN": In(1),
+                             "CHIPSELECT": In(1), "STANDBY": In(1), "SLEEP": In(1),
+                             "POWEROFF": In(1, init=1), "DATAOUT": Out(16)})
+
+
+def command_unit_signature(tp) -> wiring.Signature:
+    """The command unit (:class:`hw.command_unit.CommandUnit`) for top parameters ``tp``
+    (:class:`fpga.top_params.TopParams`).
+
+    Members
+    -------
+    frame : In(stream.Signature(frame_byte_layout()))
+        Decoded request bytes from the frame decoder.
+    verdict : In(stream.Signature(VERDICT_BITS))
+        Each frame's ``golden.protocol.ErrorCode``; only ``OK`` frames are executed.
+    reply : Out(stream.Signature(frame_in_layout()))
+        Response frames (header and payload) to the frame encoder.
+    engine : In(gemv_engine_signature)
+        The GEMV engine's ports, driven by the command unit (``cmd``, ``precision``,
+        ``abort_req``, ``acts``, ``weights``) and read by it (``results``, ``status``).
+    engine_reset : Out(1)
+        One-cycle pulse: reset the engine (RESET).
+    weights_mem, acts_mem, results_mem : In(beat_memory_signature)
+        The three regions' memory ports (``golden.protocol.Region``).
+    state : Out(2)
+        ``golden.protocol.EngineState`` of the last run.
+    activity : Out(1)
+        Toggles on every decoded request (a status LED).
+    """
+    g = tp.gemv
+    from golden.protocol import Region
+
+    mems = {f"{r.name.lower()}_mem": In(beat_memory_signature(tp.region_beats[r], tp.region_beat_bytes[r]))
+            for r in Region}
+    return wiring.Signature({
+        "frame": In(stream.Signature(frame_byte_layout())),
+        "verdict": In(stream.Signature(VERDICT_BITS)),
+        "reply": Out(stream.Signature(frame_in_layout())),
+        "engine": In(gemv_engine_signature(g)),
+        "engine_reset": Out(1),
+        **mems,
+        "state": Out(2),
+        "activity": Out(1),
+    })
+
+
+def device_top_signature(tp) -> wiring.Signature:
+    """The FPGA top (:class:`fpga.top.DeviceTop`); Verilog ports ``rx``, ``tx`` (or
+    ``rx_byte__payload/__valid/__ready``, ``tx_byte__...``), ``leds``, ``clk``, ``rst``.
+
+    Members
+    -------
+    rx : In(1)
+        ``link="uart"``: the UART receive line (idle high).
+    tx : Out(1)
+        ``link="uart"``: the UART transmit line (idle high).
+    rx_byte : In(stream.Signature(8))
+        ``link="bytes"``: line bytes (COBS frames and delimiters) into the frame decoder.
+    tx_byte : Out(stream.Signature(8))
+        ``link="bytes"``: line bytes out of the frame encoder.
+    leds : Out(tp.leds)
+        Status LEDs (:mod:`fpga.top`).
+    """
+    if tp.link == "uart":
+        members = {"rx": In(1, init=1), "tx": Out(1, init=1)}
+    else:
+        members = {"rx_byte": In(stream.Signature(8)), "tx_byte": Out(stream.Signature(8))}
+    return wiring.Signature({**members, "leds": Out(tp.leds)})

@@ -1,0 +1,511 @@
+"""The command unit: executes ``golden.protocol`` requests on the memories and the GEMV engine
+and answers each with one response frame (issue 9; docs/architecture.md §5).
+
+```
+ frame decoder ─ frame bytes ─► frame buffer (MAX_FRAME bytes, one Memory) + header/field registers
+               ─ verdict ─────► OK: execute │ else: count (STATUS frames_bad, last_frame_error)
+                                            ▼
+   CHECK (codes below) ─► DIV (offset / beat bytes, or N / R: 32-cycle divider) ─► WRITE / LOAD
+                                            ▼
+   REPLY: header | error byte | data (capabilities ROM, status snapshot, or region bytes) ─► encoder
+ background: weight/activation feeders (regions → engine streams), result collector (→ results)
+```
+
+Every code, width and layout is read from :mod:`golden.protocol` (``FRAME_HEADER``, ``PAYLOADS``,
+``RESPONSES``, ``Command``, ``ErrorCode``, ``Region``, ``EngineState``), the engine's from
+:mod:`golden.gemv_layout`, the sizes from :class:`fpga.top_params.TopParams`.
+
+Checks, in this order (the first that fails is the answer): an unknown command code →
+``UNKNOWN_COMMAND``; a payload length other than the command's (``PAYLOADS`` size, the descriptor's
+``desc_bytes``; WRITE_MEM at least its fields) → ``BAD_LENGTH``; a retry (same sequence number and
+command as the previous decoded request) of a command with side effects → the first execution's
+code, nothing executed; a field out of range (region, ``count`` over ``MAX_PAYLOAD - 1``,
+precision over the largest term count, descriptor K/N/format set/path or its padding bits) →
+``BAD_FIELD``; an access past a region's end, or a layer whose weights, activations or results do
+not fit their regions → ``OUT_OF_BOUNDS``; a GEMV running and the command needs an idle engine
+(WRITE_MEM, LOAD_LAYER, SET_PRECISION, RUN; READ_MEM of the weights or results, which the run is
+using) → ``BUSY``; RUN with no layer loaded, READ_RESULTS when the last run did not finish →
+``NOT_READY``; the engine refusing the descriptor at RUN → ``ENGINE_ERROR``.
+
+Never hangs: every state leads back to receiving within a bounded number of cycles (the longest
+is a READ_MEM reply, paced by the link). While a command executes or its reply is sent, the unit
+takes no frame bytes: the host waits for each answer (golden.protocol's stop-and-wait), and
+anything sent meanwhile is dropped by the link as a damaged frame. A RUN is acknowledged when the
+engine took the descriptor; the run then proceeds in the background (STATUS says when it is done)
+while the unit answers further requests.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+
+from golden.protocol import (
+    FRAME_HEADER,
+    HEADER_BYTES,
+    MAX_FRAME,
+    MAX_PAYLOAD,
+    PAYLOADS,
+    RESPONSE_FLAG,
+    RESPONSES,
+    Command,
+    EngineState,
+    ErrorCode,
+    Region,
+)
+from hw.interfaces import command_unit_signature, struct_layout
+
+__all__ = ["CommandUnit", "PURE_COMMANDS", "payload_bytes"]
+
+#: Commands without side effects (golden.protocol, "Requests and responses"): a retry of one is
+#: executed again; a retry of any other command only repeats the first answer's code.
+PURE_COMMANDS = frozenset({Command.CAPABILITIES, Command.STATUS, Command.READ_MEM,
+                           Command.READ_RESULTS})
+_DIV_BITS = 32
+#: Unit states, from 1 (Yosys writes `x == 0` as `!x`, a Verilator lint warning).
+_RECV, _CHECK, _DIV, _WRITE, _LOAD, _RUN_START, _RUN_CHECK, _REPLY = range(1, 9)
+
+
+def _is(sig, value: int):
+    """``sig == value`` without the ``!x`` Yosys writes for ``== 0`` (a Verilator lint warning)."""
+    return ~sig.any() if value == 0 else sig == value
+
+
+def _select(m, out, index, values, default=None) -> None:
+    """``out = values[index]`` (else ``default``) as an If chain (Verilator flags the wide
+    shifts and incomplete cases that Yosys writes for an ``Array`` index or a ``Switch``)."""
+    for i, v in enumerate(values):
+        with (m.If if i == 0 else m.Elif)(_is(index, i)):
+            m.d.comb += out.eq(v)
+    if default is not None:
+        with m.Else():
+            m.d.comb += out.eq(default)
+
+
+def payload_bytes(cmd: Command, desc_bytes: int) -> int:
+    """Fixed payload bytes of request ``cmd`` (WRITE_MEM's data bytes follow them)."""
+    if cmd == Command.LOAD_LAYER:
+        return desc_bytes
+    return PAYLOADS[cmd].size // 8 if cmd in PAYLOADS else 0
+
+
+class CommandUnit(wiring.Component):
+    """Executes host requests; ports in :func:`hw.interfaces.command_unit_signature`.
+
+    Parameters
+    ----------
+    params : fpga.top_params.TopParams
+        Validated top parameters (region sizes, engine parameters, clock for CAPABILITIES).
+
+    Members
+    -------
+    frame, verdict : In(stream)
+        Request bytes and each frame's verdict from the frame decoder.
+    reply : Out(stream)
+        Response bytes (header, payload) to the frame encoder.
+    engine : In(gemv_engine_signature)
+        The GEMV engine, driven through its ports.
+    engine_reset : Out(1)
+        Reset pulse for the engine (RESET).
+    weights_mem, activations_mem, results_mem : In(beat_memory_signature)
+        The regions' memory ports.
+    state : Out(2)
+        ``EngineState`` of the last run.
+    activity : Out(1)
+        Toggles on every decoded request.
+    """
+
+    def __init__(self, params):
+        self._params = params
+        super().__init__(command_unit_signature(params))
+
+    def elaborate(self, platform):  # noqa: C901 - one state machine, kept in one place
+        tp = self._params
+        g = tp.gemv
+        m = Module()
+
+        desc_bytes = tp.desc_bytes
+        fixed = {c: payload_bytes(c, desc_bytes) for c in Command}
+        nfields = max(fixed.values())
+        cmd_layout = g.layout.cmd
+        caps = tp.capabilities_bytes()
+        status_layout = RESPONSES[Command.STATUS]
+        status_bytes = status_layout.size // 8
+        mems = {r: getattr(self, f"{r.name.lower()}_mem") for r in Region}
+        nbytes = {r: tp.region_beat_bytes[r] for r in Region}
+        size = {r: tp.region_bytes[r] for r in Region}
+        max_depth = max(tp.region_beats.values())
+        eng = self.engine
+
+        state = Signal(range(_REPLY + 1), init=_RECV)
+
+        # ---------------------------------------------------------------- frame reception
+        m.submodules.buf = buf = Memory(shape=8, depth=MAX_FRAME, init=[])
+        bw = buf.write_port()
+        br = buf.read_port()
+        idx = Signal(range(MAX_FRAME + 1))
+        hdr = Signal(struct_layout(FRAME_HEADER))
+        fields = Signal(8 * nfields)
+        hdr_bits = hdr.as_value()
+
+        def view(cmd):
+            lay = PAYLOADS[cmd]
+            return data.View(struct_layout(lay), fields[:lay.size])
+
+        wm, rm, sp, rr = (view(c) for c in (Command.WRITE_MEM, Command.READ_MEM,
+                                            Command.SET_PRECISION, Command.READ_RESULTS))
+        desc = data.View(struct_layout(cmd_layout), fields[:cmd_layout.size])
+
+        frames_ok = Signal(16)
+        frames_bad = Signal(16)
+        last_frame_error = Signal(8)
+        activity = Signal()
+        m.d.comb += self.activity.eq(activity)
+
+        # ---------------------------------------------------------------- engine-side state
+        est = Signal(2, init=EngineState.IDLE)
+        prec = Signal(g.term_bits)
+        cycles = Signal(32)
+        layer_valid = Signal()
+        layer_desc = Signal(cmd_layout.size)
+        layer_acts = Signal(range(tp.act_beats + 1))
+        layer_weights = Signal(range(tp.weight_beats + 1))
+        flush = Signal()                               # stop the feeders (abort, reset, error)
+        running = Signal()
+        m.d.comb += [running.eq(est == EngineState.RUNNING), self.state.eq(est),
+                     eng.precision.eq(prec), eng.cmd.payload.eq(layer_desc)]
+
+        # feeders: activation and weight regions -> engine streams (the region's read register
+        # is the stream's payload register: it holds while the engine stalls)
+        feeds = {}
+        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, eng.weights)):
+            name = r.name.lower()
+            left = Signal(range(tp.region_beats[r] + 1), name=f"{name}_left")
+            addr = Signal(range(max(2, tp.region_beats[r])), name=f"{name}_addr")
+            ov = Signal(name=f"{name}_ov")
+            fetch = Signal(name=f"{name}_fetch")
+            feeds[r] = (left, addr, ov, fetch)
+            m.d.comb += [stream_.valid.eq(ov), fetch.eq((~ov | stream_.ready) & left.any()),
+                         stream_.payload.eq(mems[r].rdata[:stream_.payload.shape().size])]
+            with m.If(fetch):
+                m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), ov.eq(1)]
+            with m.Elif(stream_.ready):
+                m.d.sync += ov.eq(0)
+            with m.If(flush):
+                m.d.sync += [left.eq(0), ov.eq(0)]
+        acts_busy = Signal()
+        m.d.comb += acts_busy.eq(feeds[Region.ACTIVATIONS][0].any() | feeds[Region.ACTIVATIONS][2])
+
+        # result collector: every result beat of the run goes to the results region
+        res_addr = Signal(range(max(2, tp.result_beats)))
+        res_write = Signal()
+        m.d.comb += [eng.results.ready.eq(1),
+                     res_write.eq(eng.results.valid & running & ~flush)]
+        with m.If(running):
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(eng.status.err_format):
+                m.d.comb += flush.eq(1)
+                m.d.sync += est.eq(EngineState.ERROR)
+        with m.If(res_write):
+            m.d.sync += res_addr.eq(res_addr + 1)
+            with m.If(eng.results.payload.last):
+                m.d.sync += est.eq(EngineState.DONE)
+
+        # ---------------------------------------------------------------- host access to regions
+        h_region = Signal(2)
+        h_word = Signal(range(max(2, max_depth)))
+        h_lane = Signal(range(max(2, max(nbytes.values()))))
+        h_re = Signal()
+        h_we = Signal()
+        h_wbyte = Signal(8)
+        h_rbyte = Signal(8)
+        lane_last = Signal()                         # h_lane is the beat's last byte
+        for r in Region:
+            port = mems[r]
+            sel = Signal(name=f"h_sel_{r.name.lower()}")
+            m.d.comb += [sel.eq(_is(h_region, r)), port.addr.eq(h_word), port.re.eq(h_re & sel),
+                         port.we.eq(Cat(*(h_we & sel & _is(h_lane, b) for b in range(nbytes[r])))),
+                         port.wdata.eq(h_wbyte.replicate(nbytes[r]))]
+            with m.If(sel):                          # one region at a time
+                _select(m, h_rbyte, h_lane, [port.rdata[8 * b:8 * b + 8] for b in range(nbytes[r])])
+                m.d.comb += lane_last.eq(h_lane == nbytes[r] - 1)
+        for r, (_, addr, _, fetch) in feeds.items():   # a feeder owns its region while reading
+            with m.If(fetch):
+                m.d.comb += [mems[r].addr.eq(addr), mems[r].re.eq(1), mems[r].we.eq(0)]
+        rport = mems[Region.RESULTS]
+        with m.If(res_write):
+            m.d.comb += [rport.addr.eq(res_addr), rport.re.eq(0),
+                         rport.we.eq((1 << nbytes[Region.RESULTS]) - 1),
+                         rport.wdata.eq(eng.results.payload.as_value())]
+
+        # ---------------------------------------------------------------- request checks
+        cmd = hdr.cmd
+        length = hdr.length
+        err = Signal(8)             # the answer's code when nothing executes it further
+        known = Signal()
+        len_ok = Signal()
+        m.d.comb += known.eq(Cat(*(cmd == c for c in Command)).any())
+        for i, c in enumerate(Command):
+            with (m.If if i == 0 else m.Elif)(cmd == c):
+                if c == Command.WRITE_MEM:
+                    m.d.comb += len_ok.eq(length >= fixed[c])
+                else:
+                    m.d.comb += len_ok.eq(_is(length, fixed[c]))
+
+        prev_valid, prev_seq, prev_cmd, prev_err = Signal(), Signal(8), Signal(8), Signal(8)
+        retry = Signal()
+        m.d.comb += retry.eq(prev_valid & (hdr.seq == prev_seq) & (cmd == prev_cmd)
+                             & ~Cat(*(cmd == c for c in PURE_COMMANDS)).any())
+
+        def region_value(region, values, name):
+            out = Signal(range(max(values) + 1), name=name)
+            _select(m, out, region, values)
+            return out
+
+        n_data = Signal(16)
+        m.d.comb += n_data.eq(length - fixed[Command.WRITE_MEM])
+        bad_desc = Signal()
+        k, n = desc.k, desc.n
+        log2g = g.log2_group
+        pad_bits = fields[cmd_layout.size:8 * desc_bytes]
+        m.d.comb += bad_desc.eq(
+            ~k.any() | (k[:log2g].any() if log2g else 0) | (k > g.max_k) | ~n.any() | (n > g.max_n)
+            | (desc.fmt_set >= len(g.format_sets)) | desc.path.any()
+            | (pad_bits.any() if len(pad_bits) else 0))
+        wm_size = region_value(wm.region, [size[r] for r in Region], "wm_size")
+        rm_size = region_value(rm.region, [size[r] for r in Region], "rm_size")
+        with m.If(cmd == Command.WRITE_MEM):
+            with m.If(wm.region >= Region.RESULTS):
+                m.d.comb += err.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(wm.offset + n_data > wm_size):
+                m.d.comb += err.eq(ErrorCode.OUT_OF_BOUNDS)
+            with m.Elif(running):
+                m.d.comb += err.eq(ErrorCode.BUSY)
+        with m.Elif(cmd == Command.READ_MEM):
+            with m.If((rm.region > Region.RESULTS) | (rm.count > MAX_PAYLOAD - 1)):
+                m.d.comb += err.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(rm.offset + rm.count > rm_size):
+                m.d.comb += err.eq(ErrorCode.OUT_OF_BOUNDS)
+            with m.Elif(((rm.region != Region.ACTIVATIONS) & running)
+                        | ((rm.region == Region.ACTIVATIONS) & acts_busy)):
+                m.d.comb += err.eq(ErrorCode.BUSY)
+        with m.Elif(cmd == Command.READ_RESULTS):
+            with m.If(rr.count > MAX_PAYLOAD - 1):
+                m.d.comb += err.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(rr.offset + rr.count > size[Region.RESULTS]):
+                m.d.comb += err.eq(ErrorCode.OUT_OF_BOUNDS)
+            with m.Elif(est != EngineState.DONE):
+                m.d.comb += err.eq(ErrorCode.NOT_READY)
+        with m.Elif(cmd == Command.SET_PRECISION):
+            with m.If(sp.precision > g.max_terms):
+                m.d.comb += err.eq(ErrorCode.BAD_FIELD)
+            with m.Elif(running):
+                m.d.comb += err.eq(ErrorCode.BUSY)
+        with m.Elif(cmd == Command.LOAD_LAYER):
+            with m.If(bad_desc):
+                m.d.comb += err.eq(ErrorCode.BAD_FIELD)
+        with m.Elif(cmd == Command.RUN):
+            with m.If(running):
+                m.d.comb += err.eq(ErrorCode.BUSY)
+            with m.Elif(~layer_valid):
+                m.d.comb += err.eq(ErrorCode.NOT_READY)
+
+        # ---------------------------------------------------------------- divider (32 cycles)
+        dv_q = Signal(_DIV_BITS)
+        dv_d = Signal(16)
+        dv_r = Signal(17)
+        dv_n = Signal(range(_DIV_BITS + 1))
+        r2 = Signal(18)
+        m.d.comb += r2.eq(Cat(dv_q[-1], dv_r))
+
+        # ---------------------------------------------------------------- reply registers
+        r_err = Signal(8)
+        r_dlen = Signal(16)
+        r_mem = Signal()                             # the data bytes come from a region
+        ri = Signal(range(MAX_FRAME + 1))
+        shreg = Signal(8 * max(len(caps), status_bytes))   # capabilities / status, LSB first
+        snap = Signal(struct_layout(status_layout))
+        have_word, pending = Signal(), Signal()
+        w_left = Signal(16)                          # WRITE_MEM bytes still to read from the buffer
+        w_pipe = Signal()                            # a buffer byte arrives this cycle
+        rd_ptr = Signal(range(MAX_FRAME + 1))
+        m.d.comb += br.addr.eq(rd_ptr)
+        m.d.comb += [snap.state.eq(est), snap.precision.eq(prec),
+                     snap.flags.eq(eng.status.as_value()), snap.cycles.eq(cycles),
+                     snap.frames_ok.eq(frames_ok), snap.frames_bad.eq(frames_bad),
+                     snap.last_frame_error.eq(last_frame_error)]
+
+        def reply(code, dlen=0, mem=False):
+            m.d.sync += [r_err.eq(code), r_dlen.eq(dlen), r_mem.eq(mem), ri.eq(0),
+                         have_word.eq(0), pending.eq(0), state.eq(_REPLY)]
+
+        def start_div(dividend, divisor):
+            m.d.sync += [dv_q.eq(dividend), dv_d.eq(divisor), dv_r.eq(0), dv_n.eq(_DIV_BITS),
+                         state.eq(_DIV)]
+
+        nblocks = dv_q[:max(1, (-(-g.max_n // g.rows)).bit_length())]   # N <= max N was checked
+        kbeats = Signal(range(g.max_k + 1))
+        m.d.comb += kbeats.eq(desc.k >> (g.lanes.bit_length() - 1))
+        wbeats = Signal(len(nblocks) + kbeats.shape().width)
+        m.d.comb += wbeats.eq(nblocks * kbeats)
+        beat_bytes = {c: region_value(v.region, [nbytes[r] for r in Region], f"{c}_beat_bytes")
+                      for c, v in (("wm", wm), ("rm", rm))}
+
+        with m.If(state == _RECV):
+            m.d.comb += [self.frame.ready.eq(1), self.verdict.ready.eq(1)]
+            pos = Signal.like(idx)
+            m.d.comb += pos.eq(Mux(self.frame.payload.first, 0, idx))
+            with m.If(self.frame.valid):
+                m.d.comb += [bw.addr.eq(pos), bw.data.eq(self.frame.payload.data),
+                             bw.en.eq(pos < MAX_FRAME)]
+                m.d.sync += idx.eq(pos + 1)
+                for i in range(HEADER_BYTES):
+                    with m.If(_is(pos, i)):
+                        m.d.sync += hdr_bits[8 * i:8 * i + 8].eq(self.frame.payload.data)
+                for i in range(nfields):
+                    with m.If(pos == HEADER_BYTES + i):
+                        m.d.sync += fields[8 * i:8 * i + 8].eq(self.frame.payload.data)
+            with m.If(self.verdict.valid):
+                m.d.sync += idx.eq(0)
+                with m.If(_is(self.verdict.payload, ErrorCode.OK)):
+                    m.d.sync += [frames_ok.eq(frames_ok + 1), activity.eq(~activity),
+                                 state.eq(_CHECK)]
+                with m.Else():
+                    m.d.sync += [frames_bad.eq(frames_bad + 1),
+                                 last_frame_error.eq(self.verdict.payload)]
+
+        with m.Elif(state == _CHECK):
+            with m.If(~known):
+                reply(ErrorCode.UNKNOWN_COMMAND)
+            with m.Elif(~len_ok):
+                reply(ErrorCode.BAD_LENGTH)
+            with m.Elif(retry):
+                reply(prev_err)
+            with m.Elif(err.any()):
+                reply(err)
+            with m.Elif(cmd == Command.CAPABILITIES):
+                m.d.sync += shreg.eq(int.from_bytes(caps, "little"))
+                reply(ErrorCode.OK, len(caps))
+            with m.Elif(cmd == Command.STATUS):
+                m.d.sync += shreg.eq(snap.as_value())
+                reply(ErrorCode.OK, status_bytes)
+            with m.Elif(cmd == Command.WRITE_MEM):
+                m.d.sync += [h_region.eq(wm.region), w_left.eq(n_data),
+                             rd_ptr.eq(HEADER_BYTES + fixed[Command.WRITE_MEM])]
+                start_div(wm.offset, beat_bytes["wm"])
+            with m.Elif(cmd == Command.READ_MEM):
+                m.d.sync += [h_region.eq(rm.region), r_dlen.eq(rm.count)]
+                start_div(rm.offset, beat_bytes["rm"])
+            with m.Elif(cmd == Command.READ_RESULTS):
+                m.d.sync += [h_region.eq(Region.RESULTS), r_dlen.eq(rr.count)]
+                start_div(rr.offset, nbytes[Region.RESULTS])
+            with m.Elif(cmd == Command.LOAD_LAYER):
+                start_div(desc.n + (g.rows - 1), g.rows)
+            with m.Elif(cmd == Command.SET_PRECISION):
+                m.d.sync += prec.eq(sp.precision)
+                reply(ErrorCode.OK)
+            with m.Elif(cmd == Command.RUN):
+                m.d.sync += state.eq(_RUN_START)
+            with m.Elif(cmd == Command.RESET):
+                m.d.comb += [self.engine_reset.eq(1), flush.eq(1)]
+                m.d.sync += est.eq(EngineState.IDLE)
+                reply(ErrorCode.OK)
+            with m.Else():                                       # ABORT
+                with m.If(running):
+                    m.d.comb += [eng.abort_req.eq(1), flush.eq(1)]
+                    m.d.sync += est.eq(EngineState.IDLE)
+                reply(ErrorCode.OK)
+
+        with m.Elif(state == _DIV):
+            with m.If(dv_n.any()):
+                m.d.sync += dv_n.eq(dv_n - 1)
+                with m.If(r2 >= dv_d):
+                    m.d.sync += [dv_r.eq(r2 - dv_d), dv_q.eq(Cat(1, dv_q[:-1]))]
+                with m.Else():
+                    m.d.sync += [dv_r.eq(r2), dv_q.eq(Cat(0, dv_q[:-1]))]
+            with m.Else():
+                m.d.sync += [h_word.eq(dv_q), h_lane.eq(dv_r)]
+                with m.If(cmd == Command.WRITE_MEM):
+                    m.d.sync += state.eq(_WRITE)
+                with m.Elif(cmd == Command.LOAD_LAYER):
+                    m.d.sync += state.eq(_LOAD)
+                with m.Else():
+                    reply(ErrorCode.OK, r_dlen, mem=True)
+
+        with m.Elif(state == _WRITE):
+            # buffer byte j is read in one cycle and written to the region in the next
+            with m.If(w_left.any()):
+                m.d.sync += [rd_ptr.eq(rd_ptr + 1), w_left.eq(w_left - 1), w_pipe.eq(1)]
+            with m.Else():
+                m.d.sync += w_pipe.eq(0)
+            with m.If(w_pipe):
+                m.d.comb += [h_we.eq(1), h_wbyte.eq(br.data)]
+                with m.If(lane_last):
+                    m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1)]
+                with m.Else():
+                    m.d.sync += h_lane.eq(h_lane + 1)
+            with m.If(~w_left.any() & ~w_pipe):
+                reply(ErrorCode.OK)
+
+        with m.Elif(state == _LOAD):
+            with m.If((wbeats > tp.weight_beats) | (kbeats > tp.act_beats)
+                      | (nblocks > tp.result_beats)):
+                reply(ErrorCode.OUT_OF_BOUNDS)
+            with m.Elif(running):
+                reply(ErrorCode.BUSY)
+            with m.Else():
+                m.d.sync += [layer_valid.eq(1), layer_desc.eq(desc.as_value()),
+                             layer_acts.eq(kbeats), layer_weights.eq(wbeats)]
+                reply(ErrorCode.OK)
+
+        with m.Elif(state == _RUN_START):
+            # wait until the engine is idle and drained (bounded: no run was RUNNING)
+            m.d.comb += eng.cmd.valid.eq(~eng.status.busy)
+            with m.If(eng.cmd.valid & eng.cmd.ready):
+                a_left, a_addr, _, _ = feeds[Region.ACTIVATIONS]
+                f_left, f_addr, _, _ = feeds[Region.WEIGHTS]
+                m.d.sync += [a_left.eq(layer_acts), a_addr.eq(0), f_left.eq(layer_weights),
+                             f_addr.eq(0), res_addr.eq(0), cycles.eq(0),
+                             est.eq(EngineState.RUNNING), state.eq(_RUN_CHECK)]
+
+        with m.Elif(state == _RUN_CHECK):
+            s = eng.status
+            with m.If(s.err_k | s.err_n | s.err_desc):
+                m.d.comb += flush.eq(1)
+                m.d.sync += est.eq(EngineState.ERROR)
+                reply(ErrorCode.ENGINE_ERROR)
+            with m.Else():
+                reply(ErrorCode.OK)
+
+        with m.Else():                                           # _REPLY (and unreachable codes)
+            plen = Signal(16)
+            last_ri = Signal(range(MAX_FRAME + 1))
+            m.d.comb += [plen.eq(r_dlen + 1), last_ri.eq(HEADER_BYTES + r_dlen)]
+            byte = Signal(8)
+            is_data = Signal()
+            m.d.comb += is_data.eq(ri > HEADER_BYTES)
+            _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
+                    default=Mux(r_mem, h_rbyte, shreg[:8]))
+            m.d.comb += [self.reply.valid.eq(~(r_mem & is_data) | have_word),
+                         self.reply.payload.data.eq(byte),
+                         self.reply.payload.last.eq(ri == last_ri)]
+            # region bytes: read a beat, send its bytes from h_lane on, read the next one
+            with m.If(r_mem & ~have_word & ~pending & r_dlen.any()):
+                m.d.comb += h_re.eq(1)
+                m.d.sync += pending.eq(1)
+            with m.If(pending):
+                m.d.sync += [pending.eq(0), have_word.eq(1)]
+            with m.If(self.reply.valid & self.reply.ready):
+                m.d.sync += ri.eq(ri + 1)
+                with m.If(is_data):
+                    m.d.sync += shreg.eq(shreg >> 8)
+                    with m.If(r_mem):
+                        with m.If(lane_last):
+                            m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1), have_word.eq(0)]
+                        with m.Else():
+                            m.d.sync += h_lane.eq(h_lane + 1)
+                with m.If(self.reply.payload.last):
+                    m.d.sync += [prev_valid.eq(1), prev_seq.eq(hdr.seq), prev_cmd.eq(hdr.cmd),
+                                 prev_err.eq(r_err), have_word.eq(0), state.eq(_RECV)]
+        return m

@@ -1,0 +1,45 @@
+"""cocotb + Verilator: the FPGA top (fpga.top.DeviceTop) through its link against golden
+(verif/tb_top.py, verif/top_scenarios.py): every command, every error path, frame errors, retries,
+busy/abort/reset, GEMVs bit-exact with golden.intref, for two parameter sets, through the UART
+pins (cocotbext-uart) and the byte streams (random and bursty stalls)."""
+
+import pytest
+
+from fpga.top import DeviceTop
+from fpga.top_params import TopParams
+from verif.runner import run_cocotb
+
+#: Two parameter sets: R2 x L4 bitmod4 (block RAM), and R3 x L8 with two format sets (one with
+#: unused format ids, for the engine-error path).
+PARAMS = {
+    "p1": dict(rows=2, lanes=4, group_size=32, format_sets=("bitmod4",), max_k=256, max_n=64,
+               weight_beats=512),
+    "p2": dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "int4"),
+               max_k=256, max_n=40, weight_beats=256),
+}
+ALL = ["not_ready", "identity", "errors", "memories", "retries", "frame_errors", "gemvs", "busy",
+       "engine_error"]
+#: UART pins: fewer scenarios (bit-level is ~40x slower per byte than the byte streams).
+UART = ["not_ready", "identity", "errors", "retries", "frame_errors", "gemvs", "busy"]
+
+
+def _run(key, link, scenarios, **cfg):
+    tp = TopParams.make(**PARAMS[key], link=link, clk_hz=12_000_000, baud=3_000_000)
+    res = run_cocotb(DeviceTop(tp), name="top", tag=tp.tag, test_module="verif.tb_top",
+                     config={"params": tp.describe(), "scenarios": scenarios, **cfg})
+    assert res.tests == 1
+    return res
+
+
+@pytest.mark.parametrize("key", sorted(PARAMS))
+def test_top_bytes(key):
+    _run(key, "bytes", ALL, idle=0.2, backpressure=0.2, burst=0.01)
+
+
+def test_top_uart():
+    _run("p1", "uart", UART, pause=200)
+
+
+@pytest.mark.slow
+def test_top_uart_p2():
+    _run("p2", "uart", ALL, pause=200)

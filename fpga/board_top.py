@@ -125,26 +125,38 @@ class BoardTop(Elaboratable):
                 a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
                 a_MFG_GMCREF_SEL="2",
                 p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD", p_CLKOP_ENABLE="ENABLED",
                 i_CLKI=osc_buf.i, i_CLKFB=sys_clk, i_RST=Const(0), i_STDBY=Const(0),
                 i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(1),
                 i_PHASESTEP=Const(1), i_PHASELOADREG=Const(1), i_PLLWAKESYNC=Const(0),
-                i_ENCLKOP=Const(0), o_CLKOP=sys_clk, o_LOCK=lock)
+                i_ENCLKOP=Const(0), o_CLKOP=sys_clk, o_LOCK=lock,
+                **{f"o_{out}": self._extra_domain(m, dom)
+                   for out, dom in zip(("CLKOS", "CLKOS2"), self._extra_domains())})
         else:
             raise BitmixError(f"no board top for FPGA family {board.family!r}")
         # no add_clock_constraint: nextpnr derives the PLL output's constraint from the input
         # pin's and the dividers ("Derived frequency constraint ... for net clk"), and the
         # name Amaranth would give the net does not survive Yosys' flattening.
         m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
+        for dom in self._extra_domains():
+            m.submodules[f"reset_sync_{dom}"] = ResetSynchronizer(~lock, domain=dom)
 
         # ------------------------------------------------------------------ host link pins
-        if board.link != "uart":
-            raise BitmixError(f"board {board.name}: link {board.link!r} is not built yet "
-                              "(see README, 'Boards')")
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
-        m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
-        m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
-        m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
+        if board.link == "uart":
+            uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+            m.submodules.uart_rx = rx_buf = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx = tx_buf = io.Buffer("o", uart.tx)
+            m.d.comb += [core.rx.eq(rx_buf.i), tx_buf.o.eq(core.tx)]
+        elif board.link == "usb-acm":
+            from fpga.usb_serial import UsbSerialBridge
+
+            # LUNA's gateware PHY drives .o/.oe of the D+/D- pins itself
+            m.submodules.usb_serial = bridge = UsbSerialBridge(plan.uart,
+                                                               platform.request("usb", 0))
+            m.d.comb += [core.rx.eq(bridge.to_core), bridge.from_core.eq(core.tx)]
+        else:
+            raise BitmixError(f"board {board.name}: unknown link {board.link!r}")
 
         # ------------------------------------------------------------------ LEDs
         lights = [self._heartbeat(m, plan.sys_hz)]
@@ -154,6 +166,17 @@ class BoardTop(Elaboratable):
             m.submodules[f"led{i}"] = buf = io.Buffer("o", port)
             m.d.comb += buf.o.eq(value)
         return m
+
+    def _extra_domains(self) -> tuple:
+        """Clock domains besides ``sync`` the link needs, on the PLL's secondary outputs."""
+        return ("usb_io", "usb") if self._board.link == "usb-acm" else ()
+
+    @staticmethod
+    def _extra_domain(m, name) -> Signal:
+        clk = Signal(name=f"{name}_clk")
+        m.domains += (cd := ClockDomain(name))
+        m.d.comb += cd.clk.eq(clk)
+        return clk
 
     @staticmethod
     def _heartbeat(m, sys_hz) -> Signal:

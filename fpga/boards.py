@@ -118,6 +118,11 @@ def clock_plan(board: Board, sys_hz: float | None = None, baud: int = DEFAULT_BA
     from hw.uart import UARTParams
 
     want = float(sys_hz if sys_hz is not None else board.sys_hz)
-    pll = pll_for(board.family, board.osc_hz, want)
+    secondary = ()
+    if board.link == "usb-acm":           # LUNA's USB domains, from the same VCO
+        from fpga.usb_serial import USB_HZ, USB_IO_HZ
+
+        secondary = (USB_IO_HZ, USB_HZ)
+    pll = pll_for(board.family, board.osc_hz, want, secondary)
     return ClockPlan(board.name, board.osc_hz, want, pll, baud,
                      UARTParams.make(clk_hz=pll.achieved_hz, baud=baud))

@@ -87,6 +87,8 @@ class Ecp5Pll:
     clki_div: int
     clkfb_div: int
     clkop_div: int
+    #: dividers of the secondary outputs CLKOS, CLKOS2, CLKOS3 in use (f = f_vco / div)
+    secondary_divs: tuple = ()
 
     @property
     def pfd_hz(self) -> float:
@@ -100,18 +102,27 @@ class Ecp5Pll:
     def vco_hz(self) -> float:
         return self.achieved_hz * self.clkop_div
 
+    @property
+    def secondary_hz(self) -> tuple:
+        return tuple(self.vco_hz / d for d in self.secondary_divs)
+
     def params(self) -> dict:
-        # CLKOP_CPHASE: the 180-degree shift Lattice's tools apply (ecppll computes the same in
-        # float and sometimes truncates one lower); with CLKOP as feedback the phase is
-        # compensated either way.
-        return {"CLKI_DIV": self.clki_div, "CLKFB_DIV": self.clkfb_div,
-                "CLKOP_DIV": self.clkop_div, "CLKOP_CPHASE": self.clkop_div // 2,
-                "CLKOP_FPHASE": 0, "FEEDBK_PATH": "CLKOP"}
+        # CPHASE = DIV - 1 on every output: zero phase, as Lattice's Clarity Designer sets it
+        # (ecppll shifts CLKOP by 180 degrees instead); the outputs share the VCO, so they
+        # are phase-related, which LUNA's USB clock domains need.
+        p = {"CLKI_DIV": self.clki_div, "CLKFB_DIV": self.clkfb_div,
+             "CLKOP_DIV": self.clkop_div, "CLKOP_CPHASE": self.clkop_div - 1,
+             "CLKOP_FPHASE": 0, "FEEDBK_PATH": "CLKOP"}
+        for name, div in zip(("CLKOS", "CLKOS2", "CLKOS3"), self.secondary_divs):
+            p.update({f"{name}_ENABLE": "ENABLED", f"{name}_DIV": div,
+                      f"{name}_CPHASE": div - 1, f"{name}_FPHASE": 0})
+        return p
 
     def describe(self) -> dict:
         return {"primitive": "EHXPLLL", **self.params(), "in_mhz": self.in_hz / MHZ,
                 "pfd_mhz": round(self.pfd_hz / MHZ, 6), "vco_mhz": round(self.vco_hz / MHZ, 6),
-                "out_mhz": round(self.achieved_hz / MHZ, 6)}
+                "out_mhz": round(self.achieved_hz / MHZ, 6),
+                "secondary_mhz": [round(f / MHZ, 6) for f in self.secondary_hz]}
 
 
 def ice40_pll(in_hz: float, out_hz: float) -> Ice40Pll:
@@ -140,12 +151,17 @@ def ice40_pll(in_hz: float, out_hz: float) -> Ice40Pll:
     return best
 
 
-def ecp5_pll(in_hz: float, out_hz: float) -> Ecp5Pll:
-    """Dividers whose output is closest to ``out_hz``; among equals the VCO nearest 600 MHz
-    (as ecppll)."""
+def ecp5_pll(in_hz: float, out_hz: float, secondary_hz: tuple = ()) -> Ecp5Pll:
+    """Dividers whose CLKOP is closest to ``out_hz``; among equals the VCO nearest 600 MHz
+    (as ecppll). ``secondary_hz`` (up to 3): frequencies CLKOS, CLKOS2, CLKOS3 must give
+    exactly (only VCO frequencies they divide are considered)."""
     r = ECP5_RANGES
     _check("ECP5", r, "in", in_hz / MHZ, "input")
     _check("ECP5", r, "out", out_hz / MHZ, "requested output")
+    if len(secondary_hz) > 3:
+        raise BitmixError("ECP5 PLL: at most 3 secondary outputs")
+    for f in secondary_hz:
+        _check("ECP5", r, "out", f / MHZ, "secondary output")
     best = None
     for clki in range(1, 129):
         if not r["pfd"][0] <= in_hz / clki / MHZ <= r["pfd"][1]:
@@ -160,6 +176,12 @@ def ecp5_pll(in_hz: float, out_hz: float) -> Ecp5Pll:
                 pll = Ecp5Pll(in_hz, clki, fb, op)
                 if not r["vco"][0] <= pll.vco_hz / MHZ <= r["vco"][1]:
                     continue
+                if secondary_hz:
+                    divs = tuple(round(pll.vco_hz / f) for f in secondary_hz)
+                    if any(not 1 <= d <= 128 or abs(pll.vco_hz / d - f) > 1e-3
+                           for d, f in zip(divs, secondary_hz)):
+                        continue
+                    pll = Ecp5Pll(in_hz, clki, fb, op, divs)
                 if best is None:
                     best = pll
                     continue
@@ -168,15 +190,19 @@ def ecp5_pll(in_hz: float, out_hz: float) -> Ecp5Pll:
                                       < abs(best.vco_hz - 600 * MHZ)):
                     best = pll
     if best is None:
+        extra = (" with " + ", ".join(f"{f / MHZ:g}" for f in secondary_hz) + " MHz exact"
+                 if secondary_hz else "")
         raise BitmixError(f"ECP5 PLL: no divider setting gives {out_hz / MHZ:g} MHz from "
-                          f"{in_hz / MHZ:g} MHz")
+                          f"{in_hz / MHZ:g} MHz{extra}")
     return best
 
 
-def pll_for(family: str, in_hz: float, out_hz: float):
-    """The PLL search of ``family`` ("ice40" | "ecp5")."""
+def pll_for(family: str, in_hz: float, out_hz: float, secondary_hz: tuple = ()):
+    """The PLL search of ``family`` ("ice40" | "ecp5"); secondary outputs on ECP5 only."""
     if family == "ice40":
+        if secondary_hz:
+            raise BitmixError("iCE40 PLL: secondary outputs are not modelled (SB_PLL40_PAD has one)")
         return ice40_pll(in_hz, out_hz)
     if family == "ecp5":
-        return ecp5_pll(in_hz, out_hz)
+        return ecp5_pll(in_hz, out_hz, secondary_hz)
     raise BitmixError(f"no PLL model for FPGA family {family!r}")

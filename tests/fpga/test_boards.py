@@ -56,6 +56,7 @@ def test_icebreaker_misses_timing_is_one_line_and_exit_2(tmp_path, capsys):
     assert "needs 150.00 MHz" in err[0]
     r = json.loads((out / "report.json").read_text())
     assert r["status"] == "misses-timing" and r["fmax_mhz"] < 150 == r["target_mhz"]
+    assert r["clocks"][r["fmax_clock"]] == {"fmax_mhz": r["fmax_mhz"], "required_mhz": 150.0}
 
 
 class SprCore(EchoCore):
@@ -99,11 +100,20 @@ def test_board_top_needs_rx_and_tx():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board,sys_mhz", [("ulx3s-85f", 75.0)])
-def test_ecp5_bitstream(board, sys_mhz, tmp_path):
+@pytest.mark.parametrize("board,sys_mhz,clocks", [("ulx3s-85f", 75.0, 1),
+                                                  ("orangecrab-25f", 48.0, 3)])
+def test_ecp5_bitstream(board, sys_mhz, clocks, tmp_path):
+    """ULX3S: UART link, one clock. OrangeCrab: LUNA's USB CDC-ACM device, whose 48 and 12 MHz
+    domains come from the same PLL; all three clocks must meet timing."""
     rc, out = _build_cli(board, tmp_path)
     assert rc == 0
     r = json.loads((out / "report.json").read_text())
     assert r["status"] == "ok" and r["clock"]["sys_mhz"] == sys_mhz
     assert r["resources"]["EHXPLLL"]["used"] == 1 and r["fmax_mhz"] >= sys_mhz
+    assert len(r["clocks"]) == clocks
+    assert all(c["fmax_mhz"] >= c["required_mhz"] for c in r["clocks"].values())
     assert Path(r["bitstream"]).stat().st_size > 100_000
+    if board.startswith("orangecrab"):
+        dfu = (out / "top.dfu").read_bytes()
+        assert dfu[:-16] == Path(r["bitstream"]).read_bytes() and dfu[-8:-5] == b"UFD"
+        assert sorted(r["clock"]["pll"]["secondary_mhz"]) == [12.0, 48.0]

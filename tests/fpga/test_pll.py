@@ -51,10 +51,28 @@ def test_ecp5_pll_is_legal_and_exact_when_possible(fin, fout):
     assert 1 <= p.clki_div <= 128 and 1 <= p.clkfb_div <= 80 and 1 <= p.clkop_div <= 128
     assert inside(ECP5_RANGES, "pfd", p.pfd_hz) and inside(ECP5_RANGES, "vco", p.vco_hz)
     assert p.vco_hz == pytest.approx(p.achieved_hz * p.clkop_div)
-    assert p.params()["CLKOP_CPHASE"] == p.clkop_div // 2
+    assert p.params()["CLKOP_CPHASE"] == p.clkop_div - 1
     if fout in (75e6, 48e6, 60e6, 400e6):                    # integer ratios reachable exactly
         assert p.achieved_hz == pytest.approx(fout)
     assert abs(p.achieved_hz - fout) / fout < 0.01
+
+
+@pytest.mark.parametrize("fout", [48e6, 60e6, 72e6, 96e6])
+def test_ecp5_secondary_outputs_are_exact(fout):
+    """The OrangeCrab's USB link needs 48 and 12 MHz from the same VCO as the system clock."""
+    p = ecp5_pll(48e6, fout, (48e6, 12e6))
+    assert p.achieved_hz == pytest.approx(fout)
+    assert p.secondary_hz == pytest.approx((48e6, 12e6), abs=1e-3)
+    assert all(p.vco_hz / d == pytest.approx(f) for d, f in zip(p.secondary_divs, (48e6, 12e6)))
+    assert inside(ECP5_RANGES, "vco", p.vco_hz)
+    params = p.params()
+    assert params["CLKOS_DIV"] * 48e6 == pytest.approx(p.vco_hz)
+    assert params["CLKOS2_ENABLE"] == "ENABLED" and params["CLKOS2_CPHASE"] == params["CLKOS2_DIV"] - 1
+
+
+def test_ecp5_secondary_outputs_that_no_vco_gives_are_refused():
+    with pytest.raises(BitmixError, match="exact"):
+        ecp5_pll(48e6, 48e6, (48e6, 50e6))        # lcm(48, 50) = 1200 MHz > the 800 MHz VCO
 
 
 @pytest.mark.parametrize("fn,fin,fout", [(ice40_pll, 12e6, 300e6), (ice40_pll, 5e6, 24e6),

@@ -44,6 +44,18 @@ def test_requests_through_the_pty_and_hangup(echo_exe):
             assert st["round_trips"] >= 1 and st["round_trip_cycles_min"] > 0
             if link == "uart":      # at least 10 bits of DIV cycles per byte each way
                 assert st["round_trip_cycles_min"] >= 2 * 10 * DIV * 10
+            # a measurement window: exactly one request's bytes in, its answer's out
+            mark = board.mark()
+            assert mark["event"] == "mark" and mark["round_trips"] == 0
+            sent = t.core.stats.requests
+            assert t.request(Command.STATUS, b"abc") == b"abc"
+            w = board.stats()
+            assert t.core.stats.requests == sent + 1 and w["round_trips"] == 1
+            assert w["window_rx_bytes"] == 1 + 4 + 3 + 4 + 1 + 1     # 0, COBS(header|abc|crc), 0
+            assert w["window_tx_bytes"] == 4 + 1 + 3 + 4 + 1 + 1      # COBS(header|OK|abc|crc), 0
+            span = w["window_last_tx_cycle"] - w["window_first_rx_cycle"]
+            assert span >= (w["window_rx_bytes"] + w["window_tx_bytes"]) * (10 * DIV if link == "uart" else 1)
+            assert w["round_trip_cycles_last"] <= span
         ev = board.wait(10)           # the driver closed the port: the board stops by itself
         assert ev is not None and ev["reason"] == "hangup" and not board.running
     finally:

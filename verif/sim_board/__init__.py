@@ -22,7 +22,8 @@ GEMV longer than ``idle_after`` cycles is advanced by each STATUS poll; results 
 It stops cleanly on SIGINT/SIGTERM and when the client closes the pty (hang-up), unless
 ``persist``; each instance opens its own pty. Statistics (simulated cycles, cycles per second,
 bytes, frames, round trips in cycles) are JSON lines on its stdout (on SIGUSR1, every ``report``
-seconds and at exit); :class:`SimBoard` reads them.
+seconds and at exit); SIGUSR2 starts a measurement window (:meth:`SimBoard.mark`) whose first
+host byte in and last device byte out are reported in cycles. :class:`SimBoard` reads them.
 
 Builds are cached under ``build/sim_board/<tag>/`` (the tag names the link mode and the top's
 parameter hash) and rebuilt only when the Verilog or the harness change.
@@ -191,6 +192,18 @@ class SimBoard:
         ev = self._wait(lambda e: e["event"] in ("stats", "exit"), timeout, start)
         if ev is None:
             raise BitmixError(f"virtual board (pid {self.pid}) did not report its statistics")
+        return ev
+
+    def mark(self, timeout: float = 10) -> dict:
+        """Start a measurement window: the next statistics report ``window_first_rx_cycle`` (the
+        cycle the first host byte after the mark began to enter), ``window_last_tx_cycle`` (the
+        last device byte out) and the window's byte counts; round-trip statistics restart."""
+        with self._cv:
+            start = len(self.events)
+        os.kill(self._proc.pid, signal.SIGUSR2)
+        ev = self._wait(lambda e: e["event"] in ("mark", "exit"), timeout, start)
+        if ev is None or ev["event"] != "mark":
+            raise BitmixError(f"virtual board (pid {self.pid}) did not take the mark")
         return ev
 
     def exit_event(self) -> dict | None:

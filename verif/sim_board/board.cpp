@@ -5,6 +5,7 @@
 // Events and statistics go to stdout as one JSON object per line:
 //   {"event": "ready", "device": "/dev/pts/N", ...}      once, when the pty is open
 //   {"event": "stats", ...}                               on SIGUSR1 and every --report seconds
+//   {"event": "mark", ...}                                on SIGUSR2: a measurement window starts
 //   {"event": "exit", "reason": ..., ...}                 at shutdown
 #include "board_config.h"
 #include "verilated.h"
@@ -27,9 +28,10 @@
 #include <unistd.h>
 #include <vector>
 
-static volatile sig_atomic_t g_stop = 0, g_report = 0;
+static volatile sig_atomic_t g_stop = 0, g_report = 0, g_mark = 0;
 static void on_stop(int sig) { g_stop = sig; }
 static void on_report(int) { g_report = 1; }
+static void on_mark(int) { g_mark = 1; }
 
 // Cycles simulated between two looks at the pty (and at the signal flags).
 static const int CHUNK = 512;
@@ -41,6 +43,9 @@ struct Stats {
     uint64_t tx_framing_errors = 0, out_dropped = 0, connects = 0;
     uint64_t rt_count = 0, rt_min = ~0ull, rt_max = 0, rt_sum = 0, rt_last = 0;
     uint64_t busy_cycles = 0;  // cycles simulated while bytes were pending or the link was busy
+    // window since the last mark (SIGUSR2): first host byte in, last device byte out
+    uint64_t win_first_rx = 0, win_last_tx = 0, win_rx_bytes = 0, win_tx_bytes = 0;
+    bool win_started = false;
     double sim_seconds = 0;    // wall time spent ticking the clock
 };
 
@@ -72,12 +77,16 @@ struct Board {
 
     void took_rx(uint8_t b, uint64_t start) {
         st.rx_bytes++;
+        st.win_rx_bytes++;
+        if (!st.win_started) { st.win_started = true; st.win_first_rx = start; }
         if (b != 0 && !rx_in_frame) { rx_in_frame = true; rx_frame_start = start; }
         if (b == 0 && rx_in_frame) { rx_in_frame = false; st.rx_frames++; req_start.push_back(rx_frame_start); }
         if (req_start.size() > 4096) req_start.pop_front();
     }
     void put_tx(uint8_t b) {
         st.tx_bytes++;
+        st.win_tx_bytes++;
+        st.win_last_tx = st.cycles + 1;
         if (out.size() < IN_CAP) out.push_back(b); else st.out_dropped++;
         if (b == 0 && !tx_prev_zero) {
             st.tx_frames++;
@@ -215,6 +224,8 @@ struct Board {
                "\"out_dropped\": %llu, \"connects\": %llu, \"round_trips\": %llu, "
                "\"round_trip_cycles_min\": %llu, \"round_trip_cycles_mean\": %.1f, "
                "\"round_trip_cycles_max\": %llu, \"round_trip_cycles_last\": %llu, "
+               "\"window_first_rx_cycle\": %llu, \"window_last_tx_cycle\": %llu, "
+               "\"window_rx_bytes\": %llu, \"window_tx_bytes\": %llu, "
                "\"connected\": %s, \"pid\": %d}\n",
                device.c_str(), LINK_UART ? "uart" : "bytes", clk_hz, (unsigned long long)divisor,
                (unsigned long long)st.cycles, (unsigned long long)st.busy_cycles, st.sim_seconds,
@@ -225,6 +236,8 @@ struct Board {
                (unsigned long long)st.connects, (unsigned long long)st.rt_count,
                (unsigned long long)(st.rt_count ? st.rt_min : 0), rt_mean,
                (unsigned long long)st.rt_max, (unsigned long long)st.rt_last,
+               (unsigned long long)st.win_first_rx, (unsigned long long)st.win_last_tx,
+               (unsigned long long)st.win_rx_bytes, (unsigned long long)st.win_tx_bytes,
                connected ? "true" : "false", (int)getpid());
         fflush(stdout);
     }
@@ -264,6 +277,8 @@ int main(int argc, char** argv) {
     sigaction(SIGHUP, &sa, nullptr);
     sa.sa_handler = on_report;
     sigaction(SIGUSR1, &sa, nullptr);
+    sa.sa_handler = on_mark;
+    sigaction(SIGUSR2, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     Verilated::commandArgs(1, argv);
@@ -283,6 +298,13 @@ int main(int argc, char** argv) {
     auto last_report = std::chrono::steady_clock::now();
     for (;;) {
         if (g_stop) break;
+        if (g_mark) {  // start a measurement window; round-trip statistics restart too
+            g_mark = 0;
+            b.st.win_started = false; b.st.win_rx_bytes = b.st.win_tx_bytes = 0;
+            b.st.win_first_rx = b.st.win_last_tx = b.st.cycles;
+            b.st.rt_count = b.st.rt_sum = b.st.rt_max = b.st.rt_last = 0; b.st.rt_min = ~0ull;
+            b.print("mark");
+        }
         if (g_report) { g_report = 0; b.print("stats"); }
         if (report > 0) {
             auto now = std::chrono::steady_clock::now();

@@ -153,7 +153,17 @@ def _gemv_params(v: dict):
         group_size=parse_int("group_size", v["group_size"]),
         act_bits=parse_int("act_bits", v["act_bits"]),
         scale_bits=parse_int("scale_bits", v["scale_bits"]), format_sets=sets,
-        max_k=parse_int("max_k", v["max_k"]), max_n=parse_int("max_n", v["max_n"]))
+        max_k=parse_int("max_k", v["max_k"]), max_n=parse_int("max_n", v["max_n"]),
+        lut=_gemv_lut(v))
+
+
+def _gemv_lut(v: dict) -> dict | None:
+    """The LUT path parameter from the CLI options (``--lut-planes 0``: none)."""
+    q = parse_int("lut_planes", v.get("lut_planes", 0))
+    if not q:
+        return None
+    return {"max_planes": q, "apot_terms": parse_int("lut_apot_terms", v.get("lut_apot_terms", 3)),
+            "shift_bits": parse_int("lut_shift_bits", v.get("lut_shift_bits", 5))}
 
 
 def _gemv_build(p):
@@ -163,8 +173,16 @@ def _gemv_build(p):
 
 
 def gemv_info(p) -> dict:
+    from golden.bcq_layout import COL_REFUSAL
+
     lay = p.layout
-    return {
+    lut = {} if p.lut is None else {"lut_path": {
+        "layouts": {"supported": ["row (group size a multiple of 8)", "block"],
+                    "refused": {"col": COL_REFUSAL}},
+        "packer": {"module": "golden.bcq_layout.EngineLutLayout",
+                   "weights": p.lut_layout.weights.rows()},
+        "cycle_model": {"description": GEMV_LUT_CYCLE_MODEL, "latency": p.lut_latency}}}
+    return {**lut,
         "parameters": p.describe(),
         "format_sets": [{"name": fs.name, "hash": fs.hash, "formats": [f.name for f in fs.formats],
                          "terms": p.format_terms(i), "pad_fmt": lay.pad_fmt(i)}
@@ -183,13 +201,20 @@ def gemv_info(p) -> dict:
 
 
 def _gemv_describe(p) -> str:
+    from golden.bcq_layout import COL_REFUSAL
+
     d = p.derived()
+    lut = ("" if p.lut is None else
+           f"\n  LUT path (cmd.path = 1): q <= {p.lut.max_planes} planes, {p.lut.apot_terms} APoT "
+           f"terms, shift bits {p.lut.shift_bits}, {p.lanes // 8} tables x 128 x {d['lut_bits']} bits, "
+           f"beat {d['lut_beat_bits']} of {d['weight_beat_bits']} bits, row {d['lut_row_bits']} bits, "
+           f"latency {d['lut_latency']}; BCQ layouts row, block; col refused: {COL_REFUSAL}")
     return (f"  R={p.rows} L={p.lanes} G={p.group_size} A={p.act_bits} S={p.scale_bits} "
             f"max K={p.max_k} max N={p.max_n}, format sets "
             + ", ".join(f"{fs.name} ({fs.hash})" for fs in p.format_sets) + "\n"
             f"  weight beat {d['weight_beat_bits']} bits ({d['stream_bits_per_weight']:.3f} bits/weight), "
             f"psum {d['psum_bits']} bits, row {d['row_bits']} bits, activation buffer "
-            f"{d['buffer_depth']} x {p.lanes * p.act_bits} bits, latency {d['latency']}")
+            f"{d['buffer_depth']} x {p.lanes * p.act_bits} bits, latency {d['latency']}" + lut)
 
 
 GEMV = Design(
@@ -205,6 +230,10 @@ GEMV = Design(
                "comma-separated format sets compiled into the GEMV engine (default bitmod4)", str),
         Option("max-k", "max_k", 4096, "largest K (activation buffer depth x L) (default 4096)"),
         Option("max-n", "max_n", 4096, "largest N (default 4096)"),
+        Option("lut-planes", "lut_planes", 0,
+               "shift-add LUT path (cmd.path = 1): most BCQ planes q; 0 = no LUT path (default 0)"),
+        Option("lut-apot-terms", "lut_apot_terms", 3, "LUT path: APoT terms per scale (default 3)"),
+        Option("lut-shift-bits", "lut_shift_bits", 5, "LUT path: bits of a term's shift (default 5)"),
     ),
     make_params=_gemv_params, build=_gemv_build, info=gemv_info, describe=_gemv_describe)
 
@@ -235,6 +264,13 @@ UART_DESIGN = Design(
     describe=lambda p: f"  divisor {p.divisor} clock cycles per bit")
 
 # ------------------------------------------------------------------------ shift-add LUT unit
+
+GEMV_LUT_CYCLE_MODEL = (
+    "Path 1 of the GEMV engine: 1 cycle for the descriptor, K/L for the activation load, then one "
+    "cycle per row block, activation word and plane read (ceil(N/R) * K/L * p); tables are rebuilt "
+    "from every word read, so they never stall. A block's result transfers `latency` cycles after "
+    "its last beat. A GEMV whose path differs from the previous one's first waits for the previous "
+    "results to drain. Exact: golden.cycle_model.gemv_lut_rtl_cycles.")
 
 LUT_CYCLE_MODEL = (
     "Per GEMV: 1 cycle for the descriptor (cmd), 1 for the first table, then one query cycle per "

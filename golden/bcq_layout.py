@@ -51,7 +51,7 @@ from golden.bcq import BCQWeight, pack_bits
 from golden.bitfields import Field, Layout
 from golden.gemv_layout import GemvLayout
 
-__all__ = ["LutLayout", "KEY_BITS", "LUT_ENTRIES", "LUT_STATUS_FLAGS", "COL_REFUSAL",
+__all__ = ["LutLayout", "EngineLutLayout", "KEY_BITS", "LUT_ENTRIES", "LUT_STATUS_FLAGS", "COL_REFUSAL",
            "group_chunks", "expected", "plane_of_key_beats"]
 
 #: Inputs per table (one key = one byte of a binary plane).
@@ -332,6 +332,128 @@ class LutLayout:
                                               "terms differ from another row of the same scale group")
                         signs[g], exps[g], seen[g] = sg, ex, True
         return BCQWeight(planes_t, exps, signs, layout, group_size)
+
+
+@dataclass(frozen=True)
+class EngineLutLayout:
+    """The GEMV engine's LUT path (``cmd.path`` = 1): its ``weights`` beat, reinterpreted.
+
+    The engine keeps one ``weights`` port (:attr:`golden.gemv_layout.GemvLayout.weights`, ``beat_bits``
+    wide); on path 1 its low bits are this layout, the rest zero. An activation word holds L
+    inputs = C = L/8 chunks, each chunk one table; a beat is one plane of one word for the R rows::
+
+        key[r * C + c]        row r's key of chunk c (bit j = sign of input w*L + 8c + j, 1 = +1)
+        sign[(r * C + c) * T + t], shift[...]   the chunk's APoT term t (-1/0/+1, exponent - E0)
+
+    Order: row blocks; in a block the K/L words; in a word the p planes read, most significant
+    first, so precision p is the q-plane stream with planes >= p left out. The terms repeat on
+    every beat of their scale group (like the bit-serial descriptors): no scale stream, no store.
+    ``lut`` carries everything else (checks, E0, the row-result bound): R = the engine's rows.
+    """
+
+    lut: LutLayout
+    lanes: int
+    beat_bits: int
+    #: K must be a multiple of this (the engine's G: its activation load counts whole groups)
+    k_step: int = KEY_BITS
+
+    def __post_init__(self):
+        if self.lanes % KEY_BITS:
+            raise BitmixError(f"lut path: lanes = {self.lanes} must be a multiple of {KEY_BITS} "
+                              "(one activation word = whole 8-input tables)")
+        if self.weights.size > self.beat_bits:
+            raise BitmixError(
+                f"lut path: a beat of {self.rows} rows x {self.chunks} keys and their "
+                f"{self.lut.apot_terms}-term scales needs {self.weights.size} bits, the engine's "
+                f"weight beat has {self.beat_bits}; use fewer apot_terms or shift_bits")
+
+    @property
+    def rows(self) -> int:
+        return self.lut.rows
+
+    @property
+    def chunks(self) -> int:
+        """Tables per activation word (C = L/8)."""
+        return self.lanes // KEY_BITS
+
+    @cached_property
+    def weights(self) -> Layout:
+        n, t = self.rows * self.chunks, self.rows * self.chunks * self.lut.apot_terms
+        return Layout("lut_weights", (
+            Field("key", KEY_BITS, n, array=True, doc="row r, chunk c at r*C + c: one plane's key"),
+            Field("sign", 2, t, signed=True, array=True,
+                  doc="term t of row r, chunk c at (r*C + c)*T + t: -1, 0 (unused), +1"),
+            Field("shift", self.lut.shift_bits, t, array=True, doc="that term's exponent - E0"),
+        ))
+
+    @property
+    def beat_bytes(self) -> int:
+        return -(-self.beat_bits // 8)
+
+    def check_weight(self, bw: BCQWeight, what: str = "layer") -> None:
+        self.lut.check_weight(bw, what)
+        step = max(self.lanes, self.k_step)
+        if bw.shape[1] % step:
+            raise BitmixError(f"{what}: K = {bw.shape[1]} is not a multiple of {step} (the engine's "
+                              f"L = {self.lanes} and G = {self.k_step})")
+
+    def weight_beats(self, bw: BCQWeight, p: int | None = None, what: str = "layer") -> list[int]:
+        """Beats in stream order at precision p (see the class docstring)."""
+        self.check_weight(bw, what)
+        p = self.lut.precision(bw, p)
+        n, k = bw.shape
+        R, C, T = self.rows, self.chunks, self.lut.apot_terms
+        keys = pack_bits(bw.planes[:p]).to(torch.int64)               # [p, N, K/8]
+        s, sh = self.lut._row_terms(bw, self.lut.exp_base(bw))        # [q, N, K/8, T]
+        nb = self.lut.blocks(n)
+        pad = nb * R - n
+        if pad:
+            keys = torch.cat([keys, torch.zeros(p, pad, k // KEY_BITS, dtype=torch.int64)], 1)
+            z = torch.zeros(s.shape[0], pad, *s.shape[2:], dtype=torch.int64)
+            s, sh = torch.cat([s, z], 1), torch.cat([sh, z], 1)
+        # beat (j, w, i): row r, chunk c -> [j, w, i, r, c]
+        kk = keys.reshape(p, nb, R, k // self.lanes, C).permute(1, 3, 0, 2, 4).reshape(-1, R * C)
+        ss = s[:p].reshape(p, nb, R, k // self.lanes, C, T).permute(1, 3, 0, 2, 4, 5).reshape(-1, R * C * T)
+        hh = sh[:p].reshape(p, nb, R, k // self.lanes, C, T).permute(1, 3, 0, 2, 4, 5).reshape(-1, R * C * T)
+        return [self.weights.pack(key=a, sign=b, shift=c)
+                for a, b, c in zip(kk.tolist(), ss.tolist(), hh.tolist())]
+
+    def unpack_weights(self, beats: list[int], *, n: int, k: int, planes: int, layout: str,
+                       group_size: int, e0: int, what: str = "stream") -> BCQWeight:
+        """Inverse of :meth:`weight_beats` (``planes`` planes): regroups the beats into the LUT
+        unit's key and scale streams and reads them with :meth:`LutLayout.unpack`."""
+        R, C, T = self.rows, self.chunks, self.lut.apot_terms
+        nb, words = self.lut.blocks(n), k // self.lanes
+        if len(beats) != nb * words * planes:
+            raise BitmixError(f"{what}: {len(beats)} beats, expected {nb * words * planes}")
+        bw0 = BCQWeight(torch.zeros(planes, n, k, dtype=torch.bool), None, None, layout, group_size)
+        gc = group_chunks(bw0, what)
+        v = [self.weights.unpack(b) for b in beats]
+        lk, ls = self.lut.keys, self.lut.scales
+        key_beats, scale_beats = [], []
+        for j in range(nb):
+            for c in range(k // KEY_BITS):
+                w, cc = divmod(c, C)
+                for i in range(planes):
+                    d = v[(j * words + w) * planes + i]
+                    rows = [r * C + cc for r in range(R)]
+                    key_beats.append(lk.pack(key=[d["key"][x] for x in rows]))
+                    if c % gc == 0:
+                        scale_beats.append(ls.pack(
+                            sign=[d["sign"][x * T + t] for x in rows for t in range(T)],
+                            shift=[d["shift"][x * T + t] for x in rows for t in range(T)]))
+        return self.lut.unpack(key_beats, scale_beats, n=n, k=k, planes=planes, layout=layout,
+                               group_size=group_size, e0=e0, what=what)
+
+    def stream_bytes(self, bw: BCQWeight, p: int | None = None) -> dict:
+        """Weight bytes of one GEMV at precision p: as read through the engine's port (whole
+        beats) and as payload (keys, terms)."""
+        p = self.lut.precision(bw, p)
+        n, k = bw.shape
+        beats = self.lut.blocks(n) * (k // self.lanes) * p
+        key_bits = beats * self.rows * self.chunks * KEY_BITS
+        return {"beats": beats, "port": beats * self.beat_bytes, "keys": key_bits // 8,
+                "payload": beats * self.weights.size / 8}
 
 
 def plane_of_key_beats(n_beats: int, planes: int) -> list[int]:

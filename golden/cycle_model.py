@@ -47,7 +47,7 @@ __all__ = [
     "bitmod_sim_layer", "bitmod_sim_layers", "bitmod_sim_cycles", "bitmod_sim_designs",
     "generative_cycles", "EngineSpec", "engine_layer", "engine_cycles", "DEFAULT_ENGINE",
     "TableRow", "bitmod_table", "gemv_rtl_cycles", "gemv_ideal_cycles", "lut_rtl_cycles",
-    "lut_ideal_cycles",
+    "lut_ideal_cycles", "gemv_lut_rtl_cycles",
 ]
 
 # ---- BitMoD simulator model
@@ -551,3 +551,19 @@ def lut_ideal_cycles(layout, n: int, k: int, planes: int) -> Fraction:
     """Ideal cycles ``N · K/8 · p / R``: the queries the LUT datapath must issue at R per cycle
     (issue 8 item 7); the utilization of a run is this divided by its measured cycles."""
     return Fraction(n * (k // 8) * planes, layout.rows)
+
+
+def gemv_lut_rtl_cycles(layout, n: int, k: int, planes: int, *, latency: int) -> dict:
+    """Cycles of one path-1 (shift-add LUT) GEMV on the RTL GEMV engine, exact when its streams
+    never stall and the previous GEMV ran on the same path (a path switch adds the drain wait).
+
+    ``layout`` is the engine's :class:`golden.gemv_layout.GemvLayout`, ``planes`` the planes
+    read (p) and ``latency`` ``hw.gemv_params.GemvParams.lut_latency``: descriptor 1 cycle,
+    activation load K/L, compute ``ceil(N/R) · K/L · p`` (one plane of one activation word per
+    cycle), ``period = 1 + K/L + compute``, ``to_last_result = period − 1 + latency``."""
+    words = k // layout.lanes
+    compute = layout.blocks(n) * words * planes
+    period = 1 + words + compute
+    return {"descriptor": 1, "load": words, "compute": compute, "period": period,
+            "to_last_result": period - 1 + latency,
+            "ideal": Fraction(n * k * planes, layout.rows * layout.lanes)}

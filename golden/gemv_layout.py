@@ -26,8 +26,11 @@ little-endian bytes):
 ``acts`` — L signed A-bit activations per beat, K/L beats per GEMV (input ``t*L + i`` in lane i).
 
 ``cmd`` — the layer descriptor that starts a GEMV: ``k``, ``n``, ``fmt_set`` (index into the
-compiled-in format sets), ``path`` (compute path: 0 = bit-serial; other values are reserved for
-the shift-add path and rejected today).
+compiled-in format sets), ``path`` (compute path: 0 = bit-serial, 1 = shift-add LUT path; 1 is
+rejected unless the LUT path is compiled in) and, only when it is (``lut_planes`` > 0),
+``planes`` (the layer's stored binary planes q, path 1; ignored by path 0). On path 1 the
+``weights`` beats are :class:`golden.bcq_layout.EngineLutLayout`'s reinterpretation of the same
+bits and ``precision`` is the number of planes read.
 
 ``results`` — one beat per row block: ``row[r]`` (signed, ``row_bits``) and ``last`` (the
 GEMV's final block). Padding rows read 0.
@@ -54,7 +57,8 @@ STATUS_FLAGS = (
     ("err_format", "a weight beat carried a format id outside the layer's format set"),
     ("err_k", "descriptor K is 0, not a multiple of G, or above max K"),
     ("err_n", "descriptor N is 0 or above max N"),
-    ("err_desc", "descriptor names a format set or compute path that is not compiled in"),
+    ("err_desc", "descriptor names a format set or compute path that is not compiled in, or "
+                 "(path 1) a plane count of 0 or above the compiled maximum"),
     ("err_abort", "`abort_req` was raised while a GEMV was running"),
 )
 
@@ -71,6 +75,8 @@ class GemvLayout:
     format_sets: tuple[FormatSet, ...]
     max_k: int
     max_n: int
+    #: most binary planes of the shift-add LUT path (0 = no LUT path compiled in)
+    lut_planes: int = 0
 
     # ------------------------------------------------------------------ widths
     @property
@@ -98,6 +104,11 @@ class GemvLayout:
     def beats_per_group(self) -> int:
         return self.group_size // self.lanes
 
+    @property
+    def plane_bits(self) -> int:
+        """Width of ``cmd.planes``: holds a count above the maximum (so the engine can reject it)."""
+        return self.lut_planes.bit_length() + 1
+
     # ------------------------------------------------------------------ layouts
     @cached_property
     def weights(self) -> Layout:
@@ -120,7 +131,9 @@ class GemvLayout:
             Field("k", self.k_bits, doc="inputs per row (multiple of G, <= max K)"),
             Field("n", self.n_bits, doc="output rows (<= max N)"),
             Field("fmt_set", self.set_bits, doc="index of the layer's format set (compiled-in sets)"),
-            Field("path", 1, doc="compute path: 0 = bit-serial (1 reserved for shift-add)"),
+            Field("path", 1, doc="compute path: 0 = bit-serial, 1 = shift-add LUT path"),
+            *((Field("planes", self.plane_bits, doc="path 1: binary planes q stored (1..max)"),)
+              if self.lut_planes else ()),
         ))
 
     def results(self, row_bits: int) -> Layout:
@@ -299,8 +312,11 @@ class GemvLayout:
         return [self.acts.pack(x=x[i:i + self.lanes])
                 for i in range(0, len(x), self.lanes)]
 
-    def cmd_word(self, *, k: int, n: int, fmt_set: int = 0, path: int = 0) -> int:
-        return self.cmd.pack(k=k, n=n, fmt_set=fmt_set, path=path)
+    def cmd_word(self, *, k: int, n: int, fmt_set: int = 0, path: int = 0, planes: int = 0) -> int:
+        if planes and not self.lut_planes:
+            raise BitmixError("cmd: planes given, but this engine has no LUT path")
+        extra = {"planes": planes} if self.lut_planes else {}
+        return self.cmd.pack(k=k, n=n, fmt_set=fmt_set, path=path, **extra)
 
     def unpack_results(self, beats: list[int], row_bits: int, n: int) -> list[int]:
         """Row results of one GEMV (padding rows dropped); checks the ``last`` flags."""

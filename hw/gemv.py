@@ -29,20 +29,27 @@ reset, results not yet offered on ``results`` are dropped; one already offered i
 delivered) and returns the engine to idle. No reset is needed; the
 weight source must drop the rest of that GEMV's stream.
 
-The compute path: ``cmd.path`` = 0 selects this bit-serial array. A second path (shift-add,
-ShiftAddLLM) plugs in beside :class:`hw.gemv_array.GemvArray`: same activation buffer, same
-weight stream port (its own payload interpretation), same ``results``; until it exists path 1
-is rejected with ``err_desc``.
+Compute paths: ``cmd.path`` = 0 selects the bit-serial array (:class:`hw.gemv_array.GemvArray`);
+``cmd.path`` = 1 the shift-add LUT path (:class:`hw.lut_array.LutArray`, generator parameter
+``lut``; with ``lut=None`` no LUT logic is generated and path 1 is rejected with ``err_desc``).
+Both share the activation buffer, the ``weights`` port (path 1 reads each beat as one plane of
+one activation word: :class:`golden.bcq_layout.EngineLutLayout`), the sequencer and
+``results``. On path 1 the sequencer's term counter counts planes: a word's beats are its p
+planes, p = ``precision`` capped by ``cmd.planes`` (0 = all), one beat per cycle, so a GEMV
+costs ``1 + K/L + ceil(N/R) · K/L · p`` cycles. When a GEMV's path differs from the previous
+one's, its first beat waits until the previous GEMV's results have all reached the skid buffer
+(results leave in order; only at a path switch, a few cycles).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, ResetInserter, ResetSignal, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 
 from hw.gemv_array import GemvArray
 from hw.gemv_params import GemvParams
-from hw.interfaces import gemv_engine_signature
+from hw.interfaces import gemv_engine_signature, struct_layout
+from hw.lut_array import LutArray
 from hw.params import id_port_bits
 from hw.skid import SkidBuffer
 from hw.term_decoder import format_terms_table
@@ -64,16 +71,18 @@ class GemvEngine(wiring.Component):
     Members
     -------
     cmd : In(stream.Signature(cmd layout))
-        Layer descriptor ``{k, n, fmt_set, path}``; accepted only while no GEMV is loading or
+        Layer descriptor ``{k, n, fmt_set, path[, planes]}``; accepted only while no GEMV is loading or
         computing. Layout: :attr:`golden.gemv_layout.GemvLayout.cmd`.
-    precision : In(term bits)
-        Terms per weight (1..T; 0 or >= T = full precision); latched when ``cmd`` is accepted.
+    precision : In(seq_bits)
+        Path 0: terms per weight (1..T; 0 or >= T = full precision); path 1: planes read (1..q;
+        0 or >= q = all). Latched when ``cmd`` is accepted.
     abort_req : In(1)
         Flush the array and return to idle; sets ``status.err_abort`` if a GEMV was in flight.
     acts : In(stream.Signature(act layout))
         L signed activations per beat, K/L beats after each accepted ``cmd``.
     weights : In(stream.Signature(weight layout))
-        R*L codes + R group descriptors per beat (:attr:`golden.gemv_layout.GemvLayout.weights`).
+        R*L codes + R group descriptors per beat (:attr:`golden.gemv_layout.GemvLayout.weights`);
+        path 1: one plane of one word's keys and terms (:class:`golden.bcq_layout.EngineLutLayout`).
     results : Out(stream.Signature(result layout))
         One beat per row block: R signed row results and ``last``.
     status : Out(status layout)
@@ -110,9 +119,9 @@ class GemvEngine(wiring.Component):
         ngroups_m1 = Signal(range(max(2, p.max_groups)))
         n_rows = Signal(p.layout.n_bits)
         fmt_set = Signal(range(max(2, nsets)))
-        prec = Signal(p.term_bits)
-        # ---- sequencer counters
-        term = Signal(p.term_bits)
+        prec = Signal(p.seq_bits)
+        # ---- sequencer counters (term: the term of path 0, the plane of path 1)
+        term = Signal(p.seq_bits)
         beat = Signal(range(max(2, B)))
         group = Signal(range(max(2, p.max_groups)))
         addr = Signal(range(max(2, p.buffer_depth)))
@@ -120,13 +129,26 @@ class GemvEngine(wiring.Component):
         outstanding = Signal(range(8))        # row blocks issued and not yet in the skid buffer
         status = Signal(self.status.shape())
 
+        lut = p.lut is not None
+        path1 = Signal()                       # the current GEMV runs on the LUT path
+        stall = Signal()
         m.d.comb += [array.fmt_set.eq(fmt_set), array.x.eq(rd.data),
-                     rd.addr.eq(addr), rd.en.eq(~array.stall),
+                     rd.addr.eq(addr), rd.en.eq(~stall),
                      wr.addr.eq(addr), wr.data.eq(self.acts.p.x)]
         # the result skid buffer is outside the flush: a result already offered is delivered
         m.submodules.skid = skid = SkidBuffer(self.results.p.shape())
-        wiring.connect(m, array.results, skid.i)
         wiring.connect(m, skid.o, wiring.flipped(self.results))
+        if lut:
+            lut_arr = LutArray(p)
+            m.submodules.lut = ResetInserter({"sync": flush})(lut_arr)
+            m.d.comb += [lut_arr.x.eq(rd.data), stall.eq(array.stall | lut_arr.stall)]
+            # at most one path offers a result at a time (a path switch waits for the drain)
+            m.d.comb += [skid.i.valid.eq(array.results.valid | lut_arr.results.valid),
+                         skid.i.p.eq(Mux(lut_arr.results.valid, lut_arr.results.p, array.results.p)),
+                         array.results.ready.eq(skid.i.ready), lut_arr.results.ready.eq(skid.i.ready)]
+        else:
+            m.d.comb += stall.eq(array.stall)
+            wiring.connect(m, array.results, skid.i)
 
         # ---- terms of the current group: the largest among the R rows' formats, capped by prec
         w = self.weights.p
@@ -146,10 +168,11 @@ class GemvEngine(wiring.Component):
         t_grp = t_rows[0]
         for t_r in t_rows[1:]:
             t_grp = Mux(t_r > t_grp, t_r, t_grp)
-        t_cur = Signal(p.term_bits)
-        m.d.comb += t_cur.eq(Mux(prec.any() & (prec < t_grp), prec, t_grp))
+        t_cur = Signal(p.seq_bits)
+        planes = Signal(p.seq_bits)            # path 1: planes read (precision capped by q)
+        m.d.comb += t_cur.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
         bad_fmt = Signal()
-        m.d.comb += bad_fmt.eq(_any(bad))
+        m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
 
         last_term, last_beat, last_group, last_block = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [last_term.eq(term + 1 >= t_cur), last_beat.eq(beat == B - 1),
@@ -158,25 +181,35 @@ class GemvEngine(wiring.Component):
         running = state == RUN
         fmt_err = Signal()
         advance = Signal()
+        switching = Signal()                   # path differs from the previous GEMV's: drain first
         m.d.comb += [
             fmt_err.eq(running & self.weights.valid & bad_fmt),
-            advance.eq(running & self.weights.valid & ~bad_fmt & ~array.stall & ~self.abort_req),
-            self.weights.ready.eq(advance & last_term & ~rst),
+            advance.eq(running & self.weights.valid & ~bad_fmt & ~stall & ~self.abort_req
+                       & ~(switching & outstanding.any())),
+            # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle
+            self.weights.ready.eq(advance & (last_term | path1) & ~rst),
             self.acts.ready.eq((state == LOAD) & ~rst),
             self.cmd.ready.eq((state == IDLE) & ~rst),
             wr.en.eq(self.acts.valid & self.acts.ready),
         ]
         iss = array.issue
-        m.d.comb += [iss.valid.eq(advance), iss.beat.eq(w), iss.term.eq(term),
+        m.d.comb += [iss.valid.eq(advance & ~path1), iss.beat.eq(w), iss.term.eq(term),
                      iss.first.eq(~(term.any() | beat.any())), iss.final.eq(last_term & last_beat),
                      iss.row_last.eq(last_group), iss.gemv_last.eq(last_block)]
+        if lut:
+            li = lut_arr.issue
+            bits = p.lut_layout.weights.size
+            m.d.comb += [li.valid.eq(advance & path1),
+                         li.beat.eq(data.View(struct_layout(p.lut_layout.weights), w.as_value()[:bits])),
+                         li.first.eq(~(term.any() | beat.any() | group.any())),
+                         li.final.eq(last_term & last_beat & last_group), li.gemv_last.eq(last_block)]
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
         m.d.comb += [busy.eq((state != IDLE) | outstanding.any() | self.results.valid),
                      self.status.eq(status), self.status.busy.eq(busy)]
         block_issued = advance & last_term & last_beat & last_group
-        block_out = array.results.valid & array.results.ready
+        block_out = skid.i.valid & skid.i.ready
         with m.If(block_issued & ~block_out):
             m.d.sync += outstanding.eq(outstanding + 1)
         with m.Elif(block_out & ~block_issued):
@@ -186,7 +219,11 @@ class GemvEngine(wiring.Component):
         c = self.cmd.p
         err_k = ~c.k.any() | c.k[:p.log2_group].any() | (c.k > p.max_k)
         err_n = ~c.n.any() | (c.n > p.max_n)
-        err_desc = (c.fmt_set >= nsets) | c.path.any()
+        if lut:
+            q = p.lut.max_planes
+            err_desc = Mux(c.path, ~c.planes.any() | (c.planes > q), c.fmt_set >= nsets)
+        else:
+            err_desc = (c.fmt_set >= nsets) | c.path.any()
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [status.err_k.eq(err_k), status.err_n.eq(err_n), status.err_desc.eq(err_desc),
                          status.err_format.eq(0), status.err_abort.eq(0)]
@@ -194,6 +231,12 @@ class GemvEngine(wiring.Component):
                 m.d.sync += [state.eq(LOAD), ngroups_m1.eq((c.k >> p.log2_group) - 1),
                              n_rows.eq(c.n), fmt_set.eq(c.fmt_set), prec.eq(self.precision),
                              term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0)]
+                if lut:
+                    pr = self.precision
+                    m.d.sync += [path1.eq(c.path), switching.eq(c.path != path1),
+                                 planes.eq(Mux(pr.any() & (pr < c.planes), pr, c.planes))]
+        with m.If(~outstanding.any()):
+            m.d.sync += switching.eq(0)
 
         # ---- activation load: K/L beats into the buffer
         with m.If(wr.en):

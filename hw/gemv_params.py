@@ -15,6 +15,11 @@ format_sets : the format sets compiled in; a layer picks one at run time (``cmd.
     Code slots in the weight stream are as wide as the widest set's codes.
 max_k, max_n : the largest layer (K inputs, N outputs); max K sizes the activation buffer
     (max_k / L words of L*A bits) and the row accumulators.
+lut : the shift-add LUT path (``cmd.path`` = 1), or ``None`` (default): no LUT logic is
+    generated and path 1 is rejected. A mapping of :meth:`hw.lut_params.LutParams.make`'s
+    ``max_planes``, ``apot_terms``, ``shift_bits`` (rows, act_bits, max_k, max_n are the
+    engine's); L must be a multiple of 8 and the LUT beat must fit the weight beat
+    (:class:`golden.bcq_layout.EngineLutLayout`).
 
 Widths are those of the dot unit (:mod:`hw.params`) for the worst compiled-in set: each set
 gets a ``DotParams`` with ``max_groups = max_k / G``; psum/row widths are the maxima.
@@ -26,12 +31,21 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from bitmix.errors import BitmixError
+from golden.bcq_layout import EngineLutLayout
 from golden.digest import json_digest
 from golden.formats import FormatSet, get_format_set
 from golden.gemv_layout import GemvLayout
+from hw.lut_params import LutParams
 from hw.params import LIMITS, DotParams, check_int, format_cycles, term_port_bits
 
-__all__ = ["GemvParams", "GEMV_LIMITS", "ARRAY_PIPELINE_DEPTH"]
+__all__ = ["GemvParams", "GEMV_LIMITS", "ARRAY_PIPELINE_DEPTH", "LUT_PATH_PIPELINE_DEPTH",
+           "LUT_PATH_KEYS"]
+
+#: The LUT path's own generator parameters (the rest are the engine's).
+LUT_PATH_KEYS = ("max_planes", "apot_terms", "shift_bits")
+#: Path 1 registers between a beat's issue and its row accumulator: the activation word (buffer
+#: read register) beside the beat, the L/8 tables, the looked-up sums, the shifted row sums.
+LUT_PATH_PIPELINE_DEPTH = 4
 
 #: Inclusive ranges of the engine-only integer parameters.
 GEMV_LIMITS = {"rows": (1, 64), "max_k": (1, 1 << 16), "max_n": (1, 1 << 20)}
@@ -59,11 +73,12 @@ class GemvParams:
     format_sets: tuple[FormatSet, ...]
     max_k: int
     max_n: int
+    lut: LutParams | None = None
 
     @classmethod
     def make(cls, *, rows: int, lanes: int, group_size: int = 128, act_bits: int = 8,
              scale_bits: int = 8, format_sets=("bitmod4",), max_k: int = 4096,
-             max_n: int = 4096) -> GemvParams:
+             max_n: int = 4096, lut=None) -> GemvParams:
         for name, value in (("rows", rows), ("lanes", lanes), ("group_size", group_size),
                             ("act_bits", act_bits), ("scale_bits", scale_bits), ("max_k", max_k),
                             ("max_n", max_n)):
@@ -85,14 +100,25 @@ class GemvParams:
             if fs.zero_point:
                 raise BitmixError(f"format set {fs.name!r} uses a zero point (asymmetric INT); the "
                                   "bit-serial PE has no zero-point correction")
-        return cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n)
+        lp = None
+        if lut is not None:
+            if isinstance(lut, LutParams):
+                lut = {k: getattr(lut, k) for k in LUT_PATH_KEYS}
+            if not isinstance(lut, dict) or set(lut) - set(LUT_PATH_KEYS):
+                raise BitmixError(f"lut: expected None or a mapping with keys among "
+                                  f"{', '.join(LUT_PATH_KEYS)}, got {lut!r}")
+            lp = LutParams.make(rows=rows, act_bits=act_bits, max_k=max_k, max_n=max_n, **lut)
+        p = cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n, lp)
+        if lp is not None:
+            _ = p.lut_layout               # validates L and the beat fit before anything exists
+        return p
 
     @classmethod
     def from_dict(cls, d: dict) -> GemvParams:
         """Inverse of :meth:`describe` (a manifest's or testbench config's ``parameters``); the
         format-set hashes must match the installed golden definitions."""
         p = cls.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits", "scale_bits",
-                                           "format_sets", "max_k", "max_n")})
+                                           "format_sets", "max_k", "max_n")}, lut=d.get("lut"))
         if "format_set_hashes" in d and d["format_set_hashes"] != [fs.hash for fs in p.format_sets]:
             raise BitmixError(f"format sets {d['format_sets']} changed since these parameters were "
                               "written (format-set hashes differ)")
@@ -103,7 +129,15 @@ class GemvParams:
     def layout(self) -> GemvLayout:
         """The stream formats (golden.gemv_layout): the single definition of every payload."""
         return GemvLayout(self.rows, self.lanes, self.group_size, self.act_bits, self.scale_bits,
-                          self.format_sets, self.max_k, self.max_n)
+                          self.format_sets, self.max_k, self.max_n,
+                          self.lut.max_planes if self.lut else 0)
+
+    @cached_property
+    def lut_layout(self) -> EngineLutLayout | None:
+        """The LUT path's weight beat (``None`` without a LUT path)."""
+        if self.lut is None:
+            return None
+        return EngineLutLayout(self.lut.layout, self.lanes, self.layout.weight_bits, self.group_size)
 
     @cached_property
     def set_params(self) -> tuple[DotParams, ...]:
@@ -140,7 +174,13 @@ class GemvParams:
 
     @property
     def row_bits(self) -> int:
-        return self.dq_params.row_bits
+        """Width of a ``results`` row: the dequantizers' (and the LUT path's, if wider)."""
+        return max(self.dq_params.row_bits, self.lut.row_bits if self.lut else 0)
+
+    @property
+    def seq_bits(self) -> int:
+        """Width of the ``precision`` input and the term/plane counter (both paths)."""
+        return max(self.term_bits, self.lut.plane_bits if self.lut else 0)
 
     @property
     def term_bits(self) -> int:
@@ -178,7 +218,9 @@ class GemvParams:
                 "act_bits": self.act_bits, "scale_bits": self.scale_bits,
                 "format_sets": [fs.name for fs in self.format_sets],
                 "format_set_hashes": [fs.hash for fs in self.format_sets],
-                "max_k": self.max_k, "max_n": self.max_n}
+                "max_k": self.max_k, "max_n": self.max_n,
+                # only with a LUT path: the parameter hashes of engines without one are unchanged
+                **({"lut": {k: getattr(self.lut, k) for k in LUT_PATH_KEYS}} if self.lut else {})}
 
     def derived(self) -> dict:
         return {"code_bits": self.layout.code_bits, "id_bits": self.layout.id_bits,
@@ -189,7 +231,17 @@ class GemvParams:
                 "dq_bits_per_cycle": self.dq_params.dq_bits_per_cycle, "dq_steps": self.dq_steps,
                 "weight_beat_bits": self.layout.weight_bits,
                 "stream_bits_per_weight": self.layout.stream_bits_per_weight(),
-                "latency": self.latency}
+                "latency": self.latency,
+                **({"lut_latency": self.lut_latency, "lut_row_bits": self.lut.row_bits,
+                    "lut_bits": self.lut.lut_bits, "lut_beat_bits": self.lut_layout.weights.size}
+                   if self.lut else {})}
+
+    @property
+    def lut_latency(self) -> int:
+        """Path 1: cycles from a block's last issued beat to its result's transfer (ready high):
+        activation word + beat, tables, looked-up sums, shifted row sums, accumulator/out
+        register, skid buffer."""
+        return LUT_PATH_PIPELINE_DEPTH + 2
 
     @property
     def hash(self) -> str:
@@ -198,5 +250,6 @@ class GemvParams:
     @property
     def tag(self) -> str:
         sets = "+".join(fs.name for fs in self.format_sets)
+        lut = f"_lutQ{self.lut.max_planes}T{self.lut.apot_terms}E{self.lut.shift_bits}" if self.lut else ""
         return (f"gemv_R{self.rows}_L{self.lanes}_G{self.group_size}_A{self.act_bits}_"
-                f"S{self.scale_bits}_{sets}_K{self.max_k}_N{self.max_n}_{self.hash[:8]}")
+                f"S{self.scale_bits}_{sets}{lut}_K{self.max_k}_N{self.max_n}_{self.hash[:8]}")

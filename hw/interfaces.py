@@ -22,7 +22,8 @@ from hw.params import DotParams, exp_port_bits, id_port_bits, term_port_bits
 __all__ = ["struct_layout", "weights_layout", "groups_layout", "psum_layout",
            "term_decoder_signature", "pe_signature", "dequantizer_signature", "dot_unit_signature",
            "payload_shape", "gemv_layouts", "gemv_issue_layout", "gemv_array_signature",
-           "gemv_engine_signature", "lut_layouts", "lut_unit_signature", "frame_byte_layout",
+           "gemv_engine_signature", "lut_issue_layout", "lut_array_signature",
+           "lut_layouts", "lut_unit_signature", "frame_byte_layout",
            "frame_in_layout", "VERDICT_BITS", "frame_decoder_signature", "frame_encoder_signature",
            "link_signature", "beat_memory_signature", "spram_signature", "command_unit_signature",
            "device_top_signature"]
@@ -209,15 +210,18 @@ def gemv_engine_signature(p) -> wiring.Signature:
     cmd : In(stream.Signature(cmd layout))
         Layer descriptor ``{k, n, fmt_set, path}``; accepted while no GEMV is loading or
         computing (it may overlap the previous GEMV's drain).
-    precision : In(term_bits)
-        Terms per weight (1..T; 0 or >= T = full precision); latched when ``cmd`` is accepted.
+    precision : In(seq_bits)
+        Path 0: terms per weight (1..T; 0 or >= T = full precision); path 1: binary planes read
+        (1..q; 0 or >= q = all). Latched when ``cmd`` is accepted.
     abort_req : In(1)
         Flush the array and return to idle; sets ``status.err_abort`` if a GEMV was in flight.
         (Not ``abort``: Verilator warns on a port named like the C library function.)
     acts : In(stream.Signature(acts layout))
         L signed activations per beat, K/L beats after each accepted ``cmd``.
     weights : In(stream.Signature(weights layout))
-        R*L codes + R group descriptors per beat, in :mod:`golden.gemv_layout`'s order.
+        R*L codes + R group descriptors per beat, in :mod:`golden.gemv_layout`'s order; on
+        path 1 the same bits are one plane of one activation word's keys and terms
+        (:class:`golden.bcq_layout.EngineLutLayout`).
     results : Out(stream.Signature(results layout))
         One beat per row block: R signed row results and ``last`` (the GEMV's final block).
     status : Out(status layout)
@@ -227,12 +231,44 @@ def gemv_engine_signature(p) -> wiring.Signature:
     ls = gemv_layouts(p)
     return wiring.Signature({
         "cmd": In(stream.Signature(ls["cmd"])),
-        "precision": In(p.term_bits),
+        "precision": In(p.seq_bits),
         "abort_req": In(1),
         "acts": In(stream.Signature(ls["acts"])),
         "weights": In(stream.Signature(ls["weights"])),
         "results": Out(stream.Signature(ls["results"])),
         "status": Out(ls["status"]),
+    })
+
+
+def lut_issue_layout(p) -> data.StructLayout:
+    """What the GEMV sequencer hands the LUT path each cycle: one plane of one activation word.
+
+    ``valid``; ``beat`` (:attr:`golden.bcq_layout.EngineLutLayout.weights`); ``first`` (the
+    block's first beat: the accumulators restart); ``final`` (its last: the row results leave);
+    ``gemv_last`` (the block is the GEMV's last)."""
+    return data.StructLayout({"valid": 1, "beat": struct_layout(p.lut_layout.weights),
+                              "first": 1, "final": 1, "gemv_last": 1})
+
+
+def lut_array_signature(p) -> wiring.Signature:
+    """The GEMV engine's LUT path (R rows x L/8 tables, ``hw.lut_array.LutArray``).
+
+    Members
+    -------
+    issue : In(lut_issue_layout)
+        The beat to compute this cycle (``valid`` = 0: none); taken only while ``stall`` is low.
+    x : In(ArrayLayout(signed(A), L))
+        The activation word of the beat issued in the previous cycle (the buffer's read register).
+    stall : Out(1)
+        The path cannot take an issue: its output register is full and ``results`` not ready.
+    results : Out(stream.Signature(results layout))
+        One beat per row block: R signed row results (units of 2^E0) and ``last``.
+    """
+    return wiring.Signature({
+        "issue": In(lut_issue_layout(p)),
+        "x": In(data.ArrayLayout(signed(p.act_bits), p.lanes)),
+        "stall": Out(1),
+        "results": Out(stream.Signature(gemv_layouts(p)["results"])),
     })
 
 

@@ -43,21 +43,64 @@ from hw.lut_params import LutParams
 from hw.pe import tree_sum
 from hw.skid import SkidBuffer
 
-__all__ = ["LutUnit", "build_table"]
+__all__ = ["LutUnit", "build_table", "lookup", "apot_parts", "accumulate"]
 
 #: Sequencer states. IDLE is not 0 (Yosys writes `x == 0` as `!x`, a Verilator lint warning).
 IDLE, RUN = 1, 2
 
 
-def build_table(m: Module, x, lut_bits: int) -> list[Signal]:
+def build_table(m: Module, x, lut_bits: int, prefix: str = "") -> list[Signal]:
     """The 128 stored entries for activations ``x[0..7]`` (keys with bit 7 = 0), combinational:
     ``lut[0] = −Σ x``, ``lut[m + 2^s] = lut[m] + 2·x_s``."""
-    ent = [Signal(signed(lut_bits), name=f"lut_new{i}") for i in range(LUT_ENTRIES)]
+    ent = [Signal(signed(lut_bits), name=f"{prefix}lut_new{i}") for i in range(LUT_ENTRIES)]
     m.d.comb += ent[0].eq(-tree_sum(x[j] for j in range(KEY_BITS)))
     for s in range(KEY_BITS - 1):
         for i in range(1 << s):
             m.d.comb += ent[(1 << s) + i].eq(ent[i] + (x[s] << 1))
     return ent
+
+
+def lookup(m: Module, tab: Array, key, lut_bits: int, name: str):
+    """``lut[key]`` from the 128 stored entries: keys with bit 7 set read ``−lut[~key]``."""
+    idx = Mux(key[KEY_BITS - 1], ~key[:KEY_BITS - 1], key[:KEY_BITS - 1])
+    hit = Signal(signed(lut_bits), name=f"hit{name}")
+    m.d.comb += hit.eq(tab[idx])
+    return Mux(key[KEY_BITS - 1], -hit, hit)
+
+
+def apot_parts(m: Module, value, terms, value_bits: int, max_shift: int, name: str) -> list[Signal]:
+    """``±(value << shift_t)`` for each APoT term (sign 0: 0); the negation is computed once."""
+    neg = Signal(signed(value_bits + 1), name=f"neg{name}")
+    m.d.comb += neg.eq(-value)
+    parts = []
+    for t, tt in enumerate(terms):
+        v = Signal(signed(value_bits + 1 + max_shift), name=f"part{name}_{t}")
+        m.d.comb += v.eq(Mux(~tt.sign.any(), 0, Mux(tt.sign[1], neg, value) << tt.shift))
+        parts.append(v)
+    return parts
+
+
+def accumulate(m: Module, en, s, sums, out_valid: Signal, results, row_bits: int) -> None:
+    """Row accumulators: ``acc += sum`` for each valid stage ``s`` (restarting at ``s.first``);
+    a block's ``s.final`` fills the out register (``out_valid``), which offers it on the
+    ``results`` stream (rows and ``last``) until ``results.ready``. ``en``: the clock enable."""
+    R = len(sums)
+    acc = [Signal(signed(row_bits), name=f"acc{r}") for r in range(R)]
+    acc_next = [Signal(signed(row_bits), name=f"acc_next{r}") for r in range(R)]
+    out_rows = [Signal(signed(row_bits), name=f"out{r}") for r in range(R)]
+    out_last = Signal()
+    for r in range(R):
+        m.d.comb += acc_next[r].eq(Mux(s.first, 0, acc[r]) + sums[r])
+    m.d.comb += [results.valid.eq(out_valid), results.p.last.eq(out_last)]
+    m.d.comb += [results.p.row[r].eq(out_rows[r]) for r in range(R)]
+    with m.If(en):
+        with m.If(results.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(s.valid):
+            m.d.sync += [a.eq(n) for a, n in zip(acc, acc_next)]
+            with m.If(s.final):
+                m.d.sync += [out_valid.eq(1), out_last.eq(s.gemv_last)]
+                m.d.sync += [o.eq(n) for o, n in zip(out_rows, acc_next)]
 
 
 class LutUnit(wiring.Component):
@@ -156,9 +199,6 @@ class LutUnit(wiring.Component):
         sc = self.scales.p
         for r in range(R):
             key = self.keys.p.key[r]
-            idx = Mux(key[KEY_BITS - 1], ~key[:KEY_BITS - 1], key[:KEY_BITS - 1])
-            hit = Signal(signed(p.lut_bits), name=f"hit{r}")
-            m.d.comb += hit.eq(tab[idx])
             store = [[Signal(term, name=f"st{r}_{i}_{t}") for t in range(T)] for i in range(Q)]
             for t in range(T):
                 beat_t = Signal(term, name=f"bt{r}_{t}")
@@ -172,7 +212,7 @@ class LutUnit(wiring.Component):
                     with m.If(go & need_scale & (plane == i if i else ~plane.any())):
                         m.d.sync += store[i][t].eq(beat_t)
             with m.If(go):
-                m.d.sync += s1_sum[r].eq(Mux(key[KEY_BITS - 1], -hit, hit))
+                m.d.sync += s1_sum[r].eq(lookup(m, tab, key, p.lut_bits, str(r)))
         with m.If(en):
             m.d.sync += [s1.valid.eq(go), s1.first.eq(~chunk.any() & ~plane.any()),
                          s1.final.eq(last_chunk & last_plane), s1.gemv_last.eq(last_block)]
@@ -181,36 +221,14 @@ class LutUnit(wiring.Component):
         s2 = Signal(s1.shape())
         s2_sum = [Signal(signed(p.row_bits), name=f"sh{r}") for r in range(R)]
         for r in range(R):
-            neg = Signal(signed(p.lut_bits + 1), name=f"neg{r}")
-            m.d.comb += neg.eq(-s1_sum[r])
-            parts = []
-            for t in range(T):
-                tt = s1_terms[r][t]
-                v = Signal(signed(p.lut_bits + 1 + p.max_shift), name=f"part{r}_{t}")
-                m.d.comb += v.eq(Mux(~tt.sign.any(), 0, Mux(tt.sign[1], neg, s1_sum[r]) << tt.shift))
-                parts.append(v)
+            parts = apot_parts(m, s1_sum[r], s1_terms[r], p.lut_bits, p.max_shift, str(r))
             with m.If(en):
                 m.d.sync += s2_sum[r].eq(tree_sum(parts))
         with m.If(en):
             m.d.sync += s2.eq(s1)
 
         # ---- s2 -> accumulators; a block's final query fills the out register
-        acc = [Signal(signed(p.row_bits), name=f"acc{r}") for r in range(R)]
-        acc_next = [Signal(signed(p.row_bits), name=f"acc_next{r}") for r in range(R)]
-        out_rows = [Signal(signed(p.row_bits), name=f"out{r}") for r in range(R)]
-        out_last = Signal()
-        for r in range(R):
-            m.d.comb += acc_next[r].eq(Mux(s2.first, 0, acc[r]) + s2_sum[r])
-        m.d.comb += [skid.i.valid.eq(out_valid), skid.i.p.last.eq(out_last)]
-        m.d.comb += [skid.i.p.row[r].eq(out_rows[r]) for r in range(R)]
-        with m.If(en):
-            with m.If(skid.i.ready):
-                m.d.sync += out_valid.eq(0)
-            with m.If(s2.valid):
-                m.d.sync += [a.eq(n) for a, n in zip(acc, acc_next)]
-                with m.If(s2.final):
-                    m.d.sync += [out_valid.eq(1), out_last.eq(s2.gemv_last)]
-                    m.d.sync += [o.eq(n) for o, n in zip(out_rows, acc_next)]
+        accumulate(m, en, s2, s2_sum, out_valid, skid.i, p.row_bits)
 
         # ---- status: busy while computing or while results are in flight
         busy = Signal()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 
-__all__ = ["GemvCoverage"]
+__all__ = ["GemvCoverage", "LutCoverage"]
 
 STALLS = ("none", "input", "output")
 BOUNDARIES = ("block_first", "inside", "block_last")
@@ -53,7 +53,7 @@ class GemvCoverage:
         self._sample = sample
 
     def on_beat(self, meta, stall: str) -> None:
-        names = self.fmt_names.get(meta.fmt_set)
+        names = self.fmt_names.get(getattr(meta, "fmt_set", None))   # path-1 beats: LutCoverage
         if names is None:
             return
         for f in meta.fmts:
@@ -74,3 +74,63 @@ class GemvCoverage:
         log(f"functional coverage {self.name}: {c.coverage}/{c.size} cross bins "
             f"({self.percent():.1f} %) of format x precision x position x stall x boundary")
         self.db.report_coverage(log, bins=False, node=self.name)
+
+
+class LutCoverage:
+    """Functional coverage of the engine's LUT path (``cmd.path`` = 1), one sample per beat:
+    BCQ layout x (q, p) x word position in its row (first / group start / in group / last) x
+    stall (as :class:`GemvCoverage`); plus both table halves (the block's first row reads a
+    direct or a mirrored entry) per layout. The block layout starts a scale group at every
+    word, so its "in group" bins are excluded."""
+
+    POSITIONS = ("first", "group start", "in group", "last")
+
+    def __init__(self, qp: list[tuple[int, int]], name: str = "gemv_lut"):
+        from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db
+
+        self.db, self.name, n = coverage_db, name, name
+        layouts = ["row", "block"]
+        points = [
+            CoverPoint(f"{n}.layout", xf=lambda ly, qp, ps, st, hf: ly, bins=layouts),
+            CoverPoint(f"{n}.qp", xf=lambda ly, qp, ps, st, hf: qp, bins=list(qp)),
+            CoverPoint(f"{n}.position", xf=lambda ly, qp, ps, st, hf: ps, bins=list(self.POSITIONS)),
+            CoverPoint(f"{n}.stall", xf=lambda ly, qp, ps, st, hf: st, bins=list(STALLS)),
+            CoverPoint(f"{n}.half", xf=lambda ly, qp, ps, st, hf: (ly, hf),
+                       bins=[(ly, hf) for ly in layouts for hf in ("direct", "mirrored")]),
+            CoverCross(f"{n}.cross", items=[f"{n}.layout", f"{n}.qp", f"{n}.position", f"{n}.stall"],
+                       ign_bins=[("block", None, "in group", None)]),
+        ]
+
+        def sample(ly, qp, ps, st, hf):
+            pass
+
+        for pt in reversed(points):
+            sample = pt(sample)
+        self._sample = sample
+
+    def on_beat(self, meta, stall: str) -> None:
+        if hasattr(meta, "layout"):
+            self._sample(meta.layout, (meta.q, meta.p), meta.position, stall,
+                         "mirrored" if meta.mirrored else "direct")
+
+    @property
+    def cross(self):
+        return self.db[f"{self.name}.cross"]
+
+    def percent(self) -> float:
+        half = self.db[f"{self.name}.half"]
+        return 100.0 * (self.cross.coverage + half.coverage) / (self.cross.size + half.size)
+
+    def missing(self, limit: int = 10) -> list:
+        out = [b for b, h in self.cross.detailed_coverage.items() if not h]
+        out += [b for b, h in self.db[f"{self.name}.half"].detailed_coverage.items() if not h]
+        return out[:limit]
+
+    def missing_for(self, layout: str, q: int, p: int) -> bool:
+        return any(not h for b, h in self.cross.detailed_coverage.items()
+                   if b[0] == layout and b[1] == (q, p))
+
+    def report(self, log) -> None:
+        c, half = self.cross, self.db[f"{self.name}.half"]
+        log(f"functional coverage {self.name}: {c.coverage}/{c.size} cross bins of layout x (q, p) "
+            f"x position x stall, {half.coverage}/{half.size} table-half bins ({self.percent():.1f} %)")

@@ -17,11 +17,14 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
+from golden.bcq_layout import KEY_BITS
 from hw.gemv_params import GemvParams
+from verif import lut_stimulus
 from verif.gemv_stimulus import Gemv, expected
+from verif.lut_stimulus import LutGemv
 from verif.stream import Stalls, StreamSink, StreamSource
 
-__all__ = ["GemvHarness", "GemvMismatch", "BeatInfo", "BURST_LEN"]
+__all__ = ["GemvHarness", "GemvMismatch", "BeatInfo", "LutBeatInfo", "BURST_LEN"]
 
 #: Length (min, max cycles) of a burst stall: longer than the array's pipeline and a whole group.
 BURST_LEN = (20, 200)
@@ -43,6 +46,44 @@ class BeatInfo:
     pos: str            # first / middle / last beat of its group
     boundary: str       # block_first / block_last / inside
     gemv_first: bool = False
+
+
+@dataclass(frozen=True)
+class LutBeatInfo:
+    """What one path-1 (LUT) weight beat is: its layer's BCQ layout, stored planes q, planes read
+    p, the plane, the word's place in its row (first / group start / in group / last) and whether
+    the row's first key of it reads the mirrored half of a table."""
+
+    layout: str
+    q: int
+    p: int
+    plane: int
+    position: str
+    mirrored: bool
+    gemv_first: bool = False
+
+
+def lut_beat_infos(p: GemvParams, g: LutGemv) -> list[LutBeatInfo]:
+    """Coverage descriptions of a path-1 GEMV's beats, in stream order."""
+    L, R = p.lanes, p.rows
+    words, gc = g.k // L, g.bw.spans[1]
+    planes = g.bw.planes
+    out = []
+    for j in range(-(-g.n // R)):
+        row = min(j * R, g.n - 1)
+        for w in range(words):
+            pos = ("last" if w == words - 1 else "first" if w == 0
+                   else "group start" if (w * L) % gc < L else "in group")
+            for i in range(g.planes):
+                out.append(LutBeatInfo(g.bw.layout, g.bw.bits, g.planes, i, pos,
+                                       bool(planes[i, row, w * L + KEY_BITS - 1]),
+                                       gemv_first=j == 0 and w == 0 and i == 0))
+    return out
+
+
+def gemv_expected(p: GemvParams, g) -> list[int]:
+    """golden's row results of either path (golden.intref / golden.bcq's integer path)."""
+    return lut_stimulus.expected(p.lut, g) if isinstance(g, LutGemv) else expected(p, g)
 
 
 class GemvHarness:
@@ -88,8 +129,16 @@ class GemvHarness:
         self.cmd.push(self.lay.cmd_word(**fields))
         self._prec_queue.append(precision)
 
-    def queue(self, g: Gemv) -> None:
+    def queue(self, g: Gemv | LutGemv) -> None:
         lay, p = self.lay, self.p
+        if isinstance(g, LutGemv):
+            self.send_cmd(g.precision, k=g.k, n=g.n, path=1, planes=g.bw.bits)
+            for a in lay.act_beats(g.x):
+                self.acts.push(a)
+            for b in p.lut_layout.weight_beats(g.bw, g.precision or None):
+                self.weights.push(b)
+            self._beats.extend(lut_beat_infos(p, g))
+            return
         self.send_cmd(g.precision, k=g.k, n=g.n, fmt_set=g.fmt_set)
         for a in lay.act_beats(g.x):
             self.acts.push(a)
@@ -121,7 +170,7 @@ class GemvHarness:
         if self.cmd.holding and self._prec_queue:
             self.io.set("precision", self._prec_queue[0])
         else:
-            self.io.set("precision", self.rng.randrange(1 << self.p.term_bits))
+            self.io.set("precision", self.rng.randrange(1 << self.p.seq_bits))
         if not self.results._ready:
             self._sink_stalled_at = self.cycle
         self.io.set("abort_req", int(self._abort_next))
@@ -160,8 +209,10 @@ class GemvHarness:
         blocks = [self.lay.blocks(g.n) for g in gemvs]
         want_beats = n0 + sum(blocks)
         log0 = len(self.gemv_log)
-        budget = timeout_factor * sum(1 + g.k // p.lanes + b * (g.k // p.lanes) * p.max_terms + 40
-                                      for g, b in zip(gemvs, blocks)) + 2000
+        budget = timeout_factor * sum(
+            1 + g.k // p.lanes + b * (g.k // p.lanes) * (g.planes if isinstance(g, LutGemv)
+                                                         else p.max_terms) + 40
+            for g, b in zip(gemvs, blocks)) + 2000
         start = self.cycle
         while len(self.results.items) < want_beats:
             await self.step(clock)
@@ -189,16 +240,18 @@ class GemvHarness:
             self.gemv_log[log0 + gi]["last_result"] = trans[i + nb - 1]
             self.gemv_log[log0 + gi]["gemv"] = g
             i += nb
-            want = expected(p, g)
+            want = gemv_expected(p, g)
             diff = [(r, a, b) for r, (a, b) in enumerate(zip(got, want)) if a != b]
             if diff:
-                bad.append(f"GEMV {gi} ({g.note}, N={g.n}, K={g.k}, set {p.format_sets[g.fmt_set].name}, "
+                what = ("LUT path" if isinstance(g, LutGemv)
+                        else f"set {p.format_sets[g.fmt_set].name}")
+                bad.append(f"GEMV {gi} ({g.note}, N={g.n}, K={g.k}, {what}, "
                            f"precision {g.precision}): {len(diff)} rows differ, first "
                            + ", ".join(f"row {r}: dut={a} ref={b}" for r, a, b in diff[:4]))
             out.append(got)
         self.checked += len(gemvs)
         if bad:
-            raise GemvMismatch(f"{len(bad)} of {len(gemvs)} GEMVs differ from golden.intref:\n  "
+            raise GemvMismatch(f"{len(bad)} of {len(gemvs)} GEMVs differ from golden:\n  "
                                + "\n  ".join(bad[:8]))
         return out
 

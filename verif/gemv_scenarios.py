@@ -15,7 +15,8 @@ from verif.gemv_harness import BURST_LEN, GemvHarness
 from verif.gemv_stimulus import every_code_gemv, extreme_gemv, quantized_gemv, random_gemv
 from verif.stream import Stalls
 
-__all__ = ["bit_exact", "coverage_closure", "cycle_model", "errors"]
+__all__ = ["bit_exact", "coverage_closure", "cycle_model", "errors", "lut_bit_exact",
+           "lut_coverage_closure", "mixed_paths", "lut_cycle_model", "lut_errors", "lut_qp"]
 
 
 def _precisions(p) -> list[int]:
@@ -63,6 +64,19 @@ async def coverage_closure(h: GemvHarness, clock, rng: random.Random, cov, *, ma
     rotating ordinary stress, a result sink ready 10 % of the time (the engine holds beats: the
     "output" stall bins) and an always-ready sink, until every cross bin is hit."""
     p = h.p
+
+    def batch(rnd):
+        return [random_gemv(p, rng, max_n, p.group_size * rng.randint(1, 2), si, prec, "coverage")
+                for si in range(len(p.format_sets)) for prec in _precisions(p)]
+
+    await _close_coverage(h, clock, rng, cov, batch, max_rounds, log, "coverage")
+
+
+async def _close_coverage(h: GemvHarness, clock, rng: random.Random, cov, batch, max_rounds: int,
+                          log, label: str) -> None:
+    """Run ``batch(round)`` GEMVs with ``cov`` sampling every beat until 100 %, rotating the
+    result sink through ordinary stress, ready 10 % of the time (the "output" stall bins) and
+    always ready."""
     h.on_beat = cov.on_beat
     base = h.results.stall
     phases = [("stress", base), ("sink 10 % ready", Stalls(rng, 0.9, 0.0, BURST_LEN)),
@@ -71,10 +85,8 @@ async def coverage_closure(h: GemvHarness, clock, rng: random.Random, cov, *, ma
         if cov.percent() >= 100.0:
             break
         name, h.results.stall = phases[rnd % len(phases)]
-        gs = [random_gemv(p, rng, max_n, p.group_size * rng.randint(1, 2), si, prec, "coverage")
-              for si in range(len(p.format_sets)) for prec in _precisions(p)]
-        await h.run(clock, gs, tail=10)
-        log(f"coverage round {rnd} ({name}): {cov.percent():.1f} % after {h.cycle} cycles")
+        await h.run(clock, batch(rnd), tail=10)
+        log(f"{label} round {rnd} ({name}): {cov.percent():.1f} % after {h.cycle} cycles")
     h.results.stall = base
     h.on_beat = None
 
@@ -90,23 +102,34 @@ async def cycle_model(h: GemvHarness, clock, rng: random.Random, *, max_k: int, 
         for prec in _precisions(p):
             gs.append(random_gemv(p, rng, rng.randint(1, max_n), _rand_k(p, rng, max_k), si, prec))
     gs.append(random_gemv(p, rng, min(max_n, 2 * p.rows + 1), max_k, 0, 0, "K = max K"))
+    checked = await _run_against_model(
+        h, clock, gs, lambda g: gemv_rtl_cycles(p.layout, g.fmt_ids, g.fmt_set, g.precision,
+                                                latency=p.latency),
+        lambda g: f"N={g.n}, K={g.k}, precision {g.precision}")
+    return [{"n": g.n, "k": g.k, "set": p.format_sets[g.fmt_set].name, "precision": g.precision,
+             "measured_to_last_result": got, **c} for g, c, got in checked]
+
+
+async def _run_against_model(h: GemvHarness, clock, gs, model, what) -> list[tuple]:
+    """Run ``gs`` back to back without stalls; every GEMV's last result (cycles after its cmd)
+    and period (cmd to next cmd) must equal ``model(g)``'s ``to_last_result`` / ``period``.
+    Returns ``(gemv, model, measured to_last_result)`` per GEMV."""
     log0 = len(h.gemv_log)
     await h.run(clock, gs, tail=10)
     log = h.gemv_log[log0:]
     out = []
     for i, e in enumerate(log):
         g = e["gemv"]
-        c = gemv_rtl_cycles(p.layout, g.fmt_ids, g.fmt_set, g.precision, latency=p.latency)
+        c = model(g)
         got_last = e["last_result"] - e["cmd"]
         assert got_last == c["to_last_result"], (
-            f"GEMV {i} (N={g.n}, K={g.k}, precision {g.precision}): last result {got_last} cycles "
-            f"after cmd, model {c['to_last_result']}")
+            f"GEMV {i} ({what(g)}): last result {got_last} cycles after cmd, model "
+            f"{c['to_last_result']}")
         if i + 1 < len(log):
             period = log[i + 1]["cmd"] - e["cmd"]
-            assert period == c["period"], (f"GEMV {i} (N={g.n}, K={g.k}, precision {g.precision}): "
-                                           f"period {period} cycles, model {c['period']}")
-        out.append({"n": g.n, "k": g.k, "set": p.format_sets[g.fmt_set].name,
-                    "precision": g.precision, "measured_to_last_result": got_last, **c})
+            assert period == c["period"], (f"GEMV {i} ({what(g)}): period {period} cycles, model "
+                                           f"{c['period']}")
+        out.append((g, c, got_last))
     return out
 
 
@@ -117,7 +140,7 @@ async def errors(h: GemvHarness, clock, rng: random.Random) -> None:
     k_bad = [0, p.group_size // 2 if p.group_size > 1 else 0, p.max_k + p.group_size]
     cases = [(dict(k=k, n=1), "err_k") for k in k_bad]
     cases += [(dict(k=p.group_size, n=0), "err_n"), (dict(k=p.group_size, n=p.max_n + 1), "err_n"),
-              (dict(k=p.group_size, n=1, path=1), "err_desc")]
+              *(() if p.lut else ((dict(k=p.group_size, n=1, path=1), "err_desc"),))]
     nsets = len(p.format_sets)
     if nsets < 1 << p.layout.set_bits:
         cases.append((dict(k=p.group_size, n=1, fmt_set=nsets), "err_desc"))
@@ -175,3 +198,154 @@ async def _flush_after_error(h: GemvHarness, clock, max_results: int) -> None:
     assert not h.status()["busy"]
     h.results.items.clear()
     h.results.transfers.clear()
+
+
+# ---------------------------------------------------------------- the LUT path (cmd.path = 1)
+
+LUT_LAYOUTS = ("row", "block")
+#: block-layout scale groups: G/8 = 4 rows x 8 columns
+BLOCK_G = 32
+
+
+def lut_qp(p) -> list[tuple[int, int]]:
+    """(stored planes q, precision p) pairs: q = 2, 3, 4 up to the compiled maximum; every p."""
+    return [(q, pr) for q in range(2, min(4, p.lut.max_planes) + 1) for pr in range(1, q + 1)]
+
+
+def _lut_shape(p, rng: random.Random, layout: str, max_k: int, max_n: int, n: int | None = None,
+               k: int | None = None):
+    step = max(p.group_size, p.lanes)
+    k = k or step * rng.randint(1, max(1, max_k // step))
+    if layout == "row":
+        g = rng.choice([x for x in (8, 16, 32, 64, 128) if k % x == 0])
+        n = n or rng.randint(1, max_n)
+    else:
+        g = BLOCK_G
+        rs = g // 8
+        n = max(rs, (n or rng.randint(rs, max_n)) // rs * rs)
+    return n, k, g
+
+
+def _lut_gemv(p, rng: random.Random, q: int, layout: str, n: int, k: int, g: int, prec: int,
+              kind: str = "random"):
+    from verif import lut_stimulus as ls
+
+    if kind == "quantized":
+        return ls.quantized_gemv(p.lut, rng.randrange(1 << 30), q, layout, n, k, g, prec)
+    if kind == "span":
+        return ls.span_gemv(p.lut, rng, q, layout, n, k, g, prec)
+    return ls.random_gemv(p.lut, rng, q, layout, n, k, g, prec, kind)
+
+
+async def lut_bit_exact(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int) -> int:
+    """Path 1 for both layouts, q = 2..4 at every precision (random, quantized, activation
+    patterns), the largest exponent span and K = max K; back to back with an idle tail."""
+    from verif.lut_stimulus import ACT_PATTERNS
+
+    p = h.p
+    n0 = h.checked
+    for layout in LUT_LAYOUTS:
+        gs = []
+        for q, prec in lut_qp(p):
+            n, k, g = _lut_shape(p, rng, layout, max_k, max_n)
+            gs.append(_lut_gemv(p, rng, q, layout, n, k, g, prec, rng.choice(ACT_PATTERNS)))
+            n, k, g = _lut_shape(p, rng, layout, max_k, max_n)
+            gs.append(_lut_gemv(p, rng, q, layout, n, k, g, 0 if prec == q else prec, "quantized"))
+        n, k, g = _lut_shape(p, rng, layout, max_k, max_n, k=max_k)
+        gs.append(_lut_gemv(p, rng, 3, layout, n, k, g, 0, "span"))
+        for pat in ("min", "max", "alternating"):
+            n, k, g = _lut_shape(p, rng, layout, max_k, max_n)
+            gs.append(_lut_gemv(p, rng, 2, layout, n, k, g, 0, pat))
+        await h.run(clock, gs, tail=40)
+    return h.checked - n0
+
+
+async def lut_coverage_closure(h: GemvHarness, clock, rng: random.Random, cov, *, max_k: int,
+                               max_n: int, max_rounds: int = 30, log=print) -> None:
+    """Path-1 GEMVs at every layout and (q, p), with the stall phases of
+    :func:`coverage_closure`, until every cross bin is hit."""
+    p = h.p
+
+    def batch(rnd):
+        gs = []
+        for layout in LUT_LAYOUTS:
+            for q, prec in lut_qp(p):
+                if not cov.missing_for(layout, q, prec) and rnd:
+                    continue
+                # K = max K: the most words per row, so the most "in group" words
+                n, k, g = _lut_shape(p, rng, layout, max_k, max_n, k=max_k)
+                gs.append(_lut_gemv(p, rng, q, layout, n, k, g, 0 if prec == q else prec))
+        return gs
+
+    await _close_coverage(h, clock, rng, cov, batch, max_rounds, log, "LUT coverage")
+
+
+async def mixed_paths(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int) -> int:
+    """Path-0 and path-1 GEMVs interleaved back to back (each switch waits for the drain);
+    results in order and bit-exact."""
+    p = h.p
+    gs = []
+    for i in range(6):
+        if i % 2 == 0:
+            gs.append(random_gemv(p, rng, rng.randint(1, max_n), _rand_k(p, rng, max_k),
+                                  rng.randrange(len(p.format_sets)), rng.randint(0, p.max_terms),
+                                  "mixed"))
+        else:
+            layout = rng.choice(LUT_LAYOUTS)
+            q, prec = rng.choice(lut_qp(p))
+            n, k, g = _lut_shape(p, rng, layout, max_k, max_n)
+            gs.append(_lut_gemv(p, rng, q, layout, n, k, g, prec))
+    # two path-1 GEMVs of one row block: the switch back waits for their single results
+    n, k, g = _lut_shape(p, rng, "row", p.lanes, 1, n=1, k=max(p.group_size, p.lanes))
+    gs += [_lut_gemv(p, rng, 2, "row", n, k, g, 1), random_gemv(p, rng, 1, p.group_size, 0, 1)]
+    await h.run(clock, gs, tail=40)
+    return len(gs)
+
+
+async def lut_cycle_model(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int,
+                          log=print) -> list[dict]:
+    """No stalls, path-1 GEMVs back to back: every period and last result exactly
+    golden.cycle_model.gemv_lut_rtl_cycles."""
+    from golden.cycle_model import gemv_lut_rtl_cycles
+
+    p = h.p
+    gs = []
+    for layout in LUT_LAYOUTS:
+        for q, prec in lut_qp(p):
+            n, k, g = _lut_shape(p, rng, layout, max_k, max_n)
+            gs.append(_lut_gemv(p, rng, q, layout, n, k, g, 0 if prec == q else prec))
+    checked = await _run_against_model(
+        h, clock, gs, lambda g: gemv_lut_rtl_cycles(p.layout, g.n, g.k, g.planes,
+                                                    latency=p.lut_latency),
+        lambda g: f"LUT path {g.note}, N={g.n}, K={g.k}, p={g.planes}")
+    return [{"n": g.n, "k": g.k, "planes": g.planes, "measured_to_last_result": got, **c}
+            for g, c, got in checked]
+
+
+async def lut_errors(h: GemvHarness, clock, rng: random.Random) -> None:
+    """Path 1: a plane count of 0 or above the compiled maximum sets ``err_desc``; an abort in
+    the middle of a path-1 GEMV sets ``err_abort``; the engine returns to idle without a reset
+    and the next GEMVs (both paths) are correct."""
+    p = h.p
+    step = max(p.group_size, p.lanes)
+    for planes in (0, p.lut.max_planes + 1):
+        if planes >= 1 << p.layout.plane_bits:
+            continue
+        h.send_cmd(k=step, n=1, path=1, planes=planes)
+        await h.run_until(clock, lambda h: h.cmd.done)
+        await h.step(clock)
+        st = h.status()
+        assert st["err_desc"] and not st["busy"], (planes, st)
+        n, k, g = _lut_shape(p, rng, "row", step, p.rows + 1)
+        await h.run(clock, [_lut_gemv(p, rng, 2, "row", n, k, g, 0)])
+    n, k, g = _lut_shape(p, rng, "row", step, 4 * p.rows, n=4 * p.rows, k=step)
+    h.queue(_lut_gemv(p, rng, 4 if p.lut.max_planes >= 4 else p.lut.max_planes, "row", n, k, g, 0))
+    half = len(h.weights.queue) // 2
+    await h.run_until(clock, lambda h: len(h.weights.transfers) > 0 and len(h.weights.queue) < half)
+    await h.abort(clock)
+    await h.step(clock)
+    assert h.status()["err_abort"], h.status()
+    await _flush_after_error(h, clock, max_results=4)
+    n, k, g = _lut_shape(p, rng, "block", step, 2 * p.rows)
+    await h.run(clock, [_lut_gemv(p, rng, 2, "block", n, k, g, 1),
+                        random_gemv(p, rng, p.rows + 1, p.group_size, 0)], tail=20)

@@ -139,3 +139,43 @@ def test_unpacker_checks_stream():
     v["sign"][0] = -v["sign"][0] or 1
     with pytest.raises(BitmixError, match="same scale group"):
         lay.unpack(kb, [lay.scales.pack(**v), *sb[1:]], **kw)
+
+
+# ---------------------------------------------------------------- the engine's LUT path beat
+
+def _elay(rows=3, lanes=16, beat_bits=400, k_step=32):
+    from golden.bcq_layout import EngineLutLayout
+
+    return EngineLutLayout(_lay(rows), lanes, beat_bits, k_step)
+
+
+@pytest.mark.parametrize("layout,q", [("row", 3), ("block", 4)])
+def test_engine_beats_round_trip_every_precision(layout, q):
+    el = _elay()
+    bw = _layer(q, layout, n=20, k=64, g=32)
+    e0 = el.lut.exp_base(bw)
+    for p in range(1, q + 1):
+        beats = el.weight_beats(bw, p)
+        assert len(beats) == el.lut.blocks(20) * (64 // 16) * p
+        assert max(beats) < 1 << el.weights.size <= 1 << el.beat_bits
+        back = el.unpack_weights(beats, n=20, k=64, planes=p, layout=layout, group_size=32, e0=e0)
+        assert torch.equal(back.planes, bw.planes[:p])
+        used = bw.signs[:p] != 0
+        assert torch.equal(back.signs, bw.signs[:p])
+        assert torch.equal(back.exps[used], bw.exps[:p][used])
+        assert el.stream_bytes(bw, p)["port"] * q == el.stream_bytes(bw)["port"] * p
+
+
+def test_engine_beat_refusals_in_one_line():
+    from golden.bcq_layout import EngineLutLayout
+
+    el = _elay()
+    with pytest.raises(BitmixError, match="^q_proj: BCQ layout 'col': the LUT path needs") as e:
+        el.weight_beats(_layer(2, "col", n=32, k=64, g=16), what="q_proj")
+    assert "\n" not in str(e.value)
+    with pytest.raises(BitmixError, match="K = 48 is not a multiple of 32"):
+        el.weight_beats(_layer(2, "row", n=4, k=48, g=16))
+    with pytest.raises(BitmixError, match="lanes = 12 must be a multiple of 8"):
+        EngineLutLayout(_lay(), 12, 400)
+    with pytest.raises(BitmixError, match="needs 174 bits, the engine's weight beat has 100"):
+        EngineLutLayout(_lay(), 16, 100)

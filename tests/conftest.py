@@ -24,3 +24,40 @@ def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models") / "tiny"
     save_model(LlamaForCausalLM(cfg).init_weights(0), folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def sim_top():
+    """The default FPGA top built for the virtual board: ``sim_top(link)`` -> (executable,
+    TopParams, manifest path); built once per link (cached under build/sim_board/)."""
+    from verif.sim_board import build_top
+
+    cache = {}
+
+    def get(link: str):
+        if link not in cache:
+            cache[link] = build_top(link=link)
+        return cache[link]
+
+    return get
+
+
+@pytest.fixture
+def sim_board(sim_top):
+    """Start a virtual board of the default top: ``sim_board(link, **SimBoard options)``; every
+    board started is stopped after the test."""
+    from verif.sim_board import SimBoard
+
+    boards = []
+
+    def start(link: str = "bytes", **kw):
+        exe, params, manifest = sim_top(link)
+        b = SimBoard(exe, link=link, clk_hz=params.clk_hz,
+                     divisor=params.divisor if link == "uart" else None, manifest=manifest, **kw)
+        b.params = params
+        boards.append(b)
+        return b
+
+    yield start
+    for b in boards:
+        b.close()

@@ -115,6 +115,8 @@ class SimBoard:
         The top's elaboration manifest (its parameters).
     events : list of dict
         Every JSON line the board printed so far.
+    params : fpga.top_params.TopParams or None
+        The top's parameters, when started by :func:`bitmix.cmd_sim_board.start_board`.
     """
 
     def __init__(self, exe: Path, *, link: str, clk_hz: float, divisor: int | None = None,
@@ -126,6 +128,7 @@ class SimBoard:
             raise BitmixError("the uart link needs the UART divisor (clock cycles per bit)")
         self._params = {"link": link, "clk_hz": clk_hz, "divisor": divisor}
         self.link, self.clk_hz, self.divisor, self.manifest = link, clk_hz, divisor, manifest
+        self.params = None
         cmd = [str(exe), "--clk-hz", str(clk_hz)]
         if divisor:
             cmd += ["--divisor", str(divisor)]

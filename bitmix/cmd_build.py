@@ -22,8 +22,20 @@ from bitmix.errors import BitmixError
 
 __all__ = ["register", "run", "board_designs", "ECHO"]
 
-#: Options a board fills in from its clock plan (never given by the user to `bitmix build`).
-BOARD_FILLED = {"clk_hz", "baud", "link"}
+#: Options a board fills in from its clock plan and pins (never given by the user to
+#: `bitmix build`): the clock, the baud rate, the link mode (the board top speaks UART to the
+#: core on every board) and the number of status LEDs.
+BOARD_FILLED = {"clk_hz", "baud", "link", "leds"}
+
+
+def _build_core(design: Design, params, board):
+    """The design's component for ``board``: the device top gets the vendor primitives of an
+    iCE40 build (SPRAM) instead of their behavioural models."""
+    if design.name == "top":
+        from fpga.top import DeviceTop
+
+        return DeviceTop(params, primitives=board.family == "ice40")
+    return design.build(params)
 
 
 def _echo_build(p):
@@ -101,9 +113,12 @@ def run(args) -> int:
     # build_bitstream derives the same plan again (same inputs): the core is made for it
     plan = clock_plan(get_board(args.board), args.clk_mhz * 1e6 if args.clk_mhz else None,
                       args.baud)
-    filled = {"clk_hz": round(plan.sys_hz), "baud": plan.baud, "link": "uart"}
+    board = get_board(args.board)
+    leds = next((o.default for o in design.options if o.dest == "leds"), 0)
+    filled = {"clk_hz": round(plan.sys_hz), "baud": plan.baud, "link": "uart",
+              "leds": max(1, min(leds, board.led_pins - 1))}   # the first LED: the heartbeat
     params = design.make_params({**values, **{k: v for k, v in filled.items() if k in mine}})
-    report = build_bitstream(args.board, lambda _plan: design.build(params),
+    report = build_bitstream(args.board, lambda _plan: _build_core(design, params, board),
                              tag=f"{design.name}_{params.tag}", sys_hz=plan.requested_hz,
                              baud=args.baud, seed=args.seed, out=args.out,
                              info=design.info(params), progress=not args.json)

@@ -42,6 +42,11 @@ class Board:
     connect: str
     sram_note: str = ""         #: why SRAM programming is not offered
 
+    @property
+    def led_pins(self) -> int:
+        """LEDs the board top can drive (an RGB LED counts three)."""
+        return sum(3 if name.startswith("rgb") else 1 for name, _ in self.leds)
+
     def platform_class(self):
         mod, cls = self.platform.split(":")
         return getattr(importlib.import_module(mod), cls)

@@ -16,8 +16,10 @@ phase-related, as LUNA's gateware PHY requires): ``usb_io`` 48 MHz, ``usb`` 12 M
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
 from amaranth.lib.fifo import AsyncFIFO
+from amaranth.lib.wiring import In, Out
 
 __all__ = ["UsbSerialBridge", "USB_IO_HZ", "USB_HZ", "USB_VID", "USB_PID", "FLUSH_CYCLES"]
 
@@ -31,7 +33,7 @@ FLUSH_CYCLES = 256
 FIFO_DEPTH = 64
 
 
-class UsbSerialBridge(Elaboratable):
+class UsbSerialBridge(wiring.Component):
     """LUNA CDC-ACM device <-> UART lines in the ``sync`` domain.
 
     Parameters
@@ -44,16 +46,16 @@ class UsbSerialBridge(Elaboratable):
 
     Members
     -------
-    to_core : Signal, out
+    to_core : Out(1)
         The line into the core's ``rx`` (idle high).
-    from_core : Signal, in
-        The core's ``tx`` line.
+    from_core : In(1)
+        The core's ``tx`` line (idle high).
     """
 
     def __init__(self, uart, bus):
-        self._uart, self._bus = uart, bus
-        self.to_core = Signal(init=1)
-        self.from_core = Signal(init=1)
+        self._params = uart
+        self._bus = bus
+        super().__init__(wiring.Signature({"to_core": Out(1, init=1), "from_core": In(1, init=1)}))
 
     def elaborate(self, platform):
         from luna.gateware.usb.devices.acm import USBSerialDevice
@@ -72,12 +74,12 @@ class UsbSerialBridge(Elaboratable):
                                              r_domain="sync")
         m.d.comb += [down.w_data.eq(acm.rx.payload), down.w_en.eq(acm.rx.valid),
                      acm.rx.ready.eq(down.w_rdy)]
-        m.submodules.tx = tx = UARTTx(self._uart)
+        m.submodules.tx = tx = UARTTx(self._params)
         m.d.comb += [tx.data.payload.eq(down.r_data), tx.data.valid.eq(down.r_rdy),
                      down.r_en.eq(tx.data.ready), self.to_core.eq(tx.tx)]
 
         # core -> host
-        m.submodules.rx = rx = UARTRx(self._uart)
+        m.submodules.rx = rx = UARTRx(self._params)
         m.submodules.up = up = AsyncFIFO(width=8, depth=FIFO_DEPTH, w_domain="sync",
                                          r_domain="usb")
         m.d.comb += [rx.rx.eq(self.from_core), up.w_data.eq(rx.data.payload),

@@ -239,7 +239,8 @@ def _lut_gemv(p, rng: random.Random, q: int, layout: str, n: int, k: int, g: int
 
 async def lut_bit_exact(h: GemvHarness, clock, rng: random.Random, *, max_k: int, max_n: int) -> int:
     """Path 1 for both layouts, q = 2..4 at every precision (random, quantized, activation
-    patterns), the largest exponent span and K = max K; back to back with an idle tail."""
+    patterns), the largest exponent span, K = ``max_k`` and K = the engine's max K; back to
+    back with an idle tail."""
     from verif.lut_stimulus import ACT_PATTERNS
 
     p = h.p
@@ -253,6 +254,9 @@ async def lut_bit_exact(h: GemvHarness, clock, rng: random.Random, *, max_k: int
             gs.append(_lut_gemv(p, rng, q, layout, n, k, g, 0 if prec == q else prec, "quantized"))
         n, k, g = _lut_shape(p, rng, layout, max_k, max_n, k=max_k)
         gs.append(_lut_gemv(p, rng, 3, layout, n, k, g, 0, "span"))
+        # K = the engine's maximum (one row block)
+        n, k, g = _lut_shape(p, rng, layout, p.max_k, p.rows, n=p.rows, k=p.max_k)
+        gs.append(_lut_gemv(p, rng, 2, layout, n, k, g, 0, "min"))
         for pat in ("min", "max", "alternating"):
             n, k, g = _lut_shape(p, rng, layout, max_k, max_n)
             gs.append(_lut_gemv(p, rng, 2, layout, n, k, g, 0, pat))
@@ -346,6 +350,6 @@ async def lut_errors(h: GemvHarness, clock, rng: random.Random) -> None:
     await h.step(clock)
     assert h.status()["err_abort"], h.status()
     await _flush_after_error(h, clock, max_results=4)
-    n, k, g = _lut_shape(p, rng, "block", step, 2 * p.rows)
+    n, k, g = _lut_shape(p, rng, "block", step, max(8, 2 * p.rows))
     await h.run(clock, [_lut_gemv(p, rng, 2, "block", n, k, g, 1),
                         random_gemv(p, rng, p.rows + 1, p.group_size, 0)], tail=20)

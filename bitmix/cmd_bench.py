@@ -18,12 +18,13 @@ BENCHES = [
     "bitmix.cmd_bench:register_minilm",
     "bitmix.bench_synth:register",
     "bitmix.bench_hw:register",
+    "bitmix.bench_link:register",
 ]
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; "
-                                     "synth: resources and Fmax)",
+                                     "synth: resources and Fmax; hw: GEMV engine; link: host link)",
                        description=__doc__.splitlines()[0])
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for entry in BENCHES:

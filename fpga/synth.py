@@ -85,6 +85,12 @@ ECP5_ABC_FALLBACK = ("synth_ecp5 -top {top} -run :map_luts; "
                      "synth_ecp5 -top {top} -run map_cells: -json {json}")
 
 
+def abc9_crashed(log_text: str) -> bool:
+    """Whether a Yosys log ends in the ABC9 assertion :data:`ECP5_ABC_FALLBACK` works around."""
+    last_pass = log_text.rsplit("Executing", 1)[-1]
+    return "ERROR: Assert" in last_pass and "ABC" in last_pass
+
+
 def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem: str) -> dict:
     """``synth_<family> -top <top> -json <stem>.json``; counts from its final ``stat``.
 
@@ -106,8 +112,7 @@ def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem
         text = run(f"synth_{family} -top {top} -json {stem}.json")
     except BitmixError:
         crashed = log.read_text() if log.exists() else ""
-        last_pass = crashed.rsplit("Executing", 1)[-1]
-        if family != "ecp5" or "ERROR: Assert" not in last_pass or "ABC" not in last_pass:
+        if family != "ecp5" or not abc9_crashed(crashed):
             raise
         (out / f"{stem}.abc9-crash.yosys.log").write_text(crashed)
         text, abc9 = run(ECP5_ABC_FALLBACK.format(top=top, json=f"{stem}.json")), False

@@ -106,6 +106,28 @@ def test_missing_bitstream_says_build_first(tmp_path, capsys, monkeypatch):
     assert "run `bitmix build --board ulx3s-85f` first" in capsys.readouterr().err
 
 
+def test_default_bitstream_is_the_newest_passing_build(tmp_path):
+    import json
+    import time
+
+    from bitmix.cmd_deploy import latest_bitstream
+
+    def build(name, status):
+        d = tmp_path / "ulx3s-85f" / name
+        d.mkdir(parents=True)
+        (d / "top.bit").write_bytes(b"x")
+        (d / "report.json").write_text(json.dumps({"status": status,
+                                                   "bitstream": str(d / "top.bit")}))
+        time.sleep(0.01)
+        return d / "top.bit"
+
+    old_ok = build("a", "ok")
+    build("b", "misses-timing")                    # newer, but failed timing
+    assert latest_bitstream("ulx3s-85f", tmp_path) == old_ok
+    new_ok = build("c", "ok")
+    assert latest_bitstream("ulx3s-85f", tmp_path) == new_ok
+
+
 def _dfu_crc(data: bytes) -> int:
     """dfu-util's CRC: reflected CRC-32 (0xEDB88320), init 0xffffffff, no final inversion."""
     crc = 0xFFFFFFFF

@@ -39,10 +39,13 @@ import threading
 import time
 from pathlib import Path
 
+from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal, Signal
+from amaranth.lib import wiring
+
 from bitmix.errors import BitmixError
 
 __all__ = ["LINKS", "DEFAULT_LINK", "VERILATOR_FLAGS", "harness_source", "build_board", "build_top",
-           "SimBoard"]
+           "PowerOnReset", "SimBoard"]
 
 #: Link modes; the first is the default.
 LINKS = ("bytes", "uart")
@@ -66,13 +69,56 @@ def harness_source(link: str) -> str:
     return cpp.replace(_CONFIG, config)
 
 
+class PowerOnReset(wiring.Component):
+    """The top with its reset generated inside (held for 4 cycles after power-up) instead of a
+    ``rst`` port; otherwise the same ports, plus ``clk``.
+
+    Why: Amaranth writes every register's next-state logic as combinational Verilog that reads
+    ``rst``. With ``rst`` a top-level input, Verilator evaluates all of it in its input region on
+    every ``eval()``, twice per clock cycle; driven by a register, it runs once per rising edge.
+    That made the default top 1.7x faster to simulate (measured on 5 M cycles).
+
+    Members
+    -------
+    clk : In(1)
+        The clock.
+    (every member of ``top``'s signature)
+    """
+
+    def __init__(self, top):
+        self._top = top
+        super().__init__(wiring.Signature({**dict(top.signature.members.items()), "clk": wiring.In(1)}))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.domains.por = ClockDomain("por", reset_less=True)
+        count = Signal(3, init=4)
+        m.d.comb += [ClockSignal("sync").eq(self.clk), ClockSignal("por").eq(self.clk),
+                     ResetSignal("sync").eq(count != 0)]
+        with m.If(count != 0):
+            m.d.por += count.eq(count - 1)
+        m.submodules.top = top = self._top
+        for name, member in top.signature.members.items():
+            outer, inner = getattr(self, name), getattr(top, name)
+            if member.is_signature:
+                wiring.connect(m, wiring.flipped(outer), inner)
+            elif member.flow == wiring.In:
+                m.d.comb += inner.eq(outer)
+            else:
+                m.d.comb += outer.eq(inner)
+        return m
+
+
 def build_board(component, *, tag: str, info: dict, link: str) -> Path:
     """Compile ``component`` (ports per ``link``: ``clk, rst, rx, tx`` or ``rx_byte, tx_byte``)
-    with the board harness; returns the executable (its manifest is ``../rtl/top.json``)."""
+    inside :class:`PowerOnReset` with the board harness; returns the executable (the top's
+    manifest is ``../rtl/top.json``)."""
     from verif.gemv_cpp import compile_harness
 
-    return compile_harness(component, top=TOP, tag=tag, info=info, src=harness_source(link),
-                           opt="-O3", flags=VERILATOR_FLAGS, subdir="sim_board")
+    return compile_harness(PowerOnReset(component), top=TOP, tag=tag, info=info,
+                           src=harness_source(link), opt="-O3 -march=native", flags=VERILATOR_FLAGS,
+                           subdir="sim_board")
 
 
 def build_top(values: dict | None = None, *, link: str = DEFAULT_LINK):

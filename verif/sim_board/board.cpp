@@ -25,6 +25,7 @@
 #endif
 #include <string>
 #include <termios.h>
+#include <ctime>
 #include <unistd.h>
 #include <vector>
 
@@ -37,6 +38,12 @@ static void on_mark(int) { g_mark = 1; }
 static const int CHUNK = 512;
 // Host->device bytes kept buffered; device->host bytes before the byte link stops taking them.
 static const size_t IN_CAP = 1 << 20, OUT_CAP = 1 << 16;
+
+static double cpu_now() {
+    timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
 
 struct Stats {
     uint64_t cycles = 0, rx_bytes = 0, tx_bytes = 0, rx_frames = 0, tx_frames = 0;
@@ -219,7 +226,8 @@ struct Board {
         if (reason) printf("\"reason\": \"%s\", ", reason);
         printf("\"device\": \"%s\", \"link\": \"%s\", \"clk_hz\": %.0f, \"divisor\": %llu, "
                "\"cycles\": %llu, \"busy_cycles\": %llu, \"sim_seconds\": %.6f, "
-               "\"cycles_per_second\": %.0f, \"rx_bytes\": %llu, \"tx_bytes\": %llu, "
+               "\"cycles_per_second\": %.0f, \"cpu_seconds\": %.3f, \"cycles_per_cpu_second\": %.0f, "
+               "\"rx_bytes\": %llu, \"tx_bytes\": %llu, "
                "\"rx_frames\": %llu, \"tx_frames\": %llu, \"tx_framing_errors\": %llu, "
                "\"out_dropped\": %llu, \"connects\": %llu, \"round_trips\": %llu, "
                "\"round_trip_cycles_min\": %llu, \"round_trip_cycles_mean\": %.1f, "
@@ -229,7 +237,8 @@ struct Board {
                "\"connected\": %s, \"pid\": %d}\n",
                device.c_str(), LINK_UART ? "uart" : "bytes", clk_hz, (unsigned long long)divisor,
                (unsigned long long)st.cycles, (unsigned long long)st.busy_cycles, st.sim_seconds,
-               st.sim_seconds > 0 ? st.cycles / st.sim_seconds : 0.0,
+               st.sim_seconds > 0 ? st.cycles / st.sim_seconds : 0.0, cpu_now(),
+               cpu_now() > 0 ? st.cycles / cpu_now() : 0.0,
                (unsigned long long)st.rx_bytes, (unsigned long long)st.tx_bytes,
                (unsigned long long)st.rx_frames, (unsigned long long)st.tx_frames,
                (unsigned long long)st.tx_framing_errors, (unsigned long long)st.out_dropped,
@@ -283,14 +292,14 @@ int main(int argc, char** argv) {
 
     Verilated::commandArgs(1, argv);
     b.top = new Top;
-    b.top->clk = 0; b.top->rst = 1;
+    b.top->clk = 0;
 #if LINK_UART
     b.top->rx = 1;
 #else
     b.top->rx_byte___05Fvalid = 0; b.top->tx_byte___05Fready = 1;
 #endif
+    // the reset is generated inside (verif/sim_board PowerOnReset): 4 cycles
     for (int i = 0; i < 4; i++) { b.top->clk = 0; b.top->eval(); b.top->clk = 1; b.top->eval(); }
-    b.top->rst = 0;
     b.open_pty();
     b.print("ready");
 

@@ -2,7 +2,7 @@
 and answers each with one response frame (issue 9; docs/architecture.md §5).
 
 ```
- frame decoder ─ frame bytes ─► frame buffer (MAX_FRAME bytes, one Memory) + header/field registers
+ frame decoder ─ frame bytes ─► frame buffer (2 banks of MAX_FRAME bytes) + header/field registers
                ─ verdict ─────► OK: execute │ else: count (STATUS frames_bad, last_frame_error)
                                             ▼
    CHECK (codes below) ─► DIV (offset / beat bytes, or N / R: 32-cycle divider) ─► WRITE / LOAD
@@ -27,12 +27,15 @@ not fit their regions → ``OUT_OF_BOUNDS``; a GEMV running and the command need
 using) → ``BUSY``; RUN with no layer loaded, READ_RESULTS when the last run did not finish →
 ``NOT_READY``; the engine refusing the descriptor at RUN → ``ENGINE_ERROR``.
 
-Never hangs: every state leads back to receiving within a bounded number of cycles (the longest
-is a READ_MEM reply, paced by the link). While a command executes or its reply is sent, the unit
-takes no frame bytes: the host waits for each answer (golden.protocol's stop-and-wait), and
-anything sent meanwhile is dropped by the link as a damaged frame. A RUN is acknowledged when the
-engine took the descriptor; the run then proceeds in the background (STATUS says when it is done)
-while the unit answers further requests.
+Never hangs: every state leads back to idle within a bounded number of cycles (the longest is a
+READ_MEM reply, paced by the link). Reception runs beside execution: while one request executes
+and is answered, the next one is received into the frame buffer's other bank, so a host that
+pipelines requests (sw_driver's WRITE_MEM window) loses nothing as long as a request executes
+faster than the next one arrives (a 512-byte WRITE_MEM executes in ~560 cycles and arrives in
+≥ 5,200 at the fastest UART divisor). A third frame arriving while one waits and one executes is
+held back in the decoder (byte streams) or dropped by the UART as an overrun (a damaged frame the
+host resends). A RUN is acknowledged when the engine took the descriptor; the run proceeds in the
+background (STATUS says when it is done) while the unit answers further requests.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class CommandUnit(wiring.Component):
         state = Signal(range(_REPLY + 1), init=_RECV)
 
         # ---------------------------------------------------------------- frame reception
-        m.submodules.buf = buf = Memory(shape=8, depth=MAX_FRAME, init=[])
+        m.submodules.buf = buf = Memory(shape=8, depth=2 * MAX_FRAME, init=[])   # two banks
         bw = buf.write_port()
         br = buf.read_port()
         idx = Signal(range(MAX_FRAME + 1))
@@ -329,7 +332,7 @@ class CommandUnit(wiring.Component):
         have_word, pending = Signal(), Signal()
         w_left = Signal(16)                          # WRITE_MEM bytes still to read from the buffer
         w_pipe = Signal()                            # a buffer byte arrives this cycle
-        rd_ptr = Signal(range(MAX_FRAME + 1))
+        rd_ptr = Signal(range(2 * MAX_FRAME + 1))
         m.d.comb += br.addr.eq(rd_ptr)
         m.d.comb += [snap.state.eq(est), snap.precision.eq(prec),
                      snap.flags.eq(eng.status.as_value()), snap.cycles.eq(cycles),
@@ -352,28 +355,37 @@ class CommandUnit(wiring.Component):
         beat_bytes = {c: region_value(v.region, [nbytes[r] for r in Region], f"{c}_beat_bytes")
                       for c, v in (("wm", wm), ("rm", rm))}
 
+        # reception runs beside execution into the other bank of the frame buffer, so a frame
+        # that arrives while the previous one executes (a pipelining host) is not lost
+        rx_bank, ex_bank = Signal(), Signal()
+        rx_full = Signal()                           # a decoded OK frame waits for the executor
+        rx_hdr = Signal(len(hdr_bits))
+        rx_fields = Signal(len(fields))
+        m.d.comb += [self.frame.ready.eq(~rx_full), self.verdict.ready.eq(~rx_full)]
+        pos = Signal.like(idx)
+        m.d.comb += pos.eq(Mux(self.frame.payload.first, 0, idx))
+        with m.If(self.frame.valid & self.frame.ready):
+            m.d.comb += [bw.addr.eq(Mux(rx_bank, MAX_FRAME + pos, pos)),
+                         bw.data.eq(self.frame.payload.data), bw.en.eq(pos < MAX_FRAME)]
+            m.d.sync += idx.eq(pos + 1)
+            for i in range(HEADER_BYTES):
+                with m.If(_is(pos, i)):
+                    m.d.sync += rx_hdr[8 * i:8 * i + 8].eq(self.frame.payload.data)
+            for i in range(nfields):
+                with m.If(pos == HEADER_BYTES + i):
+                    m.d.sync += rx_fields[8 * i:8 * i + 8].eq(self.frame.payload.data)
+        with m.If(self.verdict.valid & self.verdict.ready):
+            m.d.sync += idx.eq(0)
+            with m.If(_is(self.verdict.payload, ErrorCode.OK)):
+                m.d.sync += [frames_ok.eq(frames_ok + 1), activity.eq(~activity), rx_full.eq(1)]
+            with m.Else():
+                m.d.sync += [frames_bad.eq(frames_bad + 1),
+                             last_frame_error.eq(self.verdict.payload)]
+
         with m.If(state == _RECV):
-            m.d.comb += [self.frame.ready.eq(1), self.verdict.ready.eq(1)]
-            pos = Signal.like(idx)
-            m.d.comb += pos.eq(Mux(self.frame.payload.first, 0, idx))
-            with m.If(self.frame.valid):
-                m.d.comb += [bw.addr.eq(pos), bw.data.eq(self.frame.payload.data),
-                             bw.en.eq(pos < MAX_FRAME)]
-                m.d.sync += idx.eq(pos + 1)
-                for i in range(HEADER_BYTES):
-                    with m.If(_is(pos, i)):
-                        m.d.sync += hdr_bits[8 * i:8 * i + 8].eq(self.frame.payload.data)
-                for i in range(nfields):
-                    with m.If(pos == HEADER_BYTES + i):
-                        m.d.sync += fields[8 * i:8 * i + 8].eq(self.frame.payload.data)
-            with m.If(self.verdict.valid):
-                m.d.sync += idx.eq(0)
-                with m.If(_is(self.verdict.payload, ErrorCode.OK)):
-                    m.d.sync += [frames_ok.eq(frames_ok + 1), activity.eq(~activity),
-                                 state.eq(_CHECK)]
-                with m.Else():
-                    m.d.sync += [frames_bad.eq(frames_bad + 1),
-                                 last_frame_error.eq(self.verdict.payload)]
+            with m.If(rx_full):                      # hand the frame to the executor
+                m.d.sync += [hdr_bits.eq(rx_hdr), fields.eq(rx_fields), ex_bank.eq(rx_bank),
+                             rx_bank.eq(~rx_bank), rx_full.eq(0), state.eq(_CHECK)]
 
         with m.Elif(state == _CHECK):
             with m.If(~known):
@@ -392,7 +404,8 @@ class CommandUnit(wiring.Component):
                 reply(ErrorCode.OK, status_bytes)
             with m.Elif(cmd == Command.WRITE_MEM):
                 m.d.sync += [h_region.eq(wm.region), w_left.eq(n_data),
-                             rd_ptr.eq(HEADER_BYTES + fixed[Command.WRITE_MEM])]
+                             rd_ptr.eq(Mux(ex_bank, MAX_FRAME, 0) + HEADER_BYTES
+                                       + fixed[Command.WRITE_MEM])]
                 start_div(wm.offset, beat_bytes["wm"])
             with m.Elif(cmd == Command.READ_MEM):
                 m.d.sync += [h_region.eq(rm.region), r_dlen.eq(rm.count)]

@@ -3,7 +3,8 @@ the UART pins with cocotbext-uart's line models (``link="uart"``), or the byte s
 and bursty stalls (``link="bytes"``).
 
 The config names the top's parameters (``TopParams.describe()``), the scenarios of
-:mod:`verif.top_scenarios` to run in order, and the stall rates. An idle tail follows the last
+:mod:`verif.top_scenarios` to run in order (``options``: keyword arguments per scenario), and the
+stall rates (byte streams) or the longest random pause before a request (UART). An idle tail follows the last
 scenario: the device must stay silent and still answer afterwards.
 """
 
@@ -75,7 +76,7 @@ async def top_scenarios(dut):
     await start_and_reset(dut)
     counts = {}
     for name in cfg["scenarios"]:
-        counts[name] = await SCENARIOS[name](host, tp, rng)
+        counts[name] = await SCENARIOS[name](host, tp, rng, **cfg.get("options", {}).get(name, {}))
         dut._log.info(f"TOP {tp.link} {name}: {counts[name]} (cycle {host.cycle})")
     await host.quiet(host.byte_cycles * 50 + 500)     # idle tail: nothing more on the line
     assert await host.ok(Command.CAPABILITIES) == tp.capabilities_bytes()

@@ -37,7 +37,7 @@ P2 = dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "i
 def test_top_pysim_commands_and_errors():
     """Every NACK path, retries, frame errors; random stalls on both byte streams."""
     out = _run(TopParams.make(link="bytes", weight_beats=64),
-               ["not_ready", "identity", "errors", "retries", "frame_errors"],
+               ["not_ready", "identity", "errors", "retries", "frame_errors", "pipelined"],
                idle=0.2, backpressure=0.2, burst=0.01)
     assert out["errors"]["nacks"] >= 25 and out["frame_errors"]["bad_frames"] == 6
 

@@ -407,7 +407,8 @@ def _top_params(v: dict):
              for k in ("weight_beats", "act_beats", "result_beats")}
     d = gemv.describe()
     return TopParams.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits",
-                                               "scale_bits", "format_sets", "max_k", "max_n")},
+                                               "scale_bits", "format_sets", "max_k", "max_n",
+                                               "lut") if k in d},
                           **beats, weight_mem=v["weight_mem"], link=v["link"],
                           clk_hz=parse_int("clk_hz", v["clk_hz"]), baud=parse_int("baud", v["baud"]),
                           leds=parse_int("leds", v["leds"]))

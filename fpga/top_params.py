@@ -9,7 +9,8 @@ component exists; a bad value is a :class:`bitmix.errors.BitmixError` naming it.
 Parameters
 ----------
 The GEMV engine's (:meth:`hw.gemv_params.GemvParams.make`: rows, lanes, group_size, act_bits,
-scale_bits, format_sets, max_k, max_n), and:
+scale_bits, format_sets, max_k, max_n, and ``lut``, the shift-add LUT path: None = not generated,
+descriptor ``path`` 1 is then BAD_FIELD), and:
 
 weight_beats, act_beats, result_beats : depth of the three memory regions in beats of the
     engine's ``weights``, ``acts`` and ``results`` streams. Each beat is stored as
@@ -52,7 +53,8 @@ DEFAULT_WEIGHT_BEATS = 2048
 MAX_REGION_BEATS = 1 << 20
 MAX_LEDS = 8
 
-_GEMV_KEYS = ("rows", "lanes", "group_size", "act_bits", "scale_bits", "format_sets", "max_k", "max_n")
+_GEMV_KEYS = ("rows", "lanes", "group_size", "act_bits", "scale_bits", "format_sets", "max_k", "max_n",
+              "lut")
 
 
 def _beats(name: str, value, default: int) -> int:
@@ -83,10 +85,10 @@ class TopParams:
              weight_beats: int | None = None, act_beats: int | None = None,
              result_beats: int | None = None, weight_mem: str = "bram",
              clk_hz: int = 12_000_000, baud: int = 3_000_000, link: str = "uart",
-             leds: int = 4) -> TopParams:
+             leds: int = 4, lut=None) -> TopParams:
         gemv = GemvParams.make(rows=rows, lanes=lanes, group_size=group_size, act_bits=act_bits,
                                scale_bits=scale_bits, format_sets=format_sets, max_k=max_k,
-                               max_n=max_n)
+                               max_n=max_n, lut=lut)
         if isinstance(clk_hz, bool) or not isinstance(clk_hz, int) or clk_hz <= 0 or clk_hz >= 1 << 32:
             raise BitmixError(f"clk_hz must be a positive integer below 2**32, got {clk_hz!r}")
         UARTParams.make(clk_hz=clk_hz, baud=baud)
@@ -151,6 +153,12 @@ class TopParams:
     @cached_property
     def region_bytes(self) -> dict[protocol.Region, int]:
         return {r: self.region_beats[r] * self.region_beat_bytes[r] for r in protocol.Region}
+
+    @property
+    def max_precision(self) -> int:
+        """Largest SET_PRECISION value: terms per weight (path 0) or planes (LUT path)."""
+        g = self.gemv
+        return max(g.max_terms, g.lut.max_planes if g.lut else 0)
 
     @property
     def desc_bytes(self) -> int:

@@ -173,7 +173,9 @@ class CommandUnit(wiring.Component):
         layer_valid = Signal()
         layer_desc = Signal(cmd_layout.size)
         layer_acts = Signal(range(tp.act_beats + 1))
-        layer_weights = Signal(range(tp.weight_beats + 1))
+        layer_weights = Signal(range(tp.weight_beats + 1))    # beats per plane read (path 1)
+        layer_path1 = Signal()
+        layer_planes = Signal(8)
         flush = Signal()                               # stop the feeders (abort, reset, error)
         running = Signal()
         m.d.comb += [running.eq(est == EngineState.RUNNING), self.state.eq(est),
@@ -272,10 +274,14 @@ class CommandUnit(wiring.Component):
         k, n = desc.k, desc.n
         log2g = g.log2_group
         pad_bits = fields[cmd_layout.size:8 * desc_bytes]
+        if g.lut is not None:                        # path 1: planes 1..q, the format set unused
+            bad_path = Mux(desc.path, ~desc.planes.any() | (desc.planes > g.lut.max_planes),
+                           desc.fmt_set >= len(g.format_sets))
+        else:
+            bad_path = (desc.fmt_set >= len(g.format_sets)) | desc.path.any()
         m.d.comb += bad_desc.eq(
             ~k.any() | (k[:log2g].any() if log2g else 0) | (k > g.max_k) | ~n.any() | (n > g.max_n)
-            | (desc.fmt_set >= len(g.format_sets)) | desc.path.any()
-            | (pad_bits.any() if len(pad_bits) else 0))
+            | bad_path | (pad_bits.any() if len(pad_bits) else 0))
         wm_size = region_value(wm.region, [size[r] for r in Region], "wm_size")
         rm_size = region_value(rm.region, [size[r] for r in Region], "rm_size")
         with m.If(cmd == Command.WRITE_MEM):
@@ -301,7 +307,7 @@ class CommandUnit(wiring.Component):
             with m.Elif(est != EngineState.DONE):
                 m.d.comb += err.eq(ErrorCode.NOT_READY)
         with m.Elif(cmd == Command.SET_PRECISION):
-            with m.If(sp.precision > g.max_terms):
+            with m.If(sp.precision > tp.max_precision):
                 m.d.comb += err.eq(ErrorCode.BAD_FIELD)
             with m.Elif(running):
                 m.d.comb += err.eq(ErrorCode.BUSY)
@@ -350,8 +356,24 @@ class CommandUnit(wiring.Component):
         nblocks = dv_q[:max(1, (-(-g.max_n // g.rows)).bit_length())]   # N <= max N was checked
         kbeats = Signal(range(g.max_k + 1))
         m.d.comb += kbeats.eq(desc.k >> (g.lanes.bit_length() - 1))
-        wbeats = Signal(len(nblocks) + kbeats.shape().width)
+        wbeats = Signal(len(nblocks) + kbeats.shape().width)      # path 1: per plane
         m.d.comb += wbeats.eq(nblocks * kbeats)
+        # the weight stream of a layer: path 0 one beat per word; path 1 one per word and plane
+        # read, p = precision capped by the stored planes q (golden.bcq_layout.EngineLutLayout),
+        # so the region must hold the q-plane stream and RUN streams the p-plane one
+        lut_path = g.lut is not None
+        max_wbeats = Signal(len(wbeats) + 8)
+        m.d.comb += max_wbeats.eq(wbeats * desc.planes if lut_path else wbeats)
+        if lut_path:
+            with m.If(~desc.path):
+                m.d.comb += max_wbeats.eq(wbeats)
+        run_weights = Signal(len(layer_weights) + 8)
+        m.d.comb += run_weights.eq(layer_weights)
+        if lut_path:
+            p_read = Signal(8)
+            m.d.comb += p_read.eq(Mux(prec.any() & (prec < layer_planes), prec, layer_planes))
+            with m.If(layer_path1):
+                m.d.comb += run_weights.eq(layer_weights * p_read)
         beat_bytes = {c: region_value(v.region, [nbytes[r] for r in Region], f"{c}_beat_bytes")
                       for c, v in (("wm", wm), ("rm", rm))}
 
@@ -462,7 +484,7 @@ class CommandUnit(wiring.Component):
                 reply(ErrorCode.OK)
 
         with m.Elif(state == _LOAD):
-            with m.If((wbeats > tp.weight_beats) | (kbeats > tp.act_beats)
+            with m.If((max_wbeats > tp.weight_beats) | (kbeats > tp.act_beats)
                       | (nblocks > tp.result_beats)):
                 reply(ErrorCode.OUT_OF_BOUNDS)
             with m.Elif(running):
@@ -470,6 +492,8 @@ class CommandUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [layer_valid.eq(1), layer_desc.eq(desc.as_value()),
                              layer_acts.eq(kbeats), layer_weights.eq(wbeats)]
+                if lut_path:
+                    m.d.sync += [layer_path1.eq(desc.path), layer_planes.eq(desc.planes)]
                 reply(ErrorCode.OK)
 
         with m.Elif(state == _RUN_START):
@@ -478,7 +502,7 @@ class CommandUnit(wiring.Component):
             with m.If(eng.cmd.valid & eng.cmd.ready):
                 a_left, a_addr, _, _ = feeds[Region.ACTIVATIONS]
                 f_left, f_addr, _, _ = feeds[Region.WEIGHTS]
-                m.d.sync += [a_left.eq(layer_acts), a_addr.eq(0), f_left.eq(layer_weights),
+                m.d.sync += [a_left.eq(layer_acts), a_addr.eq(0), f_left.eq(run_weights),
                              f_addr.eq(0), res_addr.eq(0), cycles.eq(0),
                              est.eq(EngineState.RUNNING), state.eq(_RUN_CHECK)]
 

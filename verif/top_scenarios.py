@@ -165,7 +165,8 @@ async def errors(host, tp: TopParams, rng: random.Random) -> dict:
         return pack_bytes(PAYLOADS[C.READ_MEM], **kw)
 
     def desc(**kw):
-        f = {"k": g.group_size, "n": 1, "fmt_set": 0, "path": 0, **kw}
+        f = {"k": g.group_size, "n": 1, "fmt_set": 0, "path": 0,
+             **({"planes": 0} if g.lut else {}), **kw}
         return lay.cmd.pack(**f).to_bytes(tp.desc_bytes, "little")
 
     cases = [
@@ -179,13 +180,15 @@ async def errors(host, tp: TopParams, rng: random.Random) -> dict:
         (C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01", region=3, offset=0), E.BAD_FIELD),
         (C.READ_MEM, rm(region=3, offset=0, count=1), E.BAD_FIELD),
         (C.READ_MEM, rm(region=0, offset=0, count=MAX_PAYLOAD), E.BAD_FIELD),
-        (C.SET_PRECISION, bytes([g.max_terms + 1]), E.BAD_FIELD),
+        (C.SET_PRECISION, bytes([tp.max_precision + 1]), E.BAD_FIELD),
         (C.LOAD_LAYER, desc(k=0), E.BAD_FIELD), (C.LOAD_LAYER, desc(k=g.group_size + g.lanes), E.BAD_FIELD),
         (C.LOAD_LAYER, desc(k=g.max_k + g.group_size), E.BAD_FIELD), (C.LOAD_LAYER, desc(n=0), E.BAD_FIELD),
         (C.LOAD_LAYER, desc(n=g.max_n + 1), E.BAD_FIELD),
         (C.LOAD_LAYER, desc(fmt_set=len(g.format_sets)), E.BAD_FIELD)
         if len(g.format_sets) < 1 << lay.set_bits else None,
-        (C.LOAD_LAYER, desc(path=1), E.BAD_FIELD),
+        *([(C.LOAD_LAYER, desc(path=1, planes=0), E.BAD_FIELD),
+           (C.LOAD_LAYER, desc(path=1, planes=g.lut.max_planes + 1), E.BAD_FIELD)]
+          if g.lut else [(C.LOAD_LAYER, desc(path=1), E.BAD_FIELD)]),
         (C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01\x02", region=0, offset=wsize - 1), E.OUT_OF_BOUNDS),
         (C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01", region=1, offset=0xFFFFFFFF), E.OUT_OF_BOUNDS),
         (C.READ_MEM, rm(region=0, offset=wsize - 10, count=11), E.OUT_OF_BOUNDS),
@@ -228,7 +231,7 @@ async def retries(host, tp: TopParams, rng: random.Random) -> dict:
     assert await read_region(host, Region.ACTIVATIONS, off, 4) == first, "a retried WRITE_MEM executed"
     # a retried NACK repeats its code, even though the retry itself would be legal now
     seq = host.next_seq()
-    await host.nack(C.SET_PRECISION, bytes([tp.gemv.max_terms + 1]), E.BAD_FIELD, seq=seq)
+    await host.nack(C.SET_PRECISION, bytes([tp.max_precision + 1]), E.BAD_FIELD, seq=seq)
     await host.nack(C.SET_PRECISION, bytes([0]), E.BAD_FIELD, "retried SET_PRECISION", seq=seq)
     # same seq, other command: a new request (STATUS), after which the same SET_PRECISION
     # is no longer a retry
@@ -328,6 +331,42 @@ async def gemvs(host, tp: TopParams, rng: random.Random, count: int = 4) -> dict
     return {"gemvs": count, "cycles": cycles}
 
 
+async def lut_gemvs(host, tp: TopParams, rng: random.Random) -> dict:
+    """GEMVs on the shift-add LUT path (descriptor ``path`` 1) at every stored plane count q and
+    precision p, bit-exact with golden (verif.lut_stimulus.expected); then a bit-serial GEMV."""
+    from verif import lut_stimulus as ls
+    from verif.gemv_scenarios import lut_qp
+
+    g = tp.gemv
+    if g.lut is None:
+        return {"skipped": 1}
+    lay, llay = g.layout, g.lut_layout
+    step = max(g.group_size, g.lanes)
+    n_done = 0
+    for q, prec in lut_qp(g):
+        k = step * rng.randint(1, max(1, min(g.max_k // step, 2)))
+        n = rng.randint(1, 2 * g.rows + 1)
+        gs = rng.choice([x for x in (8, 16, 32) if k % x == 0])
+        lg = ls.random_gemv(g.lut, rng, q, "row", n, k, gs, prec)
+        w = lay.to_bytes(llay.weight_beats(lg.bw, prec or None))
+        ab = tp.region_beat_bytes[Region.ACTIVATIONS]
+        a = b"".join(x.to_bytes(ab, "little") for x in lay.act_beats(lg.x))
+        d = lay.cmd_word(k=k, n=n, path=1, planes=q).to_bytes(tp.desc_bytes, "little")
+        await write_region(host, Region.WEIGHTS, 0, w)
+        await write_region(host, Region.ACTIVATIONS, 0, a)
+        await host.ok(C.LOAD_LAYER, d)
+        await host.ok(C.SET_PRECISION, bytes([prec]))
+        await host.ok(C.RUN)
+        st = await wait_done(host)
+        assert st["state"] == EngineState.DONE, st
+        nres = lay.blocks(n) * tp.region_beat_bytes[Region.RESULTS]
+        got = results_of(tp, await read_region(host, Region.RESULTS, 0, nres, cmd=C.READ_RESULTS), n)
+        assert got == ls.expected(g.lut, lg), f"LUT path q={q} p={prec} N={n} K={k} differs"
+        n_done += 1
+    await run_gemv(host, tp, random_gemv(g, rng, g.rows + 1, g.group_size, 0, 0, note="after LUT"))
+    return {"lut_gemvs": n_done}
+
+
 async def busy(host, tp: TopParams, rng: random.Random, exact: bool = True) -> dict:
     """A request during a run gets its defined answer; ABORT stops the run; RESET clears the
     error flags; the next run completes (bit-exact with golden when ``exact``).
@@ -420,4 +459,4 @@ async def engine_error(host, tp: TopParams, rng: random.Random) -> dict:
 #: name -> scenario; ``not_ready`` must run first on a fresh device.
 SCENARIOS = {"not_ready": not_ready, "identity": identity, "memories": memories, "errors": errors,
              "retries": retries, "frame_errors": frame_errors, "pipelined": pipelined,
-             "gemvs": gemvs, "busy": busy, "engine_error": engine_error}
+             "gemvs": gemvs, "lut_gemvs": lut_gemvs, "busy": busy, "engine_error": engine_error}

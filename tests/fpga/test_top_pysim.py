@@ -31,7 +31,7 @@ def _run(tp, names, seed=1, **stalls):
 
 
 P2 = dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "int4"), max_k=256,
-          max_n=40, weight_beats=256)
+          max_n=40, weight_beats=256, lut={"max_planes": 3})
 
 
 def test_top_pysim_commands_and_errors():
@@ -42,9 +42,10 @@ def test_top_pysim_commands_and_errors():
     assert out["errors"]["nacks"] >= 25 and out["frame_errors"]["bad_frames"] == 6
 
 
-def test_top_pysim_gemv_and_engine_error():
-    """GEMVs at every precision of both format sets, bit-exact; a bad format id is an engine
-    error that RESET clears."""
-    out = _run(TopParams.make(link="bytes", **P2), ["gemvs", "engine_error"], seed=2,
+def test_top_pysim_gemv_lut_and_engine_error():
+    """GEMVs at every precision of both format sets and on the LUT path, bit-exact; a bad format
+    id is an engine error that RESET clears."""
+    out = _run(TopParams.make(link="bytes", **P2), ["gemvs", "lut_gemvs", "engine_error"], seed=2,
                idle=0.1, backpressure=0.1)
     assert out["gemvs"]["gemvs"] == 4 and out["engine_error"] == {"errors": 1}
+    assert out["lut_gemvs"]["lut_gemvs"] == 5

@@ -10,15 +10,15 @@ from fpga.top_params import TopParams
 from verif.runner import run_cocotb
 
 #: Two parameter sets: R2 x L4 bitmod4 (block RAM), and R3 x L8 with two format sets (one with
-#: unused format ids, for the engine-error path).
+#: unused format ids, for the engine-error path) and the shift-add LUT path.
 PARAMS = {
     "p1": dict(rows=2, lanes=4, group_size=32, format_sets=("bitmod4",), max_k=256, max_n=64,
                weight_beats=512),
     "p2": dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "int4"),
-               max_k=256, max_n=40, weight_beats=256),
+               max_k=256, max_n=40, weight_beats=256, lut={"max_planes": 3}),
 }
 ALL = ["not_ready", "identity", "errors", "memories", "retries", "frame_errors", "pipelined", "gemvs",
-       "busy", "engine_error"]
+       "lut_gemvs", "busy", "engine_error"]
 #: UART pins: bit-level is ~40x slower per byte than the byte streams, so the default suite runs
 #: a smaller set on a top with a weights region large enough that a run outlasts several
 #: requests (BUSY/ABORT/RESET are exercised on its unwritten contents, see top_scenarios.busy).

@@ -126,6 +126,24 @@ class HostBase:
             assert not data, f"NACK {code} carries data"
         return code, data
 
+    async def batch(self, requests, budget: int | None = None) -> list[tuple[int, bytes]]:
+        """Send ``(cmd, payload)`` requests back to back without waiting (a pipelining host);
+        return each one's ``(error code, data)``, checked to answer it in order."""
+        seqs = []
+        for cmd, payload in requests:
+            seqs.append(self.next_seq())
+            await self.send(encode_frame(seqs[-1], cmd, payload))
+        nbytes = sum(40 + len(p) for _, p in requests) + 600 * len(requests)
+        frames = await self.wait_frames(len(requests), budget or self.byte_cycles * nbytes + 4000)
+        out = []
+        for (cmd, _), seq, frame in zip(requests, seqs, frames):
+            assert isinstance(frame, Frame), f"damaged response to cmd 0x{cmd:02x}: {frame}"
+            rcmd, code, data = split_response(frame)
+            assert (frame.seq, rcmd) == (seq, cmd), \
+                f"response seq {frame.seq} cmd 0x{rcmd:02x} to request seq {seq} cmd 0x{cmd:02x}"
+            out.append((code, data))
+        return out
+
     async def ok(self, cmd: int, payload: bytes = b"", **kw) -> bytes:
         code, data = await self.request(cmd, payload, **kw)
         assert code == ErrorCode.OK, \

@@ -131,25 +131,25 @@ async def identity(host, tp: TopParams, rng: random.Random) -> dict:
 
 
 async def memories(host, tp: TopParams, rng: random.Random) -> dict:
-    """WRITE_MEM / READ_MEM at random and edge offsets (unaligned, the last byte, empty),
-    chunked, in the weights and activations regions; read-back equals what was written."""
+    """WRITE_MEM / READ_MEM at random and edge offsets (unaligned, the first and last bytes,
+    empty), chunked, in the weights and activations regions: each span is written over a zeroed
+    neighbourhood, which reads back as zeros around exactly the bytes written."""
     n = 0
     for region in (Region.WEIGHTS, Region.ACTIVATIONS):
         size = tp.region_bytes[region]
-        shadow = bytearray(size)
-        await write_region(host, region, 0, bytes(size))            # a known start
-        spans = [(0, min(size, 2 * MAX_PAYLOAD)), (size - 1, 1), (size - 3, 3), (size, 0)]
+        spans = [(0, min(size, MAX_PAYLOAD + 20)), (size - 1, 1), (size - 3, 3), (size, 0)]
         spans += [(o, rng.randint(1, min(size - o, 300))) for o in
                   (rng.randrange(size) for _ in range(4))]
         for off, cnt in spans:
+            lo, hi = max(0, off - 9), min(size, off + cnt + 9)
+            await write_region(host, region, lo, bytes(hi - lo))
             data = bytes(rng.randrange(256) for _ in range(cnt))
-            chunk = rng.choice([None, 1, 7, 64])
-            await write_region(host, region, off, data, chunk=chunk)
-            shadow[off:off + cnt] = data
+            await write_region(host, region, off, data, chunk=rng.choice([None, 1, 7, 64]))
+            want = bytes(off - lo) + data + bytes(hi - off - cnt)
+            back = await read_region(host, region, lo, hi - lo, chunk=rng.choice([MAX_PAYLOAD - 1, 100]))
+            assert back == want, f"{region.name} span {off}+{cnt}: read-back differs at byte " \
+                f"{lo + next(i for i in range(len(want)) if back[i] != want[i])}"
             n += 1
-        back = await read_region(host, region, 0, size, chunk=rng.choice([MAX_PAYLOAD - 1, 100]))
-        assert back == bytes(shadow), f"{region.name}: read-back differs at byte " \
-            f"{next(i for i in range(size) if back[i] != shadow[i])}"
         assert await host.ok(C.READ_MEM, request_payload(C.READ_MEM, region=region, offset=size,
                                                          count=0)) == b""
     return {"writes": n}
@@ -387,24 +387,28 @@ async def busy(host, tp: TopParams, rng: random.Random, exact: bool = True) -> d
     await write_region(host, Region.ACTIVATIONS, 0, a)
     await host.ok(C.LOAD_LAYER, d)
     await host.ok(C.SET_PRECISION, bytes([0]))
-    await host.ok(C.RUN)
-    st = await status(host)
-    assert st["state"] == EngineState.RUNNING, f"the run ended too soon to test BUSY: {st}"
-    await host.nack(C.RUN, b"", E.BUSY, "RUN while running")
-    await host.nack(C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01", region=0, offset=0), E.BUSY)
-    await host.nack(C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01", region=1, offset=0), E.BUSY)
-    await host.nack(C.LOAD_LAYER, d, E.BUSY)
-    await host.nack(C.SET_PRECISION, bytes([1]), E.BUSY)
-    await host.nack(C.READ_MEM, request_payload(C.READ_MEM, region=0, offset=0, count=4), E.BUSY)
-    await host.nack(C.READ_MEM, request_payload(C.READ_MEM, region=2, offset=0, count=4), E.BUSY)
-    await host.nack(C.READ_RESULTS, request_payload(C.READ_RESULTS, offset=0, count=4), E.NOT_READY)
-    assert await read_region(host, Region.ACTIVATIONS, 0, 16) == a[:16]
-    assert await host.ok(C.CAPABILITIES) == tp.capabilities_bytes()
-    st = await status(host)
-    assert st["state"] == EngineState.RUNNING, f"the run ended too soon to test ABORT: {st}"
-    await host.ok(C.ABORT)
-    st = await status(host)
-    assert st["state"] == EngineState.IDLE and st["flags"] >> _FLAG["err_abort"] & 1, st
+    # RUN, then every probe and ABORT back to back (pipelined), so they all land during the run
+    rr = request_payload(C.READ_RESULTS, offset=0, count=4)
+    probes = [
+        (C.RUN, b"", E.OK), (C.STATUS, b"", E.OK), (C.RUN, b"", E.BUSY),
+        (C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01", region=0, offset=0), E.BUSY),
+        (C.WRITE_MEM, request_payload(C.WRITE_MEM, b"\x01", region=1, offset=0), E.BUSY),
+        (C.LOAD_LAYER, d, E.BUSY), (C.SET_PRECISION, bytes([1]), E.BUSY),
+        (C.READ_MEM, request_payload(C.READ_MEM, region=0, offset=0, count=4), E.BUSY),
+        (C.READ_MEM, request_payload(C.READ_MEM, region=2, offset=0, count=4), E.BUSY),
+        (C.READ_RESULTS, rr, E.NOT_READY),
+        (C.READ_MEM, request_payload(C.READ_MEM, region=1, offset=0, count=8), E.OK),
+        (C.STATUS, b"", E.OK), (C.ABORT, b"", E.OK), (C.STATUS, b"", E.OK),
+    ]
+    answers = await host.batch([(c, pl) for c, pl, _ in probes])
+    for (c, _, want), (code, _data) in zip(probes, answers):
+        assert code == want, f"{C(c).name} during a run: {code}, want {want.name}"
+    sts = [unpack_bytes(RESPONSES[C.STATUS], dt) for (c, _, _), (_, dt) in zip(probes, answers)
+           if c == C.STATUS]
+    assert answers[10][1] == a[:8], "READ_MEM of the activations during a run"
+    assert sts[0]["state"] == sts[1]["state"] == EngineState.RUNNING, \
+        f"the run ended before ABORT (make the layer longer): {sts}"
+    assert sts[2]["state"] == EngineState.IDLE and sts[2]["flags"] >> _FLAG["err_abort"] & 1, sts
     await host.nack(C.READ_RESULTS, request_payload(C.READ_RESULTS, offset=0, count=4), E.NOT_READY)
     await host.ok(C.ABORT)                             # nothing running: a no-op
     await host.ok(C.RESET)

@@ -13,7 +13,7 @@ from verif.runner import run_cocotb
 #: unused format ids, for the engine-error path) and the shift-add LUT path.
 PARAMS = {
     "p1": dict(rows=2, lanes=4, group_size=32, format_sets=("bitmod4",), max_k=256, max_n=64,
-               weight_beats=512),
+               weight_beats=2048),
     "p2": dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "int4"),
                max_k=256, max_n=40, weight_beats=256, lut={"max_planes": 3}),
 }

@@ -133,8 +133,13 @@ def build_top(values: dict | None = None, *, link: str = DEFAULT_LINK):
         vals["link"] = link
     params = design.make_params(vals)
     tag = f"{TOP}_{link}_{getattr(params, 'hash', None) or params.tag}"
-    exe = build_board(design.build(params), tag=tag, info=design.info(params), link=link)
+    exe = _BUILT.get(tag)
+    if exe is None or not exe.exists():          # elaborating the top takes seconds: once per process
+        exe = _BUILT[tag] = build_board(design.build(params), tag=tag, info=design.info(params), link=link)
     return exe, params, exe.parent.parent / "rtl" / f"{TOP}.json"
+
+
+_BUILT: dict[str, Path] = {}
 
 
 class SimBoard:

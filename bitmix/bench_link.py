@@ -63,7 +63,7 @@ def register(bsub) -> None:
 def _board(link: str, values: dict):
     from bitmix.cmd_sim_board import start_board
 
-    return start_board(values, link=link)
+    return start_board(values, link=link, persist=True)   # several driver sessions per board
 
 
 def _stream(board, dev, data: bytes) -> dict:

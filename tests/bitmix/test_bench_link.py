@@ -10,7 +10,7 @@ from bitmix.cli import main
 
 
 def test_bench_link_small(tmp_path, capsys):
-    assert main(["bench", "link", "--fuzz", "60", "--fuzz-uart", "20", "--gemvs", "2",
+    assert main(["bench", "link", "--fuzz", "30", "--fuzz-uart", "10", "--gemvs", "1",
                  "--flip", "5e-4", "--drop", "5e-4", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     r = json.loads((tmp_path / "link.json").read_text())
@@ -28,7 +28,7 @@ def test_bench_link_small(tmp_path, capsys):
     assert sum(f["bytes_dropped"].values()) + sum(f["bytes_flipped"].values()) > 0
     assert f["retries"] > 0 and f["recovered_requests"] > 0 and f["device_frames_dropped"] > 0
     assert [z["link"] for z in r["fuzz"]] == ["bytes", "uart"]
-    assert all(z["frames_bad_match"] for z in r["fuzz"]) and r["fuzz_sequences_total"] == 80
+    assert all(z["frames_bad_match"] for z in r["fuzz"]) and r["fuzz_sequences_total"] == 40
     assert f"**{pipe['efficiency']:.3f}**" in out and "0 wrong" in out
 
 

@@ -118,3 +118,21 @@ def test_engine_commands_reset_abort_and_not_ready(board):
         dev.abort()
         dev.reset()
         assert dev.status()["state"] is EngineState.IDLE
+
+
+def test_a_board_that_stops_answering_is_a_clear_error_then_recovers(board):
+    import os
+    import signal
+    import time
+
+    with Device.open(board.device, expect=board.params, progress=False, timeout=0.2, retries=2) as dev:
+        os.kill(board.pid, signal.SIGSTOP)                     # the board freezes
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(DeviceError, match=r"did not answer STATUS \(seq \d+\) after 3 tries") as e:
+                dev.status()
+            assert e.value.error is None and time.monotonic() - t0 < 3
+        finally:
+            os.kill(board.pid, signal.SIGCONT)
+        # the three tries reach the board when it resumes; their late answers are stale
+        assert dev.status()["state"] is EngineState.IDLE

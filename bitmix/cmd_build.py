@@ -64,7 +64,7 @@ def default_design() -> str:
 
 
 def register(sub) -> None:
-    from fpga.boards import BOARDS, DEFAULT_BAUD
+    from fpga.boards import BOARDS
 
     designs = board_designs()
     p = sub.add_parser("build", help="build a board's bitstream (YoWASP) with a resource and "
@@ -87,8 +87,9 @@ def register(sub) -> None:
     p.add_argument("--clk-mhz", type=float_in_range("--clk-mhz", 1.0, 400.0), default=None,
                    help="system clock requested from the PLL (default: the board's, see above); "
                         "the nearest the PLL makes is used and reported")
-    p.add_argument("--baud", type=int_in_range("--baud", 1200), default=DEFAULT_BAUD,
-                   help=f"host-link baud rate (default {DEFAULT_BAUD})")
+    p.add_argument("--baud", type=int_in_range("--baud", 1200), default=None,
+                   help="host-link baud rate (default: the board's, "
+                        + ", ".join(f"{b.name} {b.baud}" for b in BOARDS.values()) + ")")
     p.add_argument("--seed", type=int_in_range("--seed", 0), default=1,
                    help="nextpnr placer seed (default 1)")
     p.add_argument("--out", default=None, help="build folder (default build/<board>/<design>_<tag>)")
@@ -129,7 +130,7 @@ def run(args) -> int:
     report = build_bitstream(board.name, lambda _plan: _build_core(design, params, board),
                              tag=(params.tag if params.tag.startswith(design.name)
                                   else f"{design.name}_{params.tag}"), sys_hz=plan.requested_hz,
-                             baud=args.baud, seed=args.seed, out=args.out,
+                             baud=plan.baud, seed=args.seed, out=args.out,
                              info=design.info(params), progress=not args.json)
     if args.json:
         print(json.dumps(report))

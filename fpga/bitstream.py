@@ -35,7 +35,7 @@ import zlib
 from pathlib import Path
 
 from bitmix.errors import BitmixError
-from fpga.boards import DEFAULT_BAUD, clock_plan, get_board
+from fpga.boards import clock_plan, get_board
 from fpga.logs import classify_cells, nofit_from_log, parse_nextpnr_log, parse_yosys_stat
 from fpga.synth import ECP5_ABC_FALLBACK, DoesNotFit, _critical_path, _run, abc9_crashed
 
@@ -132,7 +132,7 @@ def _env() -> dict:
 
 
 def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | None = None,
-                    baud: int = DEFAULT_BAUD, seed: int = 1, out: str | Path | None = None,
+                    baud: int | None = None, seed: int = 1, out: str | Path | None = None,
                     info: dict | None = None, progress: bool = True) -> dict:
     """Build the bitstream of ``make_core(plan)`` on board ``board_name``; return the report.
 

@@ -20,7 +20,8 @@ from fpga.pll import pll_for
 
 __all__ = ["Board", "BOARDS", "get_board", "ClockPlan", "clock_plan", "DEFAULT_BAUD"]
 
-#: Host-link baud rate: the FTDI bridges of iCEBreaker (FT2232H) and ULX3S (FT231X) do 3 Mbaud.
+#: Host-link baud rate unless a board says otherwise (Board.baud): the FTDI bridges of
+#: iCEBreaker (FT2232H) and ULX3S (FT231X) do 3 Mbaud.
 DEFAULT_BAUD = 3_000_000
 
 
@@ -32,9 +33,10 @@ class Board:
     family: str                 #: "ice40" | "ecp5"
     device: str                 #: fpga.targets name (capacity of the device)
     osc_hz: float               #: on-board oscillator
-    #: default system clock requested from the PLL: the fastest with an exact 3 Mbaud divisor
-    #: at which the device top (default parameters) meets timing today; issue 10's targets
-    #: (iCE40 24 MHz, ECP5-85F 75 MHz) wait on the top's reply path (see README, "Boards")
+    #: default system clock requested from the PLL and host-link baud rate: the fastest clock
+    #: with an exact UART divisor at which the device top (default parameters) meets timing
+    #: today; issue 10's targets (iCE40 24 MHz, ECP5-85F 75 MHz) wait on the top's critical
+    #: paths (see README, "Boards")
     sys_hz: float
     link: str                   #: "uart" (USB-UART bridge on board) | "usb-acm" (gateware USB)
     leds: tuple                 #: (resource name, number) of each LED, in order
@@ -44,6 +46,7 @@ class Board:
     flash: bool
     connect: str
     sram_note: str = ""         #: why SRAM programming is not offered
+    baud: int = DEFAULT_BAUD
     #: design option values this board uses unless the user gives them (``bitmix build``)
     design_defaults: tuple = ()
 
@@ -61,7 +64,7 @@ BOARDS = {
     "icebreaker": Board(
         name="icebreaker", title="1BitSquared iCEBreaker (iCE40UP5K-SG48)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
-        device="ice40-up5k", osc_hz=12e6, sys_hz=18e6, link="uart",
+        device="ice40-up5k", osc_hz=12e6, sys_hz=16.125e6, baud=2_000_000, link="uart",
         leds=(("led_g", 0), ("led_r", 0)), ofl_board="ice40_generic", sram=False, flash=True,
         connect="its FT2232H USB port",
         sram_note="openFPGALoader writes the iCE40's SPI flash only (an SRAM load needs iceprog "
@@ -124,9 +127,11 @@ class ClockPlan:
                          "error_pct": round(100 * self.baud_error, 4)}}
 
 
-def clock_plan(board: Board, sys_hz: float | None = None, baud: int = DEFAULT_BAUD) -> ClockPlan:
-    """The PLL setting nearest ``sys_hz`` (default: the board's) and the UART divisor for
-    ``baud`` at the clock actually achieved (``hw.uart.UARTParams`` refuses too large an error)."""
+def clock_plan(board: Board, sys_hz: float | None = None, baud: int | None = None) -> ClockPlan:
+    """The PLL setting nearest ``sys_hz`` and the UART divisor for ``baud`` (defaults: the
+    board's) at the clock actually achieved (``hw.uart.UARTParams`` refuses too large an
+    error)."""
+    baud = board.baud if baud is None else baud
     from hw.uart import UARTParams
 
     want = float(sys_hz if sys_hz is not None else board.sys_hz)

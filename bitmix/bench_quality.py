@@ -96,6 +96,8 @@ def _orderings() -> list[tuple[str, str, str]]:
     out.append(("bitmod4 < mxfp4", "bitmod4-rtn", "mxfp4"))
     out.append(("GPTQ improves BCQ3 (shiftadd3 < bcq3)", "shiftadd3", "bcq3-rtn"))
     out.append(("GPTQ improves BCQ2 (shiftadd2 < bcq2)", "shiftadd2", "bcq2-rtn"))
+    out.append(("ShiftAdd3 Acc < Lat", "shiftadd3", "shiftadd3-lat"))
+    out.append(("ShiftAdd2 Acc < Lat", "shiftadd2", "shiftadd2-lat"))
     out.append(("mix 2.2 < shiftadd2", "shiftadd-mix2.2", "shiftadd2"))
     out.append(("exact allocation < 80/20 heuristic", "shiftadd-mix2.2", "shiftadd-mix-80-20"))
     return out
@@ -426,6 +428,10 @@ def plot(result: dict, path) -> pathlib.Path:
                         fmt=fams.get(r["method"], "x"), ms=6, capsize=3, color=colors[i % len(colors)],
                         label=f"{r['label']} ({100 * ci['value']:+.2f} %)")
         ax.axhline(0, color="gray", ls="--", lw=1)
+        cis = [r["texts"][t]["degradation_ci"] for r in result["rows"] if r["texts"][t].get("degradation_ci")]
+        if max((c["hi"] for c in cis), default=0) > 1:   # > +100 %: a log axis keeps small ones readable
+            ax.set_yscale("symlog", linthresh=1)
+            ax.set_ylim(bottom=min([-1.0] + [150 * c["lo"] for c in cis]))
         ax.set_xlabel("effective bits per weight (incl. metadata)")
         ax.set_ylabel("perplexity degradation vs float, % (95 % CI)")
         ax.set_title(f"{result['model_name']}: {t} ({result['texts'][t]['windows']} windows of "

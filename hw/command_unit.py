@@ -57,7 +57,8 @@ from golden.protocol import (
     ErrorCode,
     Region,
 )
-from hw.interfaces import command_unit_signature, struct_layout
+from hw.interfaces import command_unit_signature, frame_in_layout, struct_layout
+from hw.skid import SkidBuffer
 
 __all__ = ["CommandUnit", "PURE_COMMANDS", "payload_bytes"]
 
@@ -142,6 +143,11 @@ class CommandUnit(wiring.Component):
         eng = self.engine
 
         state = Signal(range(_REPLY + 1), init=_RECV)
+        # the reply leaves through a skid buffer: no combinational path from the region's read
+        # data and the byte multiplexers into the frame encoder's CRC, nor from its ready back
+        m.submodules.reply_skid = skid = SkidBuffer(frame_in_layout())
+        wiring.connect(m, skid.o, wiring.flipped(self.reply))
+        rep = skid.i
 
         # ---------------------------------------------------------------- frame reception
         m.submodules.buf = buf = Memory(shape=8, depth=2 * MAX_FRAME, init=[])   # two banks
@@ -524,16 +530,16 @@ class CommandUnit(wiring.Component):
             m.d.comb += is_data.eq(ri > HEADER_BYTES)
             _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
                     default=Mux(r_mem, h_rbyte, shreg[:8]))
-            m.d.comb += [self.reply.valid.eq(~(r_mem & is_data) | have_word),
-                         self.reply.payload.data.eq(byte),
-                         self.reply.payload.last.eq(ri == last_ri)]
+            m.d.comb += [rep.valid.eq(~(r_mem & is_data) | have_word),
+                         rep.payload.data.eq(byte),
+                         rep.payload.last.eq(ri == last_ri)]
             # region bytes: read a beat, send its bytes from h_lane on, read the next one
             with m.If(r_mem & ~have_word & ~pending & r_dlen.any()):
                 m.d.comb += h_re.eq(1)
                 m.d.sync += pending.eq(1)
             with m.If(pending):
                 m.d.sync += [pending.eq(0), have_word.eq(1)]
-            with m.If(self.reply.valid & self.reply.ready):
+            with m.If(rep.valid & rep.ready):
                 m.d.sync += ri.eq(ri + 1)
                 with m.If(is_data):
                     m.d.sync += shreg.eq(shreg >> 8)
@@ -542,7 +548,7 @@ class CommandUnit(wiring.Component):
                             m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1), have_word.eq(0)]
                         with m.Else():
                             m.d.sync += h_lane.eq(h_lane + 1)
-                with m.If(self.reply.payload.last):
+                with m.If(rep.payload.last):
                     m.d.sync += [prev_valid.eq(1), prev_seq.eq(hdr.seq), prev_cmd.eq(hdr.cmd),
                                  prev_err.eq(r_err), have_word.eq(0), state.eq(_RECV)]
         return m

@@ -14,14 +14,18 @@ synthesis density and the BitMoD comparison, measured in one run (JSON + table).
   same L, and the density lane-terms per cycle per 1,000 LUTs (engine R·L, dot unit L), ratioed.
 * **BitMoD**: ``golden.cycle_model.bitmod_table`` (BitMoD's simulator, reproduced) with this
   engine's R, L as the comparison row.
-* **Shift-add LUT path** (``--lut-rows R``, 0 = off; :mod:`hw.lut_unit`): the same sizes as BCQ
-  layers with q planes (row layout, group G), at every precision p: measured cycles on the
-  unit's C++ harness (:mod:`verif.lut_cpp`, results bit-exact vs golden.bcq), the exact model
-  ``golden.cycle_model.lut_rtl_cycles``, utilization = ideal ``N·K/8·p/R`` ÷ measured, the
-  ratio to full precision vs p/q, and the weight-stream bytes per GEMV (keys + scales). With
-  ``--synth``, the LUT unit is synthesized too and the density — weight-bit × activation
-  operations per cycle per 1,000 LUTs: LUT unit 8·R (one plane bit of 8 weights per row and
-  cycle), engine R·L·b/T (b-bit weights at T terms) — is compared side by side.
+* **Shift-add LUT path** (``--lut-planes Q``, 0 = off): the engine is built with its LUT path
+  (``lut=dict(max_planes=max(4, Q), table_inputs=μ)``, ``--lut-table-inputs``) and both paths
+  run on that one engine, side by side: the same sizes as BCQ layers with Q planes (row layout,
+  group G) at every precision p through ``cmd.path = 1`` on the same C++ harness (results
+  bit-exact vs golden.bcq), the exact model ``golden.cycle_model.gemv_lut_rtl_cycles``,
+  utilization = ideal ``N·K·p/(R·L)`` (one plane of R·L weights per cycle) ÷ measured, the ratio
+  to full precision vs p/q, and the weight bytes read per GEMV (whole beats of the engine's
+  weight port) vs p/q. With ``--synth``, Yosys (no place-and-route: the LUT path's takes far
+  longer than the brief's 15 minutes on a shared machine) counts the two compute arrays alone
+  (``hw.gemv_array.GemvArray``, ``hw.lut_array.LutArray``) and the engine with and without the
+  LUT path; the density — weight-bit × activation operations per cycle per 1,000 LUTs, from the
+  measured 1024² cycles (bit-serial: N·K·b, LUT path: N·K·p) — is compared side by side.
 """
 
 from __future__ import annotations
@@ -53,33 +57,35 @@ def register(bsub) -> None:
                         "slow). iCE40 uses --ice40-rows/--ice40-lanes (the UP5K has 5,280 LUTs)")
     p.add_argument("--ice40-rows", type=int_in_range("--ice40-rows", 1), default=2)
     p.add_argument("--ice40-lanes", type=int_in_range("--ice40-lanes", 1), default=4)
-    p.add_argument("--lut-rows", type=int_in_range("--lut-rows", 0), default=0,
-                   help="rows R of the shift-add LUT unit measured next to the engine (default 0 = off; "
-                        "e.g. 8; with --synth its ECP5 place-and-route is slow)")
-    p.add_argument("--lut-planes", type=int_in_range("--lut-planes", 1, 8), default=3,
-                   help="BCQ planes q of the LUT path's layers (default 3)")
+    p.add_argument("--lut-planes", type=int_in_range("--lut-planes", 0, 8), default=0,
+                   help="measure the engine's shift-add LUT path (cmd.path = 1) on BCQ layers of this "
+                        "many planes q, side by side with the bit-serial path on the same engine "
+                        "(default 0 = no LUT path; e.g. 3)")
+    p.add_argument("--lut-table-inputs", type=int, choices=(8, 4, 2), default=4,
+                   help="activations per hardware table of the LUT path (default 4)")
     p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
     p.add_argument("--out", default="build/bench", metavar="DIR", help="folder for hw.json")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     p.set_defaults(func=run)
 
 
-def _params(rows, lanes, group_size, sets, max_k, max_n=None):
+def _params(rows, lanes, group_size, sets, max_k, max_n=None, lut=None):
     from hw.gemv_params import GemvParams
 
     return GemvParams.make(rows=rows, lanes=lanes, group_size=group_size, format_sets=sets,
-                           max_k=max_k, max_n=max_n or max_k)
+                           max_k=max_k, max_n=max_n or max_k, lut=lut)
 
 
 def run_bench(*, rows=8, lanes=8, group_size=128, format_sets=("bitmod4",),
-              sizes=(1024, 4096), synth=(), ice40=(2, 4), seed=1, lut_rows=0, lut_planes=3,
+              sizes=(1024, 4096), synth=(), ice40=(2, 4), seed=1, lut_planes=0, lut_table_inputs=4,
               log=print) -> dict:
     from golden.cycle_model import EngineSpec, bitmod_table, gemv_ideal_cycles, gemv_rtl_cycles
     from verif.gemv_cpp import run_cpp
     from verif.gemv_stimulus import random_gemv
 
     t0 = time.monotonic()
-    p = _params(rows, lanes, group_size, tuple(format_sets), max(sizes))
+    lut = dict(max_planes=max(4, lut_planes), table_inputs=lut_table_inputs) if lut_planes else None
+    p = _params(rows, lanes, group_size, tuple(format_sets), max(sizes), lut=lut)
     rng = random.Random(seed)
     fs = p.format_sets[0]
     util, fastest = [], None
@@ -118,69 +124,91 @@ def run_bench(*, rows=8, lanes=8, group_size=128, format_sets=("bitmod4",),
               "targets": {"utilization_1024": 0.97, "utilization_4096": 0.99, "precision_ratio": 0.02}}
     for target in synth:
         result["synthesis"] += _synth_rows(p, target, ice40, log)
-    if lut_rows:
-        result["lut"] = _lut_rows(lut_rows, lut_planes, group_size, sizes, rng, log)
+    if lut_planes:
+        result["lut"] = _lut_rows(p, lut_planes, sizes, rng, log)
         for target in synth:
             if not target.startswith("ice40"):
-                result["synthesis"] += _lut_synth_rows(p, result["lut"]["parameters"], target,
-                                                       result["synthesis"], log)
+                result["synthesis"] += _lut_synth_rows(p, target, util, result["lut"]["rows"], log)
     result["seconds"] = round(time.monotonic() - t0, 1)
     return result
 
 
-def _lut_rows(rows: int, q: int, group_size: int, sizes, rng, log) -> dict:
-    """The shift-add LUT path on q-plane BCQ layers of every size, at every precision."""
-    from golden.cycle_model import lut_ideal_cycles, lut_rtl_cycles
-    from hw.lut_params import LutParams
-    from verif.lut_cpp import run_lut_cpp
+def _lut_rows(p, q: int, sizes, rng, log) -> dict:
+    """The engine's LUT path on q-plane BCQ layers (row layout, group G) of every size, at every
+    precision, on the same engine (and C++ harness) as the bit-serial rows."""
+    from golden.cycle_model import gemv_lut_rtl_cycles
+    from verif.gemv_cpp import run_cpp
     from verif.lut_stimulus import random_gemv
 
-    lp = LutParams.make(rows=rows, max_planes=max(4, q), max_k=max(sizes), max_n=max(sizes))
     out = []
+    el = p.lut_layout
     for size in sizes:
         full = None
         for prec in range(q, 0, -1):
-            g = random_gemv(lp, rng, q, "row", size, size, group_size, 0 if prec == q else prec)
+            g = random_gemv(p.lut, rng, q, "row", size, size, p.group_size, 0 if prec == q else prec)
             log(f"[bench hw] LUT path {size}x{size} q={q} p={prec} on the C++ harness ...")
-            rec = run_lut_cpp(lp, [g])["gemvs"][0]
+            rec = run_cpp(p, [g])["gemvs"][0]
             measured = rec["last_result_cycle"] - rec["cmd_cycle"] + 1
-            model = lut_rtl_cycles(lp.layout, size, size, prec, latency=lp.latency)
-            ideal = lut_ideal_cycles(lp.layout, size, size, prec)
-            bits = lp.layout.stream_bits(g.bw, prec)
+            model = gemv_lut_rtl_cycles(p.layout, size, size, prec, latency=p.lut_latency)
+            ideal = model["ideal"]
+            by = el.stream_bytes(g.bw, prec)
             row = {"n": size, "k": size, "planes": q, "precision": prec, "measured_cycles": measured,
-                   "model_cycles": model["to_last_result"] + 1, "ideal_cycles": float(ideal),
-                   "utilization": float(ideal) / measured, "bit_exact": rec["bit_exact"],
-                   "weight_bytes": bits["total"] // 8, "key_bytes": bits["keys"] // 8}
+                   "model_cycles": model["to_last_result"] + 1,
+                   "model_error": (model["to_last_result"] + 1 - measured) / measured,
+                   "ideal_cycles": float(ideal), "utilization": float(ideal) / measured,
+                   "bit_exact": rec["bit_exact"], "weight_bytes": by["port"],
+                   "payload_bytes": by["payload"], "key_bytes": by["keys"]}
             full = full or row
             row["ratio_to_full"] = measured / full["measured_cycles"]
             row["ideal_ratio"] = prec / q
+            row["ratio_error"] = row["ratio_to_full"] / row["ideal_ratio"] - 1
             row["bytes_ratio"] = row["weight_bytes"] / full["weight_bytes"]
             out.append(row)
-    return {"parameters": lp.describe(), "derived": lp.derived(), "rows": out}
+    return {"parameters": p.describe()["lut"], "derived": {k: v for k, v in p.derived().items()
+                                                           if k.startswith("lut")},
+            "weight_beat_bytes": el.beat_bytes, "rows": out,
+            "targets": {"utilization": 0.95, "precision_ratio": 0.02, "density_vs_bit_serial": 2.0}}
 
 
-def _lut_synth_rows(p, lut_params: dict, target: str, rows: list[dict], log) -> list[dict]:
-    """The LUT unit beside the engine: weight-bit x activation operations per cycle per kLUT."""
-    from bitmix.designs import lut_unit_info
+def _lut_synth_rows(p, target: str, util: list[dict], lut_rows: list[dict], log) -> list[dict]:
+    """Yosys counts of the two compute arrays and of the engine with and without its LUT path;
+    density = weight-bit x activation operations per cycle (measured at the first size, full
+    precision) per 1,000 LUTs."""
+    import dataclasses
+
+    from bitmix.designs import gemv_info
     from fpga.synth import synthesize
-    from hw.lut_params import LutParams
-    from hw.lut_unit import LutUnit
+    from hw.gemv import GemvEngine
+    from hw.gemv_array import GemvArray
+    from hw.lut_array import LutArray
 
-    lp = LutParams.from_dict(lut_params)
-    log(f"[bench hw] synthesizing lut_unit ({lp.tag}) for {target} ...")
-    r = synthesize(LutUnit(lp), target, name="lut_unit", tag=lp.tag, info=lut_unit_info(lp))
     fs = p.format_sets[0]
-    gemv = next((x for x in rows if x["target"] == target and x["design"] == "gemv"), None)
+    bs = next(r for r in util if r["precision"] == 0)
+    lt = next(r for r in lut_rows if r["n"] == bs["n"] and r["precision"] == r["planes"])
+    ops = {"bit-serial": bs["n"] * bs["k"] * fs.bits / bs["measured_cycles"],
+           "lut": lt["n"] * lt["k"] * lt["planes"] / lt["measured_cycles"]}
+    plain = dataclasses.replace(p, lut=None)
+    mu = p.lut.table_inputs
     out = []
-    for kind, luts, ops, extra in (
-            ("gemv", gemv and gemv["luts"], p.rows * p.lanes * fs.bits / max(1, fs.max_terms), gemv),
-            ("lut_unit", r.get("luts"), 8 * lp.rows, r)):
-        out.append({"target": target, "design": f"{kind} (bit-ops)", "luts": luts,
-                    "ffs": extra and extra.get("ffs"), "fmax_mhz": extra and extra.get("fmax_mhz"),
-                    "weight_bit_ops_per_cycle": ops,
-                    "bit_ops_per_klut": ops / (luts / 1000) if luts else None})
-    if out[0]["bit_ops_per_klut"] and out[1]["bit_ops_per_klut"]:
-        out[1]["density_vs_gemv"] = out[1]["bit_ops_per_klut"] / out[0]["bit_ops_per_klut"]
+    for kind, path, comp, name, tag in (
+            ("array", "bit-serial", GemvArray(plain), "gemv_array", f"array_{plain.tag}"),
+            ("array", "lut", LutArray(p), "lut_array", f"lutarray_{p.tag}"),
+            ("engine", "bit-serial", GemvEngine(plain), "gemv", plain.tag),
+            ("engine", "both", GemvEngine(p), "gemv", p.tag)):
+        log(f"[bench hw] Yosys (no place-and-route) {name} ({tag}) for {target} ...")
+        r = synthesize(comp, target, name=name, tag=tag, info=gemv_info(p), place=False)
+        out.append({"target": target, "design": f"{kind}: {path}", "luts": r["luts"],
+                    "ffs": r["ffs"], "carries": r["carries"], "table_inputs": mu,
+                    "synthesis": "Yosys only"})
+    a_bs, a_lut, e_bs, e_both = out
+    for row, path, luts in ((a_bs, "bit-serial", a_bs["luts"]), (a_lut, "lut", a_lut["luts"]),
+                            (e_bs, "bit-serial", e_bs["luts"]),
+                            (e_both, "lut", e_both["luts"] - e_bs["luts"])):
+        row["weight_bit_ops_per_cycle"] = ops[path]
+        row["bit_ops_per_klut"] = ops[path] / (luts / 1000) if luts else None
+    e_both["design"] = "engine: + LUT path (increment)"
+    a_lut["density_vs_bit_serial"] = a_lut["bit_ops_per_klut"] / a_bs["bit_ops_per_klut"]
+    e_both["density_vs_bit_serial"] = e_both["bit_ops_per_klut"] / e_bs["bit_ops_per_klut"]
     return out
 
 
@@ -236,7 +264,8 @@ def format_table(res: dict) -> str:
                          f"{fm:>9} {r['lane_terms_per_cycle']:>14} {dn:>9} {vs:>7}")
     if res.get("lut"):
         lp = res["lut"]["parameters"]
-        lines += ["", f"Shift-add LUT path R={lp['rows']} (BCQ row layout, q planes; p = planes read)",
+        lines += ["", f"Shift-add LUT path of the same engine (cmd.path = 1, {lp['table_inputs']}-input "
+                      f"tables; BCQ row layout, q planes, p = planes read; bytes = weight-port beats)",
                   f"{'GEMV':>11} {'q':>2} {'p':>2} {'measured':>9} {'model':>9} {'ideal':>9} {'util':>6} "
                   f"{'ratio':>6} {'p/q':>6} {'bytes':>10} {'bytes r.':>8} {'bit-exact':>9}"]
         for r in res["lut"]["rows"]:
@@ -246,13 +275,15 @@ def format_table(res: dict) -> str:
                          f"{r['weight_bytes']:>10,} {r['bytes_ratio']:>8.4f} {str(r['bit_exact']):>9}")
     dens = [r for r in res["synthesis"] if "weight_bit_ops_per_cycle" in r]
     if dens:
-        lines += ["", f"{'target':>11} {'design':>18} {'LUTs':>7} {'bit-ops/cyc':>11} {'per kLUT':>9} "
-                      f"{'vs gemv':>7}"]
+        lines += ["", "Density (Yosys LUT4 counts, no place-and-route; weight-bit x activation ops "
+                      "per cycle at the first size, full precision)",
+                  f"{'target':>11} {'design':>31} {'LUTs':>7} {'FFs':>7} {'bit-ops/cyc':>11} "
+                  f"{'per kLUT':>9} {'vs bit-serial':>13}"]
         for r in dens:
             dn = f"{r['bit_ops_per_klut']:.2f}" if r["bit_ops_per_klut"] else "-"
-            vs = f"{r['density_vs_gemv']:.2f}" if r.get("density_vs_gemv") else ""
-            lines.append(f"{r['target']:>11} {r['design']:>18} {r['luts'] or '-':>7} "
-                         f"{r['weight_bit_ops_per_cycle']:>11.1f} {dn:>9} {vs:>7}")
+            vs = f"{r['density_vs_bit_serial']:.2f}" if r.get("density_vs_bit_serial") else ""
+            lines.append(f"{r['target']:>11} {r['design']:>31} {r['luts'] or '-':>7} {r['ffs'] or '-':>7} "
+                         f"{r['weight_bit_ops_per_cycle']:>11.1f} {dn:>9} {vs:>13}")
     lines += ["", "BitMoD simulator, Llama-2-7B, one decode step at context 256 (cycles, FP16 / x):"]
     for r in res["bitmod_decode_llama2_7b"]:
         lines.append(f"  {r['name']:<40} {r['cycles']:>14,} {r['vs_fp16']:>7.2f}x")
@@ -268,7 +299,8 @@ def run(args) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     res = run_bench(rows=args.rows, lanes=args.lanes, group_size=args.group_size, format_sets=sets,
                     sizes=sizes, synth=synth, ice40=(args.ice40_rows, args.ice40_lanes),
-                    seed=args.seed, lut_rows=args.lut_rows, lut_planes=args.lut_planes, log=log)
+                    seed=args.seed, lut_planes=args.lut_planes,
+                    lut_table_inputs=args.lut_table_inputs, log=log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hw.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -122,7 +122,7 @@ def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem
 
 def synthesize(component, target: str = "ice40-up5k", *, name: str, tag: str,
                info: dict | None = None, build_dir: str | Path | None = None,
-               seed: int | list[int] = 1) -> dict:
+               seed: int | list[int] = 1, place: bool = True) -> dict:
     """Synthesize + place-and-route any component for ``target``; return the measured numbers.
 
     ``name`` is its Verilog module name, ``tag`` names the build folder
@@ -131,18 +131,22 @@ def synthesize(component, target: str = "ice40-up5k", *, name: str, tag: str,
     nextpnr once per seed; the run with the median Fmax is reported, all Fmax values in
     ``fmax_mhz_by_seed``).
 
+    ``place=False`` stops after Yosys (resource counts, no Fmax): for designs whose
+    place-and-route takes too long on a shared machine.
+
     Raises :class:`DoesNotFit` if the design is larger than the device and
     :class:`BitmixError` (naming the tool and its log) if a tool fails.
     """
     from bitmix.elaborate import elaborate
 
     tgt = get_target(target)
-    out = Path(build_dir) if build_dir else Path("build") / "synth" / tag / tgt.name
+    out = Path(build_dir) if build_dir else Path("build") / "synth" / tag / (
+        tgt.name if place else f"{tgt.name}-synth-only")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     man = elaborate(component, out, name=name, info=info, run_lint=False)
     result = synthesize_verilog(out / man["verilog"], man["top"], man["ports"], target,
-                                out=out, seed=seed)
+                                out=out, seed=seed, place=place)
     result = {"target": result.pop("target"), "family": result.pop("family"), "tag": tag,
               "parameters": (info or {}).get("parameters"), **result,
               "seconds": round(time.monotonic() - t0, 2)}
@@ -151,7 +155,7 @@ def synthesize(component, target: str = "ice40-up5k", *, name: str, tag: str,
 
 
 def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target: str, *,
-                       out: str | Path, seed: int | list[int] = 1) -> dict:
+                       out: str | Path, seed: int | list[int] = 1, place: bool = True) -> dict:
     """Synthesize + place-and-route module ``top`` of the file ``verilog`` (ports as in the
     manifest: name, direction, width; clk/rst are the clock and reset) in folder ``out``."""
     from bitmix.tools import yowasp_env
@@ -180,6 +184,13 @@ def synthesize_verilog(verilog: str | Path, top: str, ports: list[dict], target:
         if used > avail:
             raise DoesNotFit(tgt.name, res_name, used, avail, syn["log"])
 
+    counts = {"luts": net("luts"), "ffs": net("ffs"), "carries": net("carries"),
+              "bram": net("bram"), "dsp": net("dsp")}
+    if not place:
+        return {"target": tgt.name, "family": tgt.family, "status": "synthesis only",
+                "method": ("out-of-context" if tgt.ooc else "wrapper (subtracted)"), **counts,
+                "lut_pct": round(100.0 * counts["luts"] / tgt.luts, 2), "cells": syn["cells"],
+                "abc9": syn["abc9"], "fmax_mhz": None, "logs": {"yosys": syn["log"]}}
     seeds = [seed] if isinstance(seed, int) else list(seed)
     runs = [_nextpnr(tgt, out, env, sd) for sd in seeds]
     # the run with the median Fmax (lower median for an even count) is the one reported

@@ -397,8 +397,8 @@ class EngineLutLayout:
             raise BitmixError(f"{what}: K = {bw.shape[1]} is not a multiple of {step} (the engine's "
                               f"L = {self.lanes} and G = {self.k_step})")
 
-    def weight_beats(self, bw: BCQWeight, p: int | None = None, what: str = "layer") -> list[int]:
-        """Beats in stream order at precision p (see the class docstring)."""
+    def _columns(self, bw: BCQWeight, p: int | None, what: str):
+        """Keys, signs, shifts of every beat in stream order: ``[beats, R*C]``, ``[beats, R*C*T]`` x 2."""
         self.check_weight(bw, what)
         p = self.lut.precision(bw, p)
         n, k = bw.shape
@@ -412,11 +412,25 @@ class EngineLutLayout:
             z = torch.zeros(s.shape[0], pad, *s.shape[2:], dtype=torch.int64)
             s, sh = torch.cat([s, z], 1), torch.cat([sh, z], 1)
         # beat (j, w, i): row r, chunk c -> [j, w, i, r, c]
-        kk = keys.reshape(p, nb, R, k // self.lanes, C).permute(1, 3, 0, 2, 4).reshape(-1, R * C)
-        ss = s[:p].reshape(p, nb, R, k // self.lanes, C, T).permute(1, 3, 0, 2, 4, 5).reshape(-1, R * C * T)
-        hh = sh[:p].reshape(p, nb, R, k // self.lanes, C, T).permute(1, 3, 0, 2, 4, 5).reshape(-1, R * C * T)
+        words = k // self.lanes
+        kk = keys.reshape(p, nb, R, words, C).permute(1, 3, 0, 2, 4).reshape(-1, R * C)
+        ss = s[:p].reshape(p, nb, R, words, C, T).permute(1, 3, 0, 2, 4, 5).reshape(-1, R * C * T)
+        hh = sh[:p].reshape(p, nb, R, words, C, T).permute(1, 3, 0, 2, 4, 5).reshape(-1, R * C * T)
+        return kk, ss, hh
+
+    def weight_beats(self, bw: BCQWeight, p: int | None = None, what: str = "layer") -> list[int]:
+        """Beats in stream order at precision p (see the class docstring)."""
+        kk, ss, hh = self._columns(bw, p, what)
         return [self.weights.pack(key=a, sign=b, shift=c)
                 for a, b, c in zip(kk.tolist(), ss.tolist(), hh.tolist())]
+
+    def weight_words(self, bw: BCQWeight, p: int | None = None, nwords: int | None = None,
+                     what: str = "layer"):
+        """The beats of :meth:`weight_beats`, vectorised (large layers): numpy ``[beats, words]``
+        uint32, ``nwords`` words per beat (default: the engine's weight beat)."""
+        kk, ss, hh = self._columns(bw, p, what)
+        return self.weights.pack_columns({"key": kk.numpy(), "sign": ss.numpy(), "shift": hh.numpy()},
+                                         nwords or -(-self.beat_bits // 32))
 
     def unpack_weights(self, beats: list[int], *, n: int, k: int, planes: int, layout: str,
                        group_size: int, e0: int, what: str = "stream") -> BCQWeight:

@@ -90,6 +90,28 @@ class Layout:
             off += f.size
         return out
 
+    def pack_columns(self, cols: dict, nwords: int | None = None):
+        """:meth:`pack` vectorised over many beats (large streams): ``cols[name]`` is an integer
+        array ``[beats, count]``; returns a numpy ``[beats, nwords]`` uint32 array, word w holding
+        beat bits ``32w .. 32w+31`` (default: as many words as the layout needs). Values are not
+        range-checked (the packers that call this check them); signed ones are masked."""
+        import numpy as np
+
+        nwords = nwords or -(-self.size // 32)
+        beats = len(next(iter(cols.values())))
+        out = np.zeros((beats, nwords + 1), dtype=np.uint64)
+        off = 0
+        for f in self.fields:
+            vals = np.asarray(cols[f.name], dtype=np.int64).reshape(beats, f.count)
+            vals = (vals & ((1 << f.width) - 1)).astype(np.uint64)
+            for e in range(f.count):
+                w, sh = divmod(off + e * f.width, 32)
+                v = vals[:, e] << np.uint64(sh)          # < 2**(31 + 16): fits in 64 bits
+                out[:, w] |= v & np.uint64(0xFFFFFFFF)
+                out[:, w + 1] |= v >> np.uint64(32)
+            off += f.size
+        return out[:, :nwords].astype(np.uint32)
+
     def rows(self) -> list[dict]:
         """One row per field (name, offset, width, count, signed, doc): documentation tables."""
         return [{"field": f.name, "offset": self.offset(f.name), "width": f.width,

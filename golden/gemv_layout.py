@@ -257,8 +257,6 @@ class GemvLayout:
     def weight_words(self, codes, fmt_ids, u, fmt_set: FormatSet | str, what: str = "layer"):
         """The same beats as :meth:`weight_beats`, vectorised (large layers): a numpy
         ``[beats, words]`` uint32 array, word w holding beat bits ``32w .. 32w+31``."""
-        import numpy as np
-
         codes, fmt_ids, u = (torch.as_tensor(t).to(torch.int64) for t in (codes, fmt_ids, u))
         n, k = codes.shape
         self.check_layer(n, k, what)
@@ -280,19 +278,7 @@ class GemvLayout:
         c = codes.reshape(nb, R, ng, B, L).permute(0, 2, 3, 1, 4).reshape(-1, R * L)
         f = fmt_ids.reshape(nb, R, ng).permute(0, 2, 1).repeat_interleave(B, 1).reshape(-1, R)
         s = u.reshape(nb, R, ng).permute(0, 2, 1).repeat_interleave(B, 1).reshape(-1, R)
-        cols = {"codes": c.numpy(), "fmt": f.numpy(), "u": s.numpy()}
-        nwords = -(-self.weights.size // 32)
-        out = np.zeros((c.shape[0], nwords + 1), dtype=np.uint64)
-        for fld in self.weights.fields:
-            base = self.weights.offset(fld.name)
-            vals = cols[fld.name].astype(np.uint64)
-            for e in range(fld.count):
-                bit = base + e * fld.width
-                w, sh = divmod(bit, 32)
-                v = vals[:, e] << np.uint64(sh)          # < 2**(31 + 16): fits in 64 bits
-                out[:, w] |= v & np.uint64(0xFFFFFFFF)
-                out[:, w + 1] |= v >> np.uint64(32)
-        return out[:, :nwords].astype(np.uint32)
+        return self.weights.pack_columns({"codes": c.numpy(), "fmt": f.numpy(), "u": s.numpy()})
 
     def to_bytes(self, beats: list[int]) -> bytes:
         nb = self.beat_bytes

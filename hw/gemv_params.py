@@ -17,7 +17,7 @@ max_k, max_n : the largest layer (K inputs, N outputs); max K sizes the activati
     (max_k / L words of L*A bits) and the row accumulators.
 lut : the shift-add LUT path (``cmd.path`` = 1), or ``None`` (default): no LUT logic is
     generated and path 1 is rejected. A mapping of :meth:`hw.lut_params.LutParams.make`'s
-    ``max_planes``, ``apot_terms``, ``shift_bits`` (rows, act_bits, max_k, max_n are the
+    ``max_planes``, ``apot_terms``, ``shift_bits``, ``table_inputs`` (rows, act_bits, max_k, max_n are the
     engine's); L must be a multiple of 8 and the LUT beat must fit the weight beat
     (:class:`golden.bcq_layout.EngineLutLayout`).
 
@@ -42,7 +42,7 @@ __all__ = ["GemvParams", "GEMV_LIMITS", "ARRAY_PIPELINE_DEPTH", "LUT_PATH_PIPELI
            "LUT_PATH_KEYS"]
 
 #: The LUT path's own generator parameters (the rest are the engine's).
-LUT_PATH_KEYS = ("max_planes", "apot_terms", "shift_bits")
+LUT_PATH_KEYS = ("max_planes", "apot_terms", "shift_bits", "table_inputs")
 #: Path 1 registers between a beat's issue and its row accumulator: the activation word (buffer
 #: read register) beside the beat, the L/8 tables, the looked-up sums, the shifted row sums.
 LUT_PATH_PIPELINE_DEPTH = 4
@@ -250,6 +250,7 @@ class GemvParams:
     @property
     def tag(self) -> str:
         sets = "+".join(fs.name for fs in self.format_sets)
-        lut = f"_lutQ{self.lut.max_planes}T{self.lut.apot_terms}E{self.lut.shift_bits}" if self.lut else ""
+        lut = (f"_lutQ{self.lut.max_planes}T{self.lut.apot_terms}E{self.lut.shift_bits}"
+               f"M{self.lut.table_inputs}" if self.lut else "")
         return (f"gemv_R{self.rows}_L{self.lanes}_G{self.group_size}_A{self.act_bits}_"
                 f"S{self.scale_bits}_{sets}{lut}_K{self.max_k}_N{self.max_n}_{self.hash[:8]}")

@@ -21,13 +21,13 @@ enable (``~stall``) freezes every stage while the output register waits for ``re
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 
-from golden.bcq_layout import KEY_BITS, LUT_ENTRIES
+from golden.bcq_layout import KEY_BITS
 from hw.gemv_params import GemvParams
 from hw.interfaces import lut_array_signature
-from hw.lut_unit import accumulate, apot_parts, build_table, lookup
+from hw.lut_unit import accumulate, apot_parts, build_tables, lookup, table_registers
 from hw.pe import tree_sum
 
 __all__ = ["LutArray"]
@@ -67,12 +67,12 @@ class LutArray(wiring.Component):
         s2, s2_beat = Signal(ctl), Signal(iss.beat.shape())
         tabs = []
         for c in range(C):
-            new = build_table(m, [self.x[KEY_BITS * c + j] for j in range(KEY_BITS)], lp.lut_bits,
-                              prefix=f"c{c}_")
-            tab = Array(Signal(signed(lp.lut_bits), name=f"lut{c}_{i}") for i in range(LUT_ENTRIES))
+            new = build_tables(m, [self.x[KEY_BITS * c + j] for j in range(KEY_BITS)], lp,
+                               prefix=f"c{c}_")
+            regs = table_registers(lp, prefix=f"c{c}_")
             with m.If(en):
-                m.d.sync += [t.eq(v) for t, v in zip(tab, new)]
-            tabs.append(tab)
+                m.d.sync += [t.eq(v) for tab, nw in zip(regs, new) for t, v in zip(tab, nw)]
+            tabs.append(regs)
         with m.If(en):
             m.d.sync += [s2.eq(s1), s2_beat.eq(s1_beat)]
 
@@ -87,8 +87,7 @@ class LutArray(wiring.Component):
             for r in range(R):
                 for c in range(C):
                     i = r * C + c
-                    m.d.sync += s3_sum[r][c].eq(lookup(m, tabs[c], s2_beat.key[i], lp.lut_bits,
-                                                       f"{r}_{c}"))
+                    m.d.sync += s3_sum[r][c].eq(lookup(m, tabs[c], s2_beat.key[i], lp, f"{r}_{c}"))
                     for t in range(T):
                         m.d.sync += [s3_terms[r][c][t].sign.eq(s2_beat.sign[i * T + t]),
                                      s3_terms[r][c][t].shift.eq(s2_beat.shift[i * T + t])]

@@ -37,35 +37,57 @@ from __future__ import annotations
 from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 
-from golden.bcq_layout import KEY_BITS, LUT_ENTRIES
+from golden.bcq_layout import KEY_BITS
 from hw.interfaces import lut_unit_signature
 from hw.lut_params import LutParams
 from hw.pe import tree_sum
 from hw.skid import SkidBuffer
 
-__all__ = ["LutUnit", "build_table", "lookup", "apot_parts", "accumulate"]
+__all__ = ["LutUnit", "build_tables", "table_registers", "lookup", "apot_parts", "accumulate"]
 
 #: Sequencer states. IDLE is not 0 (Yosys writes `x == 0` as `!x`, a Verilator lint warning).
 IDLE, RUN = 1, 2
 
 
-def build_table(m: Module, x, lut_bits: int, prefix: str = "") -> list[Signal]:
-    """The 128 stored entries for activations ``x[0..7]`` (keys with bit 7 = 0), combinational:
+def build_tables(m: Module, x, p: LutParams, prefix: str = "") -> list[list[Signal]]:
+    """The stored entries for activations ``x[0..7]``, combinational: one table per μ inputs
+    (μ = ``p.table_inputs``), each halved by mirror symmetry (its keys with the top bit 0):
     ``lut[0] = −Σ x``, ``lut[m + 2^s] = lut[m] + 2·x_s``."""
-    ent = [Signal(signed(lut_bits), name=f"{prefix}lut_new{i}") for i in range(LUT_ENTRIES)]
-    m.d.comb += ent[0].eq(-tree_sum(x[j] for j in range(KEY_BITS)))
-    for s in range(KEY_BITS - 1):
-        for i in range(1 << s):
-            m.d.comb += ent[(1 << s) + i].eq(ent[i] + (x[s] << 1))
-    return ent
+    mu = p.table_inputs
+    out = []
+    for h in range(KEY_BITS // mu):
+        xs = [x[h * mu + j] for j in range(mu)]
+        ent = [Signal(signed(p.entry_bits), name=f"{prefix}lut_new{h}_{i}")
+               for i in range(1 << (mu - 1))]
+        m.d.comb += ent[0].eq(-tree_sum(xs))
+        for sb in range(mu - 1):
+            for i in range(1 << sb):
+                m.d.comb += ent[(1 << sb) + i].eq(ent[i] + (xs[sb] << 1))
+        out.append(ent)
+    return out
 
 
-def lookup(m: Module, tab: Array, key, lut_bits: int, name: str):
-    """``lut[key]`` from the 128 stored entries: keys with bit 7 set read ``−lut[~key]``."""
-    idx = Mux(key[KEY_BITS - 1], ~key[:KEY_BITS - 1], key[:KEY_BITS - 1])
-    hit = Signal(signed(lut_bits), name=f"hit{name}")
-    m.d.comb += hit.eq(tab[idx])
-    return Mux(key[KEY_BITS - 1], -hit, hit)
+def table_registers(p: LutParams, prefix: str = "") -> list[Array]:
+    """Registers for the tables of :func:`build_tables` (read by :func:`lookup`)."""
+    mu = p.table_inputs
+    return [Array(Signal(signed(p.entry_bits), name=f"{prefix}lut{h}_{i}")
+                  for i in range(1 << (mu - 1))) for h in range(KEY_BITS // mu)]
+
+
+def lookup(m: Module, tabs: list[Array], key, p: LutParams, name: str):
+    """``lut[key]`` of the 8-input key, as the sum of its μ-bit parts' reads; a part whose top
+    bit is set reads ``−lut[~part]`` (mirror symmetry)."""
+    mu = p.table_inputs
+    parts = []
+    for h, tab in enumerate(tabs):
+        k = key[h * mu:(h + 1) * mu]
+        idx = Mux(k[mu - 1], ~k[:mu - 1], k[:mu - 1]) if mu > 1 else 0
+        hit = Signal(signed(p.entry_bits), name=f"hit{name}_{h}")
+        m.d.comb += hit.eq(tab[idx])
+        parts.append(Mux(k[mu - 1], -hit, hit))
+    total = Signal(signed(p.lut_bits), name=f"sum{name}")
+    m.d.comb += total.eq(tree_sum(parts))
+    return total
 
 
 def apot_parts(m: Module, value, terms, value_bits: int, max_shift: int, name: str) -> list[Signal]:
@@ -167,9 +189,9 @@ class LutUnit(wiring.Component):
         en = ~stall
 
         # ---- the table: built from the acts beat, loaded when the previous chunk is done
-        tab = Array(Signal(signed(p.lut_bits), name=f"lut{i}") for i in range(LUT_ENTRIES))
+        tabs = table_registers(p)
         tab_valid = Signal()
-        new = build_table(m, self.acts.p.x, p.lut_bits)
+        new = build_tables(m, self.acts.p.x, p)
 
         last_plane, last_chunk, last_block, need_scale = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [last_plane.eq(plane + 1 >= planes), last_chunk.eq(chunk == chunks_m1),
@@ -186,7 +208,7 @@ class LutUnit(wiring.Component):
             self.scales.ready.eq(go & need_scale),
         ]
         with m.If(load):
-            m.d.sync += [t.eq(v) for t, v in zip(tab, new)]
+            m.d.sync += [t.eq(v) for tab, nw in zip(tabs, new) for t, v in zip(tab, nw)]
             m.d.sync += tab_valid.eq(1)
         with m.Elif(go & last_plane):
             m.d.sync += tab_valid.eq(0)
@@ -212,7 +234,7 @@ class LutUnit(wiring.Component):
                     with m.If(go & need_scale & (plane == i if i else ~plane.any())):
                         m.d.sync += store[i][t].eq(beat_t)
             with m.If(go):
-                m.d.sync += s1_sum[r].eq(lookup(m, tab, key, p.lut_bits, str(r)))
+                m.d.sync += s1_sum[r].eq(lookup(m, tabs, key, p, str(r)))
         with m.If(en):
             m.d.sync += [s1.valid.eq(go), s1.first.eq(~chunk.any() & ~plane.any()),
                          s1.final.eq(last_chunk & last_plane), s1.gemv_last.eq(last_block)]

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from hw.gemv_params import GemvParams
-from verif.gemv_stimulus import Gemv, expected
+from verif.gemv_harness import gemv_expected
+from verif.gemv_stimulus import Gemv
+from verif.lut_stimulus import LutGemv
 
 __all__ = ["build_cpp", "run_cpp", "compile_harness", "execute", "port_words", "HARNESS_CPP",
            "PORT_HELPERS_CPP"]
@@ -181,29 +183,35 @@ def compile_harness(component, *, top: str, tag: str, info: dict, src: str, opt:
         return exe
 
 
-def run_cpp(p: GemvParams, gemvs: list[Gemv], *, check: bool = True) -> dict:
+def run_cpp(p: GemvParams, gemvs: list[Gemv | LutGemv], *, check: bool = True) -> dict:
     """Run ``gemvs`` back to back at full rate; returns cycle records (and checks every result
-    bit-exactly against golden.intref unless ``check`` is False)."""
+    bit-exactly against golden.intref, or golden.bcq for the LUT path's :class:`LutGemv` s,
+    unless ``check`` is False)."""
     exe = build_cpp(p)
     lay = p.layout
     rl = lay.results(p.row_bits)
     wc, wa, ww, wr = (port_words(x) for x in (lay.cmd.size, lay.acts.size, lay.weights.size, rl.size))
     cmds, acts, wts = [], [], []
     for g in gemvs:
-        c = lay.cmd_word(k=g.k, n=g.n, fmt_set=g.fmt_set)
+        lut = isinstance(g, LutGemv)
+        c = (lay.cmd_word(k=g.k, n=g.n, path=1, planes=g.bw.bits) if lut
+             else lay.cmd_word(k=g.k, n=g.n, fmt_set=g.fmt_set))
         cmds.append([(c >> (32 * i)) & 0xFFFFFFFF for i in range(wc)] + [g.precision])
         for a in lay.act_beats(g.x):
             acts.append([(a >> (32 * i)) & 0xFFFFFFFF for i in range(wa)])
-        wts.append(lay.weight_words(g.codes, g.fmt_ids, g.u, p.format_sets[g.fmt_set]))
+        wts.append(p.lut_layout.weight_words(g.bw, g.precision or None, ww) if lut
+                   else lay.weight_words(g.codes, g.fmt_ids, g.u, p.format_sets[g.fmt_set]))
     wts = np.concatenate(wts).astype("<u4")
     nres = sum(lay.blocks(g.n) for g in gemvs)
     header = struct.pack("<9I", 0xB17, len(cmds), len(acts), len(wts), nres, wc, wa, ww, wr)
     bufs = [np.asarray(cmds, dtype="<u4"), np.asarray(acts, dtype="<u4"), wts]
     return execute(exe, header, bufs, gemvs, lay=lay, row_bits=p.row_bits, wr=wr,
-                   ncmd=len(cmds), nres=nres, expected_of=lambda g: expected(p, g),
-                   describe=lambda g: {"n": g.n, "k": g.k, "set": p.format_sets[g.fmt_set].name,
-                                       "precision": g.precision},
-                   check=check, what="C++ harness", reference="golden.intref")
+                   ncmd=len(cmds), nres=nres, expected_of=lambda g: gemv_expected(p, g),
+                   describe=lambda g: ({"n": g.n, "k": g.k, "path": 1, "planes": g.bw.bits,
+                                        "precision": g.precision} if isinstance(g, LutGemv) else
+                                       {"n": g.n, "k": g.k, "set": p.format_sets[g.fmt_set].name,
+                                        "precision": g.precision}),
+                   check=check, what="C++ harness", reference="golden")
 
 
 def execute(exe: Path, header: bytes, bufs, gemvs, *, lay, row_bits: int, wr: int, ncmd: int,

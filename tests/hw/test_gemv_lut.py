@@ -39,6 +39,7 @@ def test_no_lut_logic_without_the_parameter():
      "needs .* bits, the engine's weight beat has"),
     (dict(P, lut=dict(max_planes=9)), "max_planes = 9 is out of range"),
     (dict(P, lut=dict(planes=2)), "lut: expected None or a mapping"),
+    (dict(P, lut=dict(max_planes=4, table_inputs=3)), "table_inputs = 3 must be one of 8, 4, 2"),
 ])
 def test_bad_lut_parameters(kw, msg):
     with pytest.raises(BitmixError, match=msg):
@@ -46,7 +47,8 @@ def test_bad_lut_parameters(kw, msg):
 
 
 def test_lut_path_bit_exact_mixed_and_errors():
-    p = GemvParams.make(**P)
+    """Two-input tables (four per byte key, two entries each)."""
+    p = GemvParams.make(**dict(P, lut=dict(max_planes=4, table_inputs=2)))
 
     async def script(h, clock):
         rng = random.Random(1)
@@ -60,10 +62,11 @@ def test_lut_path_bit_exact_mixed_and_errors():
 
 
 def test_lut_cycle_model_and_coverage():
-    """Two tables per word (L = 16): the cycle model exact without stalls, then every bin."""
+    """Two 8-input chunks per word (L = 16), 4-input tables: the cycle model exact without
+    stalls, then every bin."""
     from verif.gemv_coverage import LutCoverage
 
-    p = GemvParams.make(**dict(P, lanes=16, group_size=16))
+    p = GemvParams.make(**dict(P, lanes=16, group_size=16, lut=dict(max_planes=4, table_inputs=4)))
     box = {}
 
     async def model(h, clock):

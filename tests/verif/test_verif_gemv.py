@@ -5,10 +5,10 @@ Three generator configurations (one with R = 1, two whose R does not divide the 
 K up to 1024 and N up to 256 (both at once in the slow job); the five cocotb tests of
 verif/tb_gemv.py run in one simulator process per configuration (reset readies, bit-exact over
 every set and precision with stalls, 100 % functional coverage, the exact cycle model, error
-cases). The LUT-path configurations (one table per word and q <= 4 planes, two tables per word
-and q <= 3) add the five ``lut_*`` tests: row and block layouts, q = 2..4 at every precision,
-mixed path-0/path-1 sequences, 100 % coverage, the cycle model, errors, and a layer of a
-`bitmix quantize` checkpoint. Larger runs: `pytest -m slow`.
+cases). The LUT-path configurations (one 8-input chunk per word, 8-input tables, q <= 4;
+two chunks per word, 4-input tables, q <= 3) add the five ``lut_*`` tests: row and block
+layouts, q = 2..4 at every precision, mixed path-0/path-1 sequences, 100 % coverage, the cycle
+model, errors, and a layer of a `bitmix quantize` checkpoint. Larger runs: `pytest -m slow`.
 """
 
 import pytest
@@ -24,7 +24,8 @@ CONFIGS = {
                                format_sets=("bitmod4", "ant3"), max_k=1024, max_n=256,
                                lut=dict(max_planes=4, apot_terms=3, shift_bits=5)),
     "R1-L16-bitmod3": dict(rows=1, lanes=16, group_size=128, scale_bits=8, format_sets="bitmod3",
-                           max_k=1024, max_n=256, lut=dict(max_planes=3, apot_terms=3, shift_bits=5)),
+                           max_k=1024, max_n=256, lut=dict(max_planes=3, apot_terms=3, shift_bits=5,
+                                                       table_inputs=4)),
     "R3-L4-A6-ant4+er3": dict(rows=3, lanes=4, group_size=32, act_bits=6, scale_bits=5,
                               format_sets=("ant4", "er3"), max_k=256, max_n=100),
 }

@@ -105,6 +105,8 @@ def run_bench(*, rows=8, lanes=8, group_size=128, format_sets=("bitmod4",),
                    "model_error": (model["to_last_result"] + 1 - measured) / measured,
                    "ideal_cycles": float(ideal), "utilization": float(ideal) / measured,
                    "load_cycles": model["load"], "bit_exact": rec["bit_exact"],
+                   # every precision reads every beat (terms are read from the whole codes)
+                   "weight_bytes": p.layout.blocks(size) * (size // p.lanes) * p.layout.beat_bytes,
                    "sim_cycles_per_second": r["cycles_per_second"]}
             if prec == 0:
                 full = row
@@ -248,11 +250,12 @@ def format_table(res: dict) -> str:
     lines = [f"GEMV engine R={pr['rows']} L={pr['lanes']} G={pr['group_size']} sets "
              f"{','.join(pr['format_sets'])}",
              "", f"{'GEMV':>11} {'prec':>4} {'measured':>9} {'model':>9} {'ideal':>9} {'util':>6} "
-             f"{'ratio':>6} {'ideal r.':>8} {'bit-exact':>9}"]
+             f"{'ratio':>6} {'ideal r.':>8} {'bytes':>10} {'bit-exact':>9}"]
     for r in res["utilization"]:
         lines.append(f"{r['n']:>5}x{r['k']:<5} {r['precision'] or 'full':>4} {r['measured_cycles']:>9} "
                      f"{r['model_cycles']:>9} {r['ideal_cycles']:>9.0f} {r['utilization']:>6.4f} "
-                     f"{r['ratio_to_full']:>6.4f} {r['ideal_ratio']:>8.4f} {str(r['bit_exact']):>9}")
+                     f"{r['ratio_to_full']:>6.4f} {r['ideal_ratio']:>8.4f} "
+                     f"{r.get('weight_bytes', 0):>10,} {str(r['bit_exact']):>9}")
     s = res["simulation"]
     lines += ["", f"Verilator (C++ harness, -O2): {s['cycles_per_second']:,.0f} cycles/s "
                   f"({s['cycles']} cycles in {s['seconds']:.2f} s, {s['run']})"]

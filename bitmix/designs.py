@@ -163,7 +163,8 @@ def _gemv_lut(v: dict) -> dict | None:
     if not q:
         return None
     return {"max_planes": q, "apot_terms": parse_int("lut_apot_terms", v.get("lut_apot_terms", 3)),
-            "shift_bits": parse_int("lut_shift_bits", v.get("lut_shift_bits", 5))}
+            "shift_bits": parse_int("lut_shift_bits", v.get("lut_shift_bits", 5)),
+            "table_inputs": parse_int("lut_table_inputs", v.get("lut_table_inputs", 8))}
 
 
 def _gemv_build(p):
@@ -206,7 +207,8 @@ def _gemv_describe(p) -> str:
     d = p.derived()
     lut = ("" if p.lut is None else
            f"\n  LUT path (cmd.path = 1): q <= {p.lut.max_planes} planes, {p.lut.apot_terms} APoT "
-           f"terms, shift bits {p.lut.shift_bits}, {p.lanes // 8} tables x 128 x {d['lut_bits']} bits, "
+           f"terms, shift bits {p.lut.shift_bits}, {p.lanes // 8} x {8 // p.lut.table_inputs} tables x "
+           f"{1 << (p.lut.table_inputs - 1)} x {p.lut.entry_bits} bits ({p.lut.table_inputs}-input), "
            f"beat {d['lut_beat_bits']} of {d['weight_beat_bits']} bits, row {d['lut_row_bits']} bits, "
            f"latency {d['lut_latency']}; BCQ layouts row, block; col refused: {COL_REFUSAL}")
     return (f"  R={p.rows} L={p.lanes} G={p.group_size} A={p.act_bits} S={p.scale_bits} "
@@ -234,6 +236,8 @@ GEMV = Design(
                "shift-add LUT path (cmd.path = 1): most BCQ planes q; 0 = no LUT path (default 0)"),
         Option("lut-apot-terms", "lut_apot_terms", 3, "LUT path: APoT terms per scale (default 3)"),
         Option("lut-shift-bits", "lut_shift_bits", 5, "LUT path: bits of a term's shift (default 5)"),
+        Option("lut-table-inputs", "lut_table_inputs", 8,
+               "LUT path: activations per hardware table, 8, 4 or 2 (default 8)"),
     ),
     make_params=_gemv_params, build=_gemv_build, info=gemv_info, describe=_gemv_describe)
 

@@ -26,3 +26,15 @@ def test_elaborate_lines_are_the_designs():
     text = section("Shift-add LUT path")
     block = re.search(r"\$ bitmix elaborate --design lut_unit.*?\n(.*?)\n  lint", text, re.S).group(1)
     assert block.splitlines()[1:] == d.describe(p).splitlines()
+
+
+def test_engine_path_tables_are_generated():
+    """The engine's path-1 beat and its cmd (with `planes`), for the command the README names."""
+    d = DESIGNS["gemv"]
+    v = {o.dest: o.default for o in d.options}
+    v.update(rows=8, lanes=8, lut_planes=4, lut_table_inputs=4)
+    p = d.make_params(v)
+    text = section("Shift-add LUT path")
+    assert "--design gemv --rows 8 --lanes 8 --lut-planes 4\n--lut-table-inputs 4" in text
+    for lay in (p.lut_layout.weights, p.layout.cmd):
+        assert doc_table(lay) in text, lay.name

@@ -4,6 +4,8 @@
     with Device.open("/dev/ttyUSB1") as dev:          # or the pty `bitmix sim-board` printed
         dev.load_layer(codes, fmt_ids, u)              # golden quantizer output, packed here
         rows = dev.gemv(x_int, precision=0)            # == golden.intref.row_results(...)
+        dev.load_bcq_layer(bw, precision=2)            # shift-add LUT path (a top with --lut-planes)
+        rows = dev.gemv(x_int, precision=2)            # == golden.bcq's integer reference
 
 :meth:`Device.open` reads CAPABILITIES first and refuses a device whose protocol version,
 parameter hash, format-table hash, region sizes, descriptor size, payload limit or clock differ
@@ -132,7 +134,8 @@ class Device:
     transport : SerialTransport
         Its ``core.stats`` count requests, retries and damaged frames.
     layer : dict or None
-        ``{"n", "k", "fmt_set"}`` of the loaded layer.
+        ``{"n", "k", "fmt_set"}`` of the loaded layer (``{"n", "k", "path": 1, "planes",
+        "precision"}`` on the LUT path).
     """
 
     def __init__(self, transport: SerialTransport, params, *, progress: bool = True):
@@ -269,6 +272,27 @@ class Device:
         self.layer = {"n": n, "k": k, "fmt_set": si}
         return {**self.layer, "weight_bytes": len(data), "beats": len(beats)}
 
+    def load_bcq_layer(self, bw, *, precision: int = 0, verify: bool = False) -> dict:
+        """The shift-add LUT path (descriptor ``path`` 1; a top generated with ``lut``): a
+        ``golden.bcq.BCQWeight`` of q planes, packed by ``golden.bcq_layout.EngineLutLayout`` for
+        ``precision`` p (0 = all q planes). The engine reads the p-plane stream, so each precision
+        is a load of its own; :meth:`gemv` must then run at that precision."""
+        g = self.params.gemv
+        if g.lut is None:
+            raise BitmixError("layer: this device has no shift-add LUT path (generate the top with "
+                              "--lut-planes)")
+        lay, n, k = self._layout, *bw.shape
+        data = lay.to_bytes(g.lut_layout.weight_beats(bw, precision or None))
+        cap = self.params.region_bytes[Region.WEIGHTS]
+        if len(data) > cap:
+            raise BitmixError(f"BCQ layer N={n} K={k} at precision {precision}: {len(data)} weight "
+                              f"bytes exceed the device's weights region of {cap} bytes")
+        self.write_mem(Region.WEIGHTS, 0, data, verify=verify)
+        desc = lay.cmd_word(k=k, n=n, path=1, planes=bw.bits).to_bytes(self.params.desc_bytes, "little")
+        self.transport.request(Command.LOAD_LAYER, request_payload(Command.LOAD_LAYER, desc))
+        self.layer = {"n": n, "k": k, "path": 1, "planes": bw.bits, "precision": precision}
+        return {**self.layer, "weight_bytes": len(data)}
+
     def write_activations(self, x_int) -> None:
         """Integer activations (``golden.quant.quantize_activations``) into their region."""
         nb = self.params.region_beat_bytes[Region.ACTIVATIONS]
@@ -313,6 +337,10 @@ class Device:
 
     def gemv(self, x_int, *, precision: int = 0, timeout: float = 30.0) -> list[int]:
         """One GEMV of the loaded layer: activations, precision, run, results."""
+        if self.layer and self.layer.get("path") == 1 and precision != self.layer["precision"]:
+            raise BitmixError(f"gemv: the LUT-path layer was streamed for precision "
+                              f"{self.layer['precision']}, not {precision}: load_bcq_layer(bw, "
+                              f"precision={precision}) first")
         self.write_activations(x_int)
         self.set_precision(precision)
         self.run(timeout=timeout)

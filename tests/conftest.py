@@ -42,6 +42,14 @@ def sim_top():
     return get
 
 
+@pytest.fixture(scope="session")
+def sim_top_values():
+    """``sim_top_values(values, link)``: like ``sim_top`` for a top with other option values."""
+    from verif.sim_board import build_top
+
+    return lambda values, link: build_top(values, link=link)
+
+
 @pytest.fixture
 def sim_board(sim_top):
     """Start a virtual board of the default top: ``sim_board(link, **SimBoard options)``; every

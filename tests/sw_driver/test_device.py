@@ -136,3 +136,31 @@ def test_a_board_that_stops_answering_is_a_clear_error_then_recovers(board):
             os.kill(board.pid, signal.SIGCONT)
         # the three tries reach the board when it resumes; their late answers are stale
         assert dev.status()["state"] is EngineState.IDLE
+
+
+@pytest.mark.slow
+def test_reference_layer_shift_add_path_every_precision(sim_top_values):
+    """A top with the LUT path (L = 8, q <= 3): the reference k_proj quantized by golden.bcq
+    (row layout, APoT scales) at every precision through the driver, bit-exact with golden.bcq;
+    then a bit-serial GEMV on the same device."""
+    from golden.bcq import quantize_bcq
+    from verif.lut_stimulus import LutGemv, expected
+    from verif.sim_board import SimBoard
+
+    exe, p, manifest = sim_top_values({"lanes": 8, "lut_planes": 3}, "bytes")
+    g = p.gemv
+    W, x = _reference_layer()
+    W = W[:32]                   # the q-plane stream must fit the weights region (2,048 beats)
+    x_int, _ = quantize_activations(x, bits=g.act_bits)
+    bw = quantize_bcq(W, 3, 32, layout="row", rounds=10)
+    with SimBoard(exe, link="bytes", clk_hz=p.clk_hz, manifest=manifest) as board, \
+            Device.open(board.device, expect=manifest, progress=False) as dev:
+        for prec in range(1, bw.bits + 1):
+            dev.load_bcq_layer(bw, precision=prec)
+            assert dev.gemv(x_int, precision=prec) == expected(g.lut, LutGemv(bw, x_int, prec))
+        with pytest.raises(BitmixError, match="streamed for precision 3, not 1"):
+            dev.gemv(x_int, precision=1)
+        q = quantize_rtn(W, g.format_sets[0], g.group_size, scale_bits=g.scale_bits)
+        dev.load_layer(q.codes, q.fmt_ids, q.u)
+        assert dev.gemv(x_int) == intref.row_results(q.codes, q.fmt_ids, q.u, x_int, g.format_sets[0],
+                                                     g.group_size).tolist()

@@ -20,7 +20,7 @@ from bitmix.argtypes import float_in_range, int_in_range
 from bitmix.designs import DESIGNS, UART_DESIGN, Design
 from bitmix.errors import BitmixError
 
-__all__ = ["register", "run", "resolve", "board_designs", "ECHO"]
+__all__ = ["register", "run", "resolve", "board_values", "board_designs", "ECHO"]
 
 #: Options a board fills in from its clock plan and pins (never given by the user to
 #: `bitmix build`): the clock, the baud rate, the link mode (the board top speaks UART to the
@@ -97,30 +97,45 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def resolve(args):
-    """(design, board, clock plan, validated parameters) of a `bitmix build` command line:
-    the user's options, else the board's defaults for the design, else the design's; the
-    clock, baud rate, link mode and LED count from the board."""
+def board_values(board_name: str, design_name: str | None = None, user: dict | None = None, *,
+                 clk_mhz: float | None = None, baud: int | None = None):
+    """The option values ``bitmix build --board`` gives ``design_name`` (default: the device
+    top): ``user``'s, else the board's defaults for the design, else the design's; the clock,
+    baud rate, link mode and LED count from the board. Returns ``(design, board, plan,
+    values)``; ``design.make_params(values)`` is the top the board runs, so the virtual board
+    can simulate the same one (``bitmix sim-board``'s ``start_board(values, ...)``)."""
     from fpga.boards import clock_plan, get_board
 
     designs = board_designs()
-    design = designs[args.design or default_design()]
+    design = designs.get(design_name or default_design())
+    if design is None:
+        raise BitmixError(f"design {design_name!r} cannot go on a board; choose from "
+                          + ", ".join(designs))
+    user = {k: v for k, v in (user or {}).items() if v is not None}
     mine = {o.dest for o in design.options}
     for d in designs.values():
         for o in d.options:
-            if o.dest not in mine and getattr(args, o.dest, None) is not None:
+            if o.dest not in mine and o.dest in user:
                 raise BitmixError(f"--{o.flag} is not an option of design {design.name!r}")
-    board = get_board(args.board)
-    board_defaults = dict(board.design_defaults)
-    values = {o.dest: (getattr(args, o.dest, None) if getattr(args, o.dest, None) is not None
-                       else board_defaults.get(o.dest, o.default)) for o in design.options}
-    # build_bitstream derives the same plan again (same inputs): the core is made for it
-    plan = clock_plan(board, args.clk_mhz * 1e6 if args.clk_mhz else None, args.baud)
+    board = get_board(board_name)
+    defaults = dict(board.design_defaults)
+    values = {o.dest: user.get(o.dest, defaults.get(o.dest, o.default)) for o in design.options}
+    plan = clock_plan(board, clk_mhz * 1e6 if clk_mhz else None, baud)
     leds = next((o.default for o in design.options if o.dest == "leds"), 0)
     filled = {"clk_hz": round(plan.sys_hz), "baud": plan.baud, "link": "uart",
               "leds": max(1, min(leds, board.led_pins - 1))}   # the first LED: the heartbeat
-    params = design.make_params({**values, **{k: v for k, v in filled.items() if k in mine}})
-    return design, board, plan, params
+    values.update({k: v for k, v in filled.items() if k in mine})
+    return design, board, plan, values
+
+
+def resolve(args):
+    """(design, board, clock plan, validated parameters) of a `bitmix build` command line."""
+    user = {o.dest: getattr(args, o.dest, None) for d in board_designs().values()
+            for o in d.options if o.dest not in BOARD_FILLED}
+    design, board, plan, values = board_values(args.board, args.design, user,
+                                               clk_mhz=args.clk_mhz, baud=args.baud)
+    # build_bitstream derives the same plan again (same inputs): the core is made for it
+    return design, board, plan, design.make_params(values)
 
 
 def run(args) -> int:

@@ -4,7 +4,7 @@ baud rate and LEDs (no tool runs here; tests/fpga/test_boards.py builds bitstrea
 import pytest
 
 from bitmix.cli import build_parser, main
-from bitmix.cmd_build import resolve
+from bitmix.cmd_build import board_values, resolve
 from bitmix.errors import BitmixError
 from fpga.boards import BOARDS
 
@@ -42,3 +42,16 @@ def test_build_refuses_options_of_other_designs(capsys):
 def test_bad_clock_is_one_line():
     with pytest.raises(BitmixError, match="outside"):
         resolve(parse("--board", "icebreaker", "--clk-mhz", "300"))
+
+
+def test_board_values_are_what_build_uses():
+    """The virtual board can start exactly the top a board build makes from these values."""
+    design, _, plan, values = board_values("icebreaker")
+    _, _, plan2, p = resolve(parse("--board", "icebreaker"))
+    assert design.make_params(values) == p and plan == plan2
+    assert values["weight_mem"] == "spram" and values["clk_hz"] == 16_125_000
+
+
+def test_board_values_refuse_designs_without_a_link():
+    with pytest.raises(BitmixError, match="cannot go on a board"):
+        board_values("icebreaker", "gemv")

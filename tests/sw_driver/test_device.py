@@ -51,7 +51,7 @@ def test_capabilities_checked_and_mismatches_refused_by_name(board, tmp_path):
 def test_write_read_verify_and_bounds(board):
     p = board.params
     rng = random.Random(1)
-    with Device.open(board.device, expect=p, progress=False) as dev:
+    with Device.open(board.device, expect=p, progress=False, timeout=3.0) as dev:   # no retry under load
         size = p.region_bytes[Region.WEIGHTS]
         data = bytes(rng.randrange(256) for _ in range(size))
         dev.write_mem(Region.WEIGHTS, 0, data, verify=True)           # 29 pipelined chunks

@@ -83,7 +83,8 @@ def _stream(board, dev, data: bytes) -> dict:
             "wire_bytes_out": st["window_tx_bytes"], "cycles": cycles, "simulated_seconds": sim_s,
             "payload_bytes_per_second": len(data) / sim_s,
             "efficiency": len(data) / sim_s / (p.baud / 10), "wall_seconds": round(wall, 3),
-            "sim_cycles_per_second": st["cycles_per_second"]}
+            "sim_cycles_per_second": st["cycles_per_second"],
+            "sim_cycles_per_cpu_second": st["cycles_per_cpu_second"]}
 
 
 def _efficiency(values: dict, window: int, seed: int, log) -> dict:

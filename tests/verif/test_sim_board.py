@@ -49,7 +49,7 @@ def test_requests_through_the_pty_window_and_hangup(sim_board, link):
     assert ev is not None and ev["reason"] == "hangup" and not board.running
 
 
-def test_sigterm_persist_and_two_instances(sim_board):
+def test_sigterm_sigint_persist_and_two_instances(sim_board):
     a, b = sim_board("bytes", persist=True), sim_board("bytes")
     assert a.device != b.device
     for _ in range(2):            # persist: a second client after the first hung up
@@ -62,3 +62,6 @@ def test_sigterm_persist_and_two_instances(sim_board):
     ev = a.wait(10)
     assert ev is not None and ev["reason"] == "signal"
     assert ev["rx_frames"] == 2 and ev["connects"] >= 1   # a quick reopen may hide a hang-up
+    os.kill(b.pid, signal.SIGINT)                         # Ctrl-C in a terminal
+    ev = b.wait(10)
+    assert ev is not None and ev["reason"] == "signal" and ev["rx_frames"] == 1

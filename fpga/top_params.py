@@ -31,7 +31,7 @@ leds : number of status LEDs (``leds`` port; see :mod:`fpga.top`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 from bitmix.errors import BitmixError
@@ -203,6 +203,3 @@ class TopParams:
         """The ACK data of CAPABILITIES, byte for byte."""
         return protocol.pack_bytes(protocol.RESPONSES[protocol.Command.CAPABILITIES],
                                    **self.capabilities())
-
-    def with_link(self, link: str) -> TopParams:
-        return replace(self, link=link) if link in LINK_MODES else self.replace(link=link)

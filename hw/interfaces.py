@@ -466,7 +466,7 @@ def command_unit_signature(tp) -> wiring.Signature:
         ``abort_req``, ``acts``, ``weights``) and read by it (``results``, ``status``).
     engine_reset : Out(1)
         One-cycle pulse: reset the engine (RESET).
-    weights_mem, acts_mem, results_mem : In(beat_memory_signature)
+    weights_mem, activations_mem, results_mem : In(beat_memory_signature)
         The three regions' memory ports (``golden.protocol.Region``).
     state : Out(2)
         ``golden.protocol.EngineState`` of the last run.

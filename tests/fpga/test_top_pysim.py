@@ -1,7 +1,10 @@
-"""Amaranth-simulator tests of the FPGA top in byte-stream mode (fast; the cocotb + Verilator
-regression through the UART pins is tests/verif/test_verif_top.py)."""
+"""Amaranth-simulator tests of the FPGA top in byte-stream mode, with the scenarios of
+verif/top_scenarios.py (the cocotb + Verilator regression, both link modes, is
+tests/verif/test_verif_top.py; the LUT-path GEMVs through the top run here by default)."""
 
 import random
+
+import pytest
 
 from fpga.top import DeviceTop
 from fpga.top_params import TopParams
@@ -34,8 +37,10 @@ P2 = dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "i
           max_n=40, weight_beats=256, lut={"max_planes": 3})
 
 
+@pytest.mark.slow
 def test_top_pysim_commands_and_errors():
-    """Every NACK path, retries, frame errors; random stalls on both byte streams."""
+    """Every NACK path, retries, frame errors, pipelined writes; random stalls on both byte
+    streams (slow: the default suite runs these scenarios under Verilator, test_verif_top)."""
     out = _run(TopParams.make(link="bytes", weight_beats=64),
                ["not_ready", "identity", "errors", "retries", "frame_errors", "pipelined"],
                idle=0.2, backpressure=0.2, burst=0.01)

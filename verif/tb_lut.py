@@ -100,7 +100,9 @@ async def every_layout_planes_precision(dut):
     clock = CocotbClock(dut)
     for layout in LAYOUTS:
         for q, prec in QP:
-            for i in range(8):
+            # until the (layout, q, p) bins are all hit: usually 2-4 GEMVs; a cap of 8 left a
+            # bin open for some seeds (e.g. BITMIX_SEED=623440440)
+            for i in range(24):
                 if i >= 2 and not _missing(layout, (q, prec)):
                     break
                 n, k, g = _shape(p, cfg, rng, layout)

@@ -50,7 +50,7 @@ def test_requests_through_the_pty_window_and_hangup(sim_board, link):
 
 
 def test_sigterm_sigint_persist_and_two_instances(sim_board):
-    a, b = sim_board("bytes", persist=True), sim_board("bytes")
+    a, b = sim_board("bytes", persist=True), sim_board("bytes", persist=True)
     assert a.device != b.device
     for _ in range(2):            # persist: a second client after the first hung up
         with SerialTransport(a.device) as t:

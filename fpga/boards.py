@@ -47,6 +47,8 @@ class Board:
     connect: str
     sram_note: str = ""         #: why SRAM programming is not offered
     baud: int = DEFAULT_BAUD
+    #: openFPGALoader takes -m/-f for this board (not for a DFU bootloader, which has one mode)
+    ofl_mode_flag: bool = True
     #: design option values this board uses unless the user gives them (``bitmix build``)
     design_defaults: tuple = ()
 
@@ -84,7 +86,7 @@ BOARDS = {
         leds=(("rgb_led", 0),), ofl_board="orangeCrab", sram=False, flash=True,
         connect="its USB port with the DFU bootloader running (hold the button while plugging "
                 "it in)",
-        sram_note="its DFU bootloader writes flash only"),
+        sram_note="its DFU bootloader writes flash only", ofl_mode_flag=False),
 }
 
 

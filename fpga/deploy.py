@@ -117,7 +117,8 @@ def deploy_command(board: Board, bitstream: str | Path, *, flash: bool, exe: str
     if not flash and not board.sram:
         raise BitmixError(f"{board.name}: no SRAM load ({board.sram_note}); add --flash to write "
                           "the configuration flash")
-    return [exe, "-b", board.ofl_board, "-f" if flash else "-m", str(bitstream)]
+    mode = (["-f" if flash else "-m"] if board.ofl_mode_flag else [])
+    return [exe, "-b", board.ofl_board, *mode, str(bitstream)]
 
 
 def deploy(board_name: str, bitstream: str | Path, *, flash: bool = False,

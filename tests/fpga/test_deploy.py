@@ -93,8 +93,11 @@ def test_modes_per_board(bitfile):
     cmd = dep.deploy_command(BOARDS["ulx3s-85f"], bitfile, flash=False, exe="ofl")
     assert cmd == ["ofl", "-b", "ulx3s", "-m", str(bitfile)]
     assert dep.deploy_command(BOARDS["ulx3s-85f"], bitfile, flash=True, exe="ofl")[3] == "-f"
+    # the DFU bootloader has one mode (flash): no -m/-f
     assert dep.deploy_command(BOARDS["orangecrab-25f"], bitfile, flash=True,
-                              exe="ofl")[1:4] == ["-b", "orangeCrab", "-f"]
+                              exe="ofl") == ["ofl", "-b", "orangeCrab", str(bitfile)]
+    assert dep.deploy_command(BOARDS["icebreaker"], bitfile, flash=True,
+                              exe="ofl") == ["ofl", "-b", "ice40_generic", "-f", str(bitfile)]
     for name in ("icebreaker", "orangecrab-25f"):
         with pytest.raises(BitmixError, match="no SRAM load .*add --flash"):
             dep.deploy_command(BOARDS[name], bitfile, flash=False, exe="ofl")

@@ -86,9 +86,12 @@ ECP5_ABC_FALLBACK = ("synth_ecp5 -top {top} -run :map_luts; "
 
 
 def abc9_crashed(log_text: str) -> bool:
-    """Whether a Yosys log ends in the ABC9 assertion :data:`ECP5_ABC_FALLBACK` works around."""
+    """Whether a Yosys log ends in an ABC9 failure :data:`ECP5_ABC_FALLBACK` works around: the
+    assertion above, or (large designs under YoWASP) ABC9's XAiger analysis recursing until
+    the WebAssembly call stack is exhausted."""
     last_pass = log_text.rsplit("Executing", 1)[-1]
-    return "ERROR: Assert" in last_pass and "ABC" in last_pass
+    return (("ERROR: Assert" in last_pass and "ABC" in last_pass)
+            or ("call stack exhausted" in last_pass and "XAiger" in last_pass))
 
 
 def _yosys(top: str, sources: list[str], family: str, out: Path, env: dict, stem: str) -> dict:

@@ -133,3 +133,21 @@ def test_device_top_bitstream(board, tmp_path):
     if board == "icebreaker":
         assert r["parameters"]["weight_mem"] == "spram"
         assert r["resources"]["ICESTORM_SPRAM"]["used"] == 4
+
+
+def test_abc9_failures_that_get_the_classic_abc_fallback():
+    from fpga.synth import abc9_crashed
+
+    # the tail of a real log: bitmix build --board ulx3s-85f --rows 16 --lanes 16 --group-size 32
+    stack = ("2.46.18.2. Executing ABC9_OPS pass (helper functions for ABC9).\n"
+             "2.46.18.3. Executing XAIGER2 backend.\n"
+             "   19: 0xf1ac86 - yosys.wasm!(anonymous namespace)::Index<(anonymous namespace)::"
+             "XAigerAnalysis, int, 0, 0>::visit(...)\n"
+             "Caused by:\n    wasm trap: call stack exhausted\n")
+    assert abc9_crashed(stack)
+    assert abc9_crashed("3.1. Executing ABC9 pass.\nERROR: Assert `GetSize(conn.first) == "
+                        "GetSize(conn.second)' failed in kernel/rtlil.cc:3091.\n")
+    # the same words in an earlier pass, or another error, are not an ABC9 failure
+    assert not abc9_crashed("2.1. Executing ABC9 pass.\n2.2. Executing OPT pass.\n"
+                            "ERROR: Assert `x' failed.\n")
+    assert not abc9_crashed("2.1. Executing XAIGER2 backend.\nERROR: Module `foo' not found\n")

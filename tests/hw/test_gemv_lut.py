@@ -61,6 +61,8 @@ def test_lut_path_bit_exact_mixed_and_errors():
     assert h.checked >= 50
 
 
+@pytest.mark.slow
+# the cocotb runs (tests/verif/test_verif_gemv.py) check the same under Verilator by default
 def test_lut_cycle_model_and_coverage():
     """Two 8-input chunks per word (L = 16), 4-input tables: the cycle model exact without
     stalls, then every bin."""

@@ -213,6 +213,9 @@ def _lut_synth_rows(p, target: str, util: list[dict], lut_rows: list[dict], log)
         row["weight_bit_ops_per_cycle"] = ops[path]
         row["bit_ops_per_klut"] = ops[path] / (luts / 1000) if luts else None
     e_both["design"] = "engine: + LUT path (increment)"
+    e_both["luts_total"], e_both["ffs_total"] = e_both["luts"], e_both["ffs"]
+    e_both["luts"] -= e_bs["luts"]
+    e_both["ffs"] -= e_bs["ffs"]
     a_lut["density_vs_bit_serial"] = a_lut["bit_ops_per_klut"] / a_bs["bit_ops_per_klut"]
     e_both["density_vs_bit_serial"] = e_both["bit_ops_per_klut"] / e_bs["bit_ops_per_klut"]
     return out

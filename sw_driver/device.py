@@ -144,6 +144,7 @@ class Device:
         self.capabilities: dict = {}
         self.layer: dict | None = None
         self._layout = params.gemv.layout
+        self._row_bits = params.gemv.row_bits       # a computed property: once
 
     @classmethod
     def open(cls, port, *, expect=None, check: bool = True, baud: int | None = None, timeout: float = 1.0,
@@ -260,17 +261,23 @@ class Device:
             raise BitmixError(f"layer: format set index {si} is not compiled in "
                               f"({', '.join(fs.name for fs in lay.format_sets)})")
         n, k = (int(s) for s in codes.shape)
-        beats = lay.weight_beats(codes, fmt_ids, u, lay.format_sets[si])
-        data = lay.to_bytes(beats)
+        data = lay.to_bytes(lay.weight_beats(codes, fmt_ids, u, lay.format_sets[si]))
+        return self.load_packed(data, n=n, k=k, fmt_set=si, verify=verify)
+
+    def load_packed(self, data: bytes, *, n: int, k: int, fmt_set: int = 0, verify: bool = False) -> dict:
+        """:meth:`load_layer` for a layer already packed (``GemvLayout.to_bytes(weight_beats(...))``
+        with format set index ``fmt_set``): callers that stream the same layer again pack it once."""
+        lay = self._layout
         cap = self.params.region_bytes[Region.WEIGHTS]
         if len(data) > cap:
             raise BitmixError(f"layer N={n} K={k}: {len(data)} weight bytes exceed the device's "
                               f"weights region of {cap} bytes")
         self.write_mem(Region.WEIGHTS, 0, data, verify=verify)
-        desc = lay.cmd_word(k=k, n=n, fmt_set=si).to_bytes(self.params.desc_bytes, "little")
+        desc = lay.cmd_word(k=k, n=n, fmt_set=fmt_set).to_bytes(self.params.desc_bytes, "little")
         self.transport.request(Command.LOAD_LAYER, request_payload(Command.LOAD_LAYER, desc))
-        self.layer = {"n": n, "k": k, "fmt_set": si}
-        return {**self.layer, "weight_bytes": len(data), "beats": len(beats)}
+        self.layer = {"n": n, "k": k, "fmt_set": fmt_set}
+        beats = len(data) // self.params.region_beat_bytes[Region.WEIGHTS]
+        return {**self.layer, "weight_bytes": len(data), "beats": beats}
 
     def load_bcq_layer(self, bw, *, precision: int = 0, verify: bool = False) -> dict:
         """The shift-add LUT path (descriptor ``path`` 1; a top generated with ``lut``): a
@@ -333,7 +340,7 @@ class Device:
         nb = self.params.region_beat_bytes[Region.RESULTS]
         raw = self.read_results_bytes(0, lay.blocks(n) * nb)
         beats = [int.from_bytes(raw[i:i + nb], "little") for i in range(0, len(raw), nb)]
-        return lay.unpack_results(beats, self.params.gemv.row_bits, n)
+        return lay.unpack_results(beats, self._row_bits, n)
 
     def gemv(self, x_int, *, precision: int = 0, timeout: float = 30.0) -> list[int]:
         """One GEMV of the loaded layer: activations, precision, run, results."""

@@ -92,6 +92,8 @@ class SerialTransport:
     core : HostProtocol
         The protocol state; ``core.stats`` counts requests, retries, bad and stale frames.
     port : serial.Serial
+    tx_bytes, rx_bytes : int
+        Bytes written to and read from the port (frames, retries and all: the link's load).
     """
 
     def __init__(self, port, *, baud: int = 3_000_000, timeout: float = 1.0, retries: int = 3,
@@ -106,6 +108,7 @@ class SerialTransport:
                 raise BitmixError(f"cannot open serial port {port}: {e}") from None
         self.port = port
         self._fault = fault
+        self.tx_bytes = self.rx_bytes = 0
         self.core = HostProtocol(timeout=timeout, retries=retries, window=window)
         try:
             self._fd = port.fileno()
@@ -185,6 +188,7 @@ class SerialTransport:
         except (serial.SerialException, OSError) as e:
             raise DeviceError(cmd, self.core.last_seq, None, f": reading {self.port.name} failed: {e}") \
                 from None
+        self.rx_bytes += len(data)
         if data and self._fault:
             data = self._fault(data, "rx")
         return data
@@ -194,6 +198,7 @@ class SerialTransport:
 
         if self._fault:
             data = self._fault(data, "tx")
+        self.tx_bytes += len(data)
         try:
             self.port.write(data)
         except serial.SerialTimeoutException:

@@ -1,0 +1,159 @@
+"""Progressive mixed-precision decoding (PMPD, ICLR 2025) on the integer path.
+
+The model's quantized linears become :class:`QuantLinear` modules that compute exactly what the
+hardware computes (``QuantizedWeight.forward_integer``: INT activations per token, integer row
+sums, one float rescale) at a *precision*: 0 = every term of every weight, p > 0 = each weight's
+first p signed power-of-two terms (golden.intref's ``nterms``, the device's precision register).
+
+:func:`generate` is the greedy decode loop with a precision schedule: the prompt is prefilled at
+the schedule's first precision and the precision can only step down between generated tokens
+(:func:`static_schedule`: PMPD's static scheduler, "switch after n tokens"). The precision is
+handed to a ``set_precision`` callable, so the same loop drives the host-only reference
+(:func:`set_precision`) and a device (``sw_driver.accel``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from bitmix.errors import BitmixError
+from golden.quant import QuantizedWeight, quantize_activations
+
+__all__ = ["QuantLinear", "replace_linears", "set_precision", "static_schedule", "Decoded", "generate",
+           "model_linears"]
+
+
+class QuantLinear(nn.Module):
+    """A linear layer on the integer path at a settable precision (see the module doc).
+
+    Parameters
+    ----------
+    qw : QuantizedWeight
+        The layer, as ``golden.quant`` / ``golden.gptq`` return it.
+    name : str
+        Its state_dict prefix (named in errors).
+    act_bits : int
+        Activation bits (per-token symmetric INT, ``golden.quant.quantize_activations``).
+
+    Members
+    -------
+    qw, name, act_bits
+    precision : int
+        Terms per weight of the next forward; 0 = full.
+    """
+
+    def __init__(self, qw: QuantizedWeight, name: str, act_bits: int = 8):
+        super().__init__()
+        self._params = {"act_bits": act_bits}
+        self.qw, self.name, self.act_bits = qw, name, act_bits
+        self.precision = 0
+
+    def int_matmul(self, x_int: torch.Tensor) -> torch.Tensor:
+        """Integer row results ``[T, N]`` (int64) of ``x_int[T, K]`` at :attr:`precision`."""
+        return self.qw.int_matmul(x_int, nterms=self.precision or None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.qw.shape[1]
+        x_int, sx = quantize_activations(x.reshape(-1, k), self.act_bits)
+        acc = self.int_matmul(x_int)
+        y = acc.to(torch.float64) * self.qw.row_scale * sx.reshape(-1, 1)
+        return y.reshape(*x.shape[:-1], -1).to(x.dtype)
+
+
+def model_linears(model) -> dict[str, nn.Module]:
+    """Every projection by state_dict prefix in execution order, ``lm_head`` last."""
+    from golden.model import linear_layers
+
+    return {**linear_layers(model), "lm_head": model.lm_head}
+
+
+def replace_linears(model, make: Callable[[str, nn.Module], nn.Module | None]) -> dict[str, nn.Module]:
+    """Replace each projection (:func:`model_linears`) by ``make(name, linear)`` unless it returns
+    None; the new modules by name."""
+    out = {}
+    for name, lin in model_linears(model).items():
+        new = make(name, lin)
+        if new is None:
+            continue
+        parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        setattr(parent, name.rsplit(".", 1)[-1], new)
+        out[name] = new
+    return out
+
+
+def set_precision(model, precision: int) -> None:
+    """Set every :class:`QuantLinear` of ``model`` to ``precision``."""
+    for m in model.modules():
+        if isinstance(m, QuantLinear):
+            m.precision = precision
+
+
+def static_schedule(n_high: int, high: int = 0, low: int = 1) -> Callable[[int], int]:
+    """PMPD's static scheduler: precision ``high`` for the first ``n_high`` generated tokens, then
+    ``low`` (precisions as above: 0 = full, so ``high=0`` is the top)."""
+    if n_high < 0:
+        raise BitmixError(f"static schedule: n_high must be >= 0, got {n_high}")
+    return lambda step: high if step < n_high else low
+
+
+@dataclass
+class Decoded:
+    """One decode: ``ids`` (prompt + generated), the precision each generated token's forward ran
+    at, and each generated token's log-probability under the model that chose it."""
+
+    ids: torch.Tensor
+    prompt_len: int
+    precisions: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+    @property
+    def new_ids(self) -> torch.Tensor:
+        return self.ids[self.prompt_len:]
+
+    def perplexity(self) -> float:
+        """exp(mean NLL) of the generated tokens under the decoding model itself."""
+        return math.exp(-sum(self.logprobs) / len(self.logprobs)) if self.logprobs else float("nan")
+
+
+def _rank(p: int) -> float:
+    return math.inf if p == 0 else p           # 0 = full, the highest precision
+
+
+@torch.no_grad()
+def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Callable[[int], int],
+             apply: Callable[[int], None], *, on_step: Callable[[int, int], None] | None = None) -> Decoded:
+    """Greedy decoding with a KV cache and a precision schedule.
+
+    ``schedule(i)`` is the precision of the forward that produces generated token ``i`` (the
+    prefill produces token 0, so it runs at ``schedule(0)``); ``apply(p)`` sets it (on the model,
+    or on a device); ``on_step(i, p)`` is called before each forward. The precision may only step
+    down (PMPD); a schedule that raises it is a :class:`BitmixError`.
+    """
+    ids = prompt_ids.reshape(-1).long()
+    if ids.numel() == 0:
+        raise BitmixError("generate: the prompt is empty")
+    cache = model.new_cache()
+    out = Decoded(ids, ids.numel())
+    x = ids.view(1, -1)
+    new = []
+    for i in range(max_new_tokens):
+        p = schedule(i)
+        if out.precisions and _rank(p) > _rank(out.precisions[-1]):
+            raise BitmixError(f"precision schedule raises the precision at token {i} "
+                              f"({out.precisions[-1]} -> {p}); PMPD only steps down")
+        if on_step:
+            on_step(i, p)
+        apply(p)
+        logits = model(x, cache)[0, -1].to(torch.float64)
+        nxt = int(logits.argmax())
+        out.precisions.append(p)
+        out.logprobs.append(float(torch.log_softmax(logits, -1)[nxt]))
+        new.append(nxt)
+        x = torch.tensor([[nxt]])
+    out.ids = torch.cat([ids, torch.tensor(new, dtype=torch.long)])
+    return out

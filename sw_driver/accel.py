@@ -1,0 +1,239 @@
+"""Accelerated layers: a golden model's quantized linears computed on a bitmix device.
+
+    from golden.pmpd import replace_linears
+    from sw_driver.accel import Accelerator, AccelLinear
+    acc = Accelerator(dev)                         # an open sw_driver.device.Device
+    replace_linears(model, lambda name, lin: AccelLinear(results[name], name, acc))
+    acc.precision = 1                              # the device's precision register, between tokens
+
+:class:`AccelLinear` is :class:`golden.pmpd.QuantLinear` (activation quantization and the float
+rescale on the host, exactly as golden defines them) whose integer GEMV runs on the device. A
+layer larger than the device's engine (``max_n`` rows, ``max_k`` inputs) or its weights region is
+cut into tiles of whole groups; the row results of a row block's K tiles are summed (exact: the
+row result is a sum over groups). The weights region holds one tile at a time (the layer
+descriptor has no weight base address): a tile already in the region is not sent again
+(resident: a layer that is one tile costs only activations per token), any other tile is
+streamed for each use. A forward over T tokens (the prefill) runs every token through a tile
+before loading the next, so a prefill streams the weights once.
+
+With ``verify`` (default on), every device result is compared with ``golden.intref``; a difference
+raises :class:`DeviceMismatch` naming the layer, the token and the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from bitmix.errors import BitmixError
+from golden import intref
+from golden.pmpd import QuantLinear
+from golden.quant import QuantizedWeight
+
+__all__ = ["Accelerator", "AccelLinear", "AccelStats", "DeviceMismatch", "tile_plan"]
+
+
+class DeviceMismatch(BitmixError):
+    """A device result differs from golden.intref.
+
+    Members
+    -------
+    layer : str
+    token : int
+        Position of the token in the sequence (0 = the prompt's first).
+    row : int
+        Output row of the layer.
+    got, want : int
+        The device's and golden's row result.
+    """
+
+    def __init__(self, layer: str, token: int, row: int, got: int, want: int, precision: int):
+        self.layer, self.token, self.row, self.got, self.want = layer, token, row, got, want
+        super().__init__(f"device result differs from golden.intref: layer {layer}, token {token}, "
+                         f"row {row}, precision {precision}: device {got}, golden {want}")
+
+
+@dataclass
+class AccelStats:
+    """Counters of an :class:`Accelerator` (all since it was made, or :meth:`Accelerator.reset_stats`).
+
+    Members
+    -------
+    gemvs, loads : int
+        Device GEMVs run, weight tiles sent.
+    cycles : int
+        Engine cycles of the GEMVs (STATUS ``cycles`` of each run).
+    weight_bytes : int
+        Packed weight bytes sent (payload).
+    load_link_bytes, link_bytes : int
+        Bytes on the link (both directions, framing and retries included) while loading tiles, and
+        in all.
+    checked_rows : int
+        Row results compared with golden.intref.
+    """
+
+    gemvs: int = 0
+    loads: int = 0
+    cycles: int = 0
+    weight_bytes: int = 0
+    load_link_bytes: int = 0
+    link_bytes: int = 0
+    checked_rows: int = 0
+    per_layer_cycles: dict = field(default_factory=dict)
+
+
+def tile_plan(n: int, k: int, max_n: int, max_k: int, group_size: int) -> list[tuple[slice, slice]]:
+    """Tiles ``(rows, cols)`` covering ``W[n, k]``: row blocks of ``max_n``, column blocks of the
+    largest multiple of ``group_size`` up to ``max_k``."""
+    kt = max_k // group_size * group_size
+    if kt == 0 or k % group_size:
+        raise BitmixError(f"layer K={k} cannot be tiled into groups of {group_size} up to max K {max_k}")
+    return [(slice(r, min(r + max_n, n)), slice(c, min(c + kt, k)))
+            for r in range(0, n, max_n) for c in range(0, k, kt)]
+
+
+class Accelerator:
+    """The device side shared by the :class:`AccelLinear` layers of a model.
+
+    Parameters
+    ----------
+    device : sw_driver.device.Device
+        Open, capabilities checked.
+    verify : bool
+        Compare every result with golden.intref (:class:`DeviceMismatch`).
+
+    Members
+    -------
+    device
+    precision : int
+        Terms per weight of the next GEMVs (the device's precision register; 0 = full).
+    position : int
+        Sequence position of the first token of the next forward (set by the decode loop; named
+        in :class:`DeviceMismatch`).
+    stats : AccelStats
+    """
+
+    def __init__(self, device, *, verify: bool = True):
+        self._params = {"verify": verify}
+        self.device = device
+        self.precision = 0
+        self.position = 0
+        self.stats = AccelStats()
+        self._loaded = None          # (layer, tile index) in the weights region
+        self._packed: dict = {}      # (layer, tile index) -> packed weight bytes
+        self._reg = None             # precision register as last set
+
+    @property
+    def verify(self) -> bool:
+        return self._params["verify"]
+
+    def reset_stats(self) -> AccelStats:
+        old, self.stats = self.stats, AccelStats()
+        return old
+
+    def check_layer(self, name: str, qw: QuantizedWeight) -> None:
+        """Refuse a layer the device cannot compute, naming the layer and the field."""
+        g = self.device.params.gemv
+        if not isinstance(qw, QuantizedWeight):
+            raise BitmixError(f"layer {name}: {type(qw).__name__} is not a grouped-format layer "
+                              "(the BitMoD path); the shift-add LUT path is not wired here")
+        names = [fs.name for fs in g.format_sets]
+        if qw.format_set.name not in names:
+            raise BitmixError(f"layer {name}: format set {qw.format_set.name} is not compiled into the "
+                              f"device ({', '.join(names)})")
+        if qw.group_size != g.group_size:
+            raise BitmixError(f"layer {name}: group size {qw.group_size}, the device's is {g.group_size}")
+        if qw.zero is not None or qw.scale_kind != "int":
+            raise BitmixError(f"layer {name}: zero points / power-of-two scales are not on the device")
+        if int(qw.u.max()) >= 1 << g.scale_bits:
+            raise BitmixError(f"layer {name}: group scale u up to {int(qw.u.max())} does not fit the "
+                              f"device's {g.scale_bits} scale bits")
+
+    def tiles(self, name: str, qw: QuantizedWeight) -> list[tuple[slice, slice, slice, bytes]]:
+        """``(rows, cols, group cols, packed bytes)`` of each tile of a layer, packed once by
+        ``golden.gemv_layout`` (the stream does not depend on the precision)."""
+        g = self.device.params.gemv
+        lay = g.layout
+        fs = lay.format_sets[lay.set_index(qw.format_set.name)]
+        out = []
+        for ti, (rows, cols) in enumerate(tile_plan(*qw.shape, g.max_n, g.max_k, g.group_size)):
+            gcols = slice(cols.start // g.group_size, cols.stop // g.group_size)
+            data = self._packed.get((name, ti))
+            if data is None:
+                beats = lay.weight_beats(qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols], fs)
+                data = self._packed[(name, ti)] = lay.to_bytes(beats)
+            out.append((rows, cols, gcols, data))
+        return out
+
+    def model_bytes(self) -> int:
+        """Packed weight bytes of every tile packed so far (the whole model after :meth:`tiles` of
+        each layer)."""
+        return sum(len(b) for b in self._packed.values())
+
+    def _set_precision(self, p: int) -> None:
+        if p != self._reg:
+            self.device.set_precision(p)
+            self._reg = p
+
+    def _link(self) -> int:
+        t = self.device.transport
+        return t.tx_bytes + t.rx_bytes
+
+    def matmul(self, name: str, qw: QuantizedWeight, x_int: torch.Tensor) -> torch.Tensor:
+        """Integer row results ``[T, N]`` of ``x_int[T, K]`` at :attr:`precision`, on the device."""
+        dev, g, st = self.device, self.device.params.gemv, self.stats
+        link0 = self._link()
+        n, k = qw.shape
+        prec = self.precision
+        fs = qw.format_set
+        out = torch.zeros(x_int.shape[0], n, dtype=torch.int64)
+        si = g.layout.set_index(fs.name)
+        for ti, (rows, cols, gcols, data) in enumerate(self.tiles(name, qw)):
+            codes, ids, u = qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols]
+            if self._loaded != (name, ti):
+                self._loaded = None
+                l0 = self._link()
+                dev.load_packed(data, n=rows.stop - rows.start, k=cols.stop - cols.start, fmt_set=si)
+                self._loaded = (name, ti)
+                st.loads += 1
+                st.weight_bytes += len(data)
+                st.load_link_bytes += self._link() - l0
+            self._set_precision(prec)
+            want = (intref.row_results(codes, ids, u, x_int[:, cols], fs, g.group_size, prec or None)
+                    if self.verify else None)
+            for t in range(x_int.shape[0]):
+                dev.write_activations(x_int[t, cols])
+                run = dev.run()
+                got = torch.tensor(dev.read_results(), dtype=torch.int64)
+                st.gemvs += 1
+                st.cycles += run["cycles"]
+                st.per_layer_cycles[name] = st.per_layer_cycles.get(name, 0) + run["cycles"]
+                if want is not None:
+                    bad = (got != want[t]).nonzero()
+                    if len(bad):
+                        r = int(bad[0])
+                        raise DeviceMismatch(name, self.position + t, rows.start + r, int(got[r]),
+                                             int(want[t, r]), prec)
+                    st.checked_rows += len(got)
+                out[t, rows] += got
+        st.link_bytes += self._link() - link0
+        return out
+
+
+class AccelLinear(QuantLinear):
+    """:class:`golden.pmpd.QuantLinear` whose integer GEMV runs on ``accel``'s device at the
+    accelerator's precision (the module's own ``precision`` is not used).
+
+    Members
+    -------
+    accel : Accelerator
+    """
+
+    def __init__(self, qw: QuantizedWeight, name: str, accel: Accelerator):
+        accel.check_layer(name, qw)
+        super().__init__(qw, name, act_bits=accel.device.params.gemv.act_bits)
+        self.accel = accel
+
+    def int_matmul(self, x_int: torch.Tensor) -> torch.Tensor:
+        return self.accel.matmul(self.name, self.qw, x_int)

@@ -1,0 +1,49 @@
+"""golden/pmpd.py: the integer-path linear at a precision, the static scheduler and the PMPD decode
+loop (precision only steps down; prefill at the first precision)."""
+
+import pytest
+import torch
+
+from bitmix.errors import BitmixError
+from golden.model import LlamaConfig, LlamaForCausalLM
+from golden.pmpd import QuantLinear, generate, model_linears, replace_linears, set_precision, static_schedule
+from golden.quant import quantize_rtn
+
+
+def _model():
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1)
+    return LlamaForCausalLM(cfg).init_weights(3)
+
+
+def test_quant_linear_is_the_integer_path_at_its_precision():
+    W = torch.randn(16, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    q = quantize_rtn(W, "bitmod4", 32)
+    lin = QuantLinear(q, "w")
+    x = torch.randn(3, 64, dtype=torch.float64)
+    assert torch.equal(lin(x), q.forward_integer(x))
+    lin.precision = 1
+    assert torch.equal(lin(x), q.forward_integer(x, nterms=1))
+    assert not torch.equal(lin(x), q.forward_integer(x))
+
+
+def test_static_schedule_and_decode_loop():
+    sched = static_schedule(2)
+    assert [sched(i) for i in range(4)] == [0, 0, 1, 1]
+    with pytest.raises(BitmixError, match="n_high must be >= 0"):
+        static_schedule(-1)
+    model = _model()
+    new = replace_linears(model, lambda name, lin: QuantLinear(
+        quantize_rtn(lin.weight.data.to(torch.float64), "bitmod4", 32), name))
+    assert list(new) == list(model_linears(model)) and "lm_head" in new
+    seen = []
+    out = generate(model, torch.tensor([1, 2, 3]), 4, sched, lambda p: set_precision(model, p),
+                   on_step=lambda i, p: seen.append((i, p)))
+    assert seen == [(0, 0), (1, 0), (2, 1), (3, 1)] and out.precisions == [0, 0, 1, 1]
+    assert len(out.new_ids) == 4 and out.perplexity() >= 1.0
+    # the same decode with the precision set by hand matches step for step
+    set_precision(model, 0)
+    ref = generate(model, torch.tensor([1, 2, 3]), 2, static_schedule(9), lambda p: None)
+    assert torch.equal(ref.ids, out.ids[:5])
+    with pytest.raises(BitmixError, match="raises the precision at token 1"):
+        generate(model, torch.tensor([1]), 3, lambda i: 1 if i == 0 else 0, lambda p: None)

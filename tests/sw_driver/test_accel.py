@@ -1,0 +1,125 @@
+"""Accelerated layers (sw_driver/accel.py) against the virtual board running the FPGA top (not a
+mock): layers of the shipped reference model quantized at the device's group size give exactly
+golden.pmpd.QuantLinear's output at every precision, tiled in N and K; a one-tile layer stays
+resident; a wrong device result is caught naming layer, token and row."""
+
+import pytest
+import torch
+
+from bitmix.errors import BitmixError
+from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
+from golden.data import encode
+from golden.pmpd import QuantLinear, generate, replace_linears, set_precision, static_schedule
+from golden.quant import quantize_rtn
+from sw_driver.accel import Accelerator, AccelLinear, DeviceMismatch, tile_plan
+from sw_driver.device import Device
+
+
+@pytest.fixture
+def board(sim_board):
+    return sim_board("bytes", persist=True)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return load_model(REFERENCE_MODEL_DIR)
+
+
+def _quant(W, g):
+    return quantize_rtn(W.to(torch.float64), g.format_sets[0], g.group_size, scale_bits=g.scale_bits)
+
+
+def _acts(ref, n, k):
+    """``n`` activation rows of width ``k`` from the model's embeddings (real value ranges)."""
+    e = ref.model.embed_tokens.weight.data[[ord(c) for c in "with"[:n]]]
+    return e.repeat(1, k // e.shape[1])
+
+
+def test_tile_plan_covers_in_whole_groups():
+    tiles = tile_plan(130, 512, 64, 256, 32)
+    assert [(r.start, r.stop, c.start, c.stop) for r, c in tiles] == [
+        (0, 64, 0, 256), (0, 64, 256, 512), (64, 128, 0, 256), (64, 128, 256, 512),
+        (128, 130, 0, 256), (128, 130, 256, 512)]
+    with pytest.raises(BitmixError, match="cannot be tiled"):
+        tile_plan(4, 100, 64, 256, 32)
+
+
+def test_layers_on_device_equal_golden_at_every_precision(board, ref):
+    g = board.params.gemv
+    with Device.open(board.device, expect=board.params, progress=False) as dev:
+        acc = Accelerator(dev)
+        # k_proj: N = 128 > max N (2 row blocks); down_proj rows 0..63: K = 512 > max K (2 K tiles)
+        for name, W in (("model.layers.0.self_attn.k_proj", ref.model.layers[0].self_attn.k_proj.weight),
+                        ("model.layers.0.mlp.down_proj", ref.model.layers[0].mlp.down_proj.weight[:64])):
+            q = _quant(W.data, g)
+            x = _acts(ref, 2, W.shape[1])
+            dl, gl = AccelLinear(q, name, acc), QuantLinear(q, name, g.act_bits)
+            for prec in range(g.max_terms + 1):
+                acc.precision = gl.precision = prec
+                before = acc.stats.gemvs
+                assert torch.equal(dl(x), gl(x)), f"{name} precision {prec}"
+                tiles = tile_plan(*q.shape, g.max_n, g.max_k, g.group_size)
+                assert acc.stats.gemvs - before == 2 * len(tiles)
+            gl.precision = 1                                           # truncation matters
+            assert not torch.equal(gl(x), QuantLinear(q, name, g.act_bits)(x))
+        assert acc.stats.cycles > 0 and acc.stats.checked_rows == 3 * 2 * (128 + 2 * 64)   # per tile
+        assert dev.transport.core.stats.retries == 0
+
+
+def test_one_tile_layer_stays_resident_and_mismatch_is_named(board, ref):
+    g = board.params.gemv
+    W = ref.model.layers[1].self_attn.q_proj.weight.data[:g.max_n]
+    q = _quant(W, g)
+    name = "model.layers.1.self_attn.q_proj"
+    with Device.open(board.device, expect=board.params, progress=False) as dev:
+        acc = Accelerator(dev)
+        lin = AccelLinear(q, name, acc)
+        x = _acts(ref, 1, 256)
+        lin(x)
+        first = acc.reset_stats()
+        assert first.loads == 1 and first.weight_bytes > 0
+        lin(x)                                        # resident: only activations and results move
+        assert acc.stats.loads == 0 and acc.stats.link_bytes < first.weight_bytes / 4
+        # the device computes with other weights than golden's: the check names layer/token/row
+        data = bytearray(acc._packed[(name, 0)])
+        data[len(data) // 2] ^= 0x11
+        acc._packed[(name, 0)] = bytes(data)
+        acc._loaded = None
+        acc.position = 7
+        with pytest.raises(DeviceMismatch, match=rf"layer {name}, token 7, row \d+") as e:
+            lin(x)
+        assert 0 <= e.value.row < g.max_n and e.value.got != e.value.want
+
+
+def test_foreign_layers_are_refused_by_name(board, ref):
+    g = board.params.gemv
+    W = ref.model.layers[0].self_attn.k_proj.weight.data.to(torch.float64)
+    with Device.open(board.device, expect=board.params, progress=False) as dev:
+        acc = Accelerator(dev)
+        with pytest.raises(BitmixError, match="layer k: group size 128, the device's is 32"):
+            AccelLinear(quantize_rtn(W, "bitmod4", 128, scale_bits=g.scale_bits), "k", acc)
+        with pytest.raises(BitmixError, match="layer k: format set int4_asym is not compiled"):
+            AccelLinear(quantize_rtn(W, "int4_asym", g.group_size), "k", acc)
+
+
+@pytest.mark.slow
+def test_whole_model_pmpd_decode_on_device_equals_golden(board):
+    """Every linear (lm_head included) on the virtual board: the PMPD decode gives golden's tokens
+    and log-probabilities exactly (3 tokens, precision full then 1 term)."""
+    g = board.params.gemv
+    host, dev_model = load_model(REFERENCE_MODEL_DIR), load_model(REFERENCE_MODEL_DIR)
+    qs = {}
+
+    def golden_layer(name, lin):
+        qs[name] = _quant(lin.weight.data, g)
+        return QuantLinear(qs[name], name, g.act_bits)
+
+    replace_linears(host, golden_layer)
+    want = generate(host, encode("The "), 3, static_schedule(1), lambda p: set_precision(host, p))
+    with Device.open(board.device, expect=board.params, progress=False) as dev:
+        acc = Accelerator(dev)
+        replace_linears(dev_model, lambda name, lin: AccelLinear(qs[name], name, acc))
+        got = generate(dev_model, encode("The "), 3, static_schedule(1),
+                       lambda p: setattr(acc, "precision", p))
+    assert torch.equal(got.ids, want.ids) and got.logprobs == want.logprobs
+    assert got.precisions == [0, 1, 1]

@@ -27,6 +27,8 @@ COMMANDS = [
     "bitmix.cmd_sim_board",
     "bitmix.cmd_build",
     "bitmix.cmd_deploy",
+    "bitmix.cmd_demo",
+    "bitmix.cmd_run",
 ]
 
 

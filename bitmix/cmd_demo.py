@@ -1,0 +1,237 @@
+"""`bitmix demo`: the shipped reference model decoding with PMPD, every linear layer on the virtual board.
+
+    bitmix demo                               # offline, no arguments
+    bitmix demo --prompt "The if statement" --max-new-tokens 8 --switch-after 4
+
+Quantizes the shipped reference model with BitMoD's formats at the device's group size (every
+decoder linear and ``lm_head``), starts the virtual board (``bitmix sim-board``'s launcher), packs
+the weights for the device (``sw_driver.accel``), then decodes greedily with PMPD's static
+scheduler: the prompt and the first ``--switch-after`` tokens at full precision, the rest with the
+precision register stepped down to ``--low`` terms per weight. Every device result is checked
+against golden.intref (``--no-verify`` turns it off). It prints the text, the continuation's
+perplexity, device cycles and link bytes per token, the wall-clock tokens/s of the simulation and
+the tokens/s modelled for each board of ``fpga/boards.py`` (its clock and link rate).
+``bitmix run --port DEV`` runs the same flow on a board (or any port).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from bitmix.argtypes import int_in_range
+
+__all__ = ["register", "run", "add_flow_options", "decode_on_device", "quantize_for_device",
+           "board_models", "DEFAULT_PROMPT"]
+
+DEFAULT_PROMPT = "The with statement"
+
+
+def add_flow_options(p) -> None:
+    p.add_argument("--method", choices=("rtn", "gptq"), default="rtn",
+                   help="BitMoD quantizer: rtn (round-to-nearest, default: seconds) or gptq (GPTQ "
+                        "error compensation on 32 calibration windows: 2-3 minutes more on 2 cores)")
+    p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default {DEFAULT_PROMPT!r})")
+    p.add_argument("--max-new-tokens", type=int_in_range("--max-new-tokens", 1, 4096), default=8,
+                   metavar="N", help="tokens to generate (default 8, so that the demo stays under 5 "
+                                     "minutes on a busy 2-core machine: each token streams the whole "
+                                     "model, 2.1 MB of weight beats, through the virtual board)")
+    p.add_argument("--switch-after", type=int_in_range("--switch-after", 0), default=4, metavar="n",
+                   help="static PMPD scheduler: tokens at full precision before the switch (default 4)")
+    p.add_argument("--low", type=int_in_range("--low", 1), default=1, metavar="TERMS",
+                   help="precision after the switch, in terms per weight (default 1)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not check device results against golden.intref")
+    p.add_argument("--json", action="store_true", help="print one JSON summary line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="decode text with PMPD, every linear layer on the virtual board",
+                       description=__doc__.splitlines()[0])
+    add_flow_options(p)
+    p.set_defaults(func=run)
+
+
+def quantize_for_device(model, gemv, method: str, progress: bool):
+    """Quantize every linear of ``model`` (lm_head too, by RTN: GPTQ's driver covers decoder layers)
+    with the device's first format set, group size and scale bits; ``{name: QuantizedWeight}``."""
+    import torch
+
+    from golden.calibrate import Method, quantize_model
+    from golden.data import calibration_batches
+    from golden.quant import quantize_rtn
+
+    fs = gemv.format_sets[0]
+    m = Method(method=method, format_set=fs.name, group_size=gemv.group_size)
+    calib = calibration_batches(32, 256, seed=0) if m.needs_calibration else None
+    report = quantize_model(model, m, calib, progress=progress, threads=1)
+    results = dict(report.results)
+    W = model.lm_head.weight.data.to(torch.float64)
+    results["lm_head"] = quantize_rtn(W, fs, gemv.group_size, scale_bits=gemv.scale_bits)
+    return results
+
+
+def board_models(cycles: float, link_bytes: float, stream_bytes: float, model_bytes: int) -> list[dict]:
+    """Tokens/s modelled per board of ``fpga/boards.py`` for a token of ``cycles`` engine cycles and
+    ``link_bytes`` on the link, of which ``stream_bytes`` carried weight tiles: streamed (as
+    measured) and resident (the link carries activations and results only). A UART moves baud/10
+    bytes/s; ``resident_fits`` says whether that board's top's weights region holds the model."""
+    from bitmix.cmd_build import board_values
+    from fpga.boards import BOARDS
+    from golden.protocol import Region
+
+    rows = []
+    for name in BOARDS:
+        design, board, plan, values = board_values(name)
+        params = design.make_params(values)
+        rate = plan.baud / 10
+        t_stream = cycles / plan.sys_hz + link_bytes / rate
+        t_res = cycles / plan.sys_hz + (link_bytes - stream_bytes) / rate
+        rows.append({"board": name, "clock_mhz": round(plan.sys_hz / 1e6, 3), "link": board.link,
+                     "baud": plan.baud, "weights_region_bytes": params.region_bytes[Region.WEIGHTS],
+                     "resident_fits": params.region_bytes[Region.WEIGHTS] >= model_bytes,
+                     "streamed_tokens_per_s": 1 / t_stream, "resident_tokens_per_s": 1 / t_res,
+                     "compute_bound_tokens_per_s": plan.sys_hz / cycles})
+    return rows
+
+
+def decode_on_device(dev, args, *, out=print) -> dict:
+    """The flow after the device is open: quantize, pack, decode with PMPD, report. Returns the
+    summary (also printed, as text or ``--json``)."""
+    import torch
+    from tqdm import tqdm
+
+    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
+    from golden.data import decode, encode
+    from golden.pmpd import generate, replace_linears, static_schedule
+    from golden.protocol import Region
+    from sw_driver.accel import Accelerator, AccelLinear
+
+    show = not (args.no_progress or args.json) and sys.stderr.isatty()
+    g = dev.params.gemv
+    if args.low > g.max_terms:
+        from bitmix.errors import BitmixError
+        raise BitmixError(f"--low {args.low}: the device computes at most {g.max_terms} terms per weight")
+    torch.set_num_threads(1)
+    t0 = time.time()
+    model = load_model(REFERENCE_MODEL_DIR)
+    float_model = load_model(REFERENCE_MODEL_DIR)
+    results = quantize_for_device(model, g, args.method, show)
+    t_quant = time.time() - t0
+
+    acc = Accelerator(dev, verify=not args.no_verify)
+    t0 = time.time()
+    layers = replace_linears(model, lambda name, lin: AccelLinear(results[name], name, acc))
+    for name in tqdm(layers, desc="pack weights", unit="layer", disable=not show, leave=False):
+        acc.tiles(name, results[name])
+    model_bytes = acc.model_bytes()
+    t_pack = time.time() - t0
+
+    prompt = encode(args.prompt)
+    steps: list[dict] = []
+    bar = tqdm(total=args.max_new_tokens, desc="decode", unit="tok", disable=not show, leave=False)
+    clock = [time.time()]
+
+    def on_step(i: int, p: int) -> None:
+        if i:
+            steps.append({**vars(acc.reset_stats()), "seconds": time.time() - clock[0]})
+            bar.update(1)
+        clock[0] = time.time()
+        acc.position = len(prompt) + i - 1 if i else 0
+        acc.precision = p
+
+    t0 = time.time()
+    dec = generate(model, prompt, args.max_new_tokens, static_schedule(args.switch_after, 0, args.low),
+                   lambda p: setattr(acc, "precision", p), on_step=on_step)
+    steps.append({**vars(acc.reset_stats()), "seconds": time.time() - clock[0]})
+    bar.update(1)
+    bar.close()
+    t_dec = time.time() - t0
+
+    # perplexity of the continuation: under the decoding model and under the float model
+    with torch.no_grad():
+        logits = float_model(dec.ids.view(1, -1))[0, len(prompt) - 1:-1].to(torch.float64)
+        nll = -torch.log_softmax(logits, -1).gather(1, dec.new_ids.view(-1, 1)).mean()
+    decode_steps = steps[1:]
+    n_dec = len(decode_steps)
+    cyc = sum(s["cycles"] for s in decode_steps) / n_dec if n_dec else float("nan")
+    lb = sum(s["link_bytes"] for s in decode_steps) / n_dec if n_dec else float("nan")
+    sb = sum(s["load_link_bytes"] for s in decode_steps) / n_dec if n_dec else float("nan")
+    by_prec = {}
+    for s, p in zip(decode_steps, dec.precisions[1:], strict=True):
+        by_prec.setdefault(p, []).append(s["cycles"])
+    summary = {
+        "prompt": args.prompt, "text": decode(dec.new_ids),
+        "method": f"{args.method}-{g.format_sets[0].name}",
+        "group_size": g.group_size, "precisions": dec.precisions,
+        "schedule": {"kind": "static", "switch_after": args.switch_after, "high": 0, "low": args.low},
+        "verified": not args.no_verify, "checked_rows": sum(s["checked_rows"] for s in steps),
+        "perplexity_self": dec.perplexity(), "perplexity_float_model": float(torch.exp(nll)),
+        "prefill": {"tokens": len(prompt), "cycles": steps[0]["cycles"], "link_bytes": steps[0]["link_bytes"],
+                    "seconds": steps[0]["seconds"]},
+        "decode": {"tokens": n_dec, "cycles_per_token": cyc, "link_bytes_per_token": lb,
+                   "weight_link_bytes_per_token": sb,
+                   "cycles_per_token_by_precision": {str(p): sum(v) / len(v) for p, v in by_prec.items()},
+                   "wall_tokens_per_s": n_dec / sum(s["seconds"] for s in decode_steps) if n_dec else None},
+        "link_bytes_total": sum(s["link_bytes"] for s in steps),
+        "model_bytes": model_bytes, "weights_region_bytes": dev.params.region_bytes[Region.WEIGHTS],
+        "gemvs": sum(s["gemvs"] for s in steps), "retries": dev.transport.core.stats.retries,
+        "seconds": {"quantize": t_quant, "pack": t_pack, "decode": t_dec},
+        "boards": board_models(cyc, lb, sb, model_bytes) if n_dec else [],
+    }
+    if args.json:
+        out(json.dumps(summary))
+    else:
+        _print(summary, out)
+    return summary
+
+
+def _print(s: dict, out) -> None:
+    d, pf = s["decode"], s["prefill"]
+    res = s["model_bytes"] <= s["weights_region_bytes"]
+    out(f"{s['prompt']}\033[1m{s['text']}\033[0m" if sys.stdout.isatty() else s["prompt"] + s["text"])
+    out("")
+    out(f"model:        shipped reference model, {s['method']} (group {s['group_size']}), every linear "
+        f"incl. lm_head on the device; {s['model_bytes']:,} packed weight bytes, weights region "
+        f"{s['weights_region_bytes']:,} B: {'resident' if res else 'streamed per use'}")
+    out(f"PMPD:         static, {s['schedule']['switch_after']} tokens at full precision then "
+        f"{s['schedule']['low']} term(s)/weight; per token: {' '.join(str(p) for p in s['precisions'])} "
+        "(0 = full)")
+    out(f"verified:     {s['checked_rows']:,} row results bit-exact with golden.intref"
+        if s["verified"] else "verified:     off (--no-verify)")
+    out(f"perplexity:   {s['perplexity_self']:.3f} (continuation, decoding model), "
+        f"{s['perplexity_float_model']:.3f} (under the float model)")
+    out(f"prefill:      {pf['tokens']} tokens, {pf['cycles']:,} device cycles, "
+        f"{pf['link_bytes']:,} link bytes, {pf['seconds']:.1f} s")
+    out(f"decode:       {d['tokens']} tokens, {d['cycles_per_token']:,.0f} device cycles/token ("
+        + ", ".join(f"{c:,.0f} at precision {p}" for p, c in d["cycles_per_token_by_precision"].items())
+        + f"), {d['link_bytes_per_token']:,.0f} link bytes/token")
+    out(f"simulation:   {d['wall_tokens_per_s']:.3f} tokens/s wall clock (virtual board, verify "
+        f"{'on' if s['verified'] else 'off'}); {s['link_bytes_total']:,} link bytes in all, "
+        f"{s['retries']} retries")
+    out(f"time:         quantize {s['seconds']['quantize']:.1f} s, pack {s['seconds']['pack']:.1f} s, "
+        f"decode {s['seconds']['decode']:.1f} s")
+    out("modelled tokens/s per board (its clock; link at baud/10 B/s; decode tokens as measured):")
+    out("  board            clock MHz   link      streamed   resident   compute-bound  region holds model")
+    for b in s["boards"]:
+        out(f"  {b['board']:<16} {b['clock_mhz']:>9g}   {b['link']:<8} {b['streamed_tokens_per_s']:>9.3f}  "
+            f"{b['resident_tokens_per_s']:>9.1f}  {b['compute_bound_tokens_per_s']:>13.1f}  "
+            f"{'yes' if b['resident_fits'] else 'no'}")
+
+
+def run(args) -> int:
+    from bitmix.cmd_sim_board import start_board
+    from sw_driver.device import Device
+
+    board = start_board(None, link="bytes")
+    try:
+        with Device.open(board.device, expect=board.params, progress=False) as dev:
+            if not args.json:
+                print(f"virtual board on {board.device} (FPGA top under Verilator, "
+                      f"{board.clk_hz / 1e6:g} MHz)", flush=True)
+            decode_on_device(dev, args)
+    finally:
+        board.close()
+    return 0

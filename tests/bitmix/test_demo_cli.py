@@ -1,0 +1,62 @@
+"""`bitmix run --port` on the virtual board's pty (the demo's flow after the capability check):
+every linear of the reference model on the device, verified, the tokens equal golden's host-only
+decode with the same schedule, and the report's figures; a wrong expectation or port is one line.
+The full `bitmix demo` (8 tokens, about 4 minutes) is the slow test."""
+
+import json
+
+import pytest
+import torch
+
+from bitmix.cli import main
+from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
+from golden.data import decode, encode
+from golden.pmpd import QuantLinear, generate, replace_linears, set_precision, static_schedule
+
+
+def _golden_text(g, prompt, n, switch):
+    from bitmix.cmd_demo import quantize_for_device
+
+    model = load_model(REFERENCE_MODEL_DIR)
+    qs = quantize_for_device(model, g, "rtn", False)
+    replace_linears(model, lambda name, lin: QuantLinear(qs[name], name, g.act_bits))
+    d = generate(model, encode(prompt), n, static_schedule(switch), lambda p: set_precision(model, p))
+    return decode(d.new_ids)
+
+
+def test_run_on_the_virtual_board_pty(sim_board, capsys):
+    board = sim_board("bytes", persist=True)
+    g = board.params.gemv
+    rc = main(["run", "--port", board.device, "--expect", str(board.manifest), "--prompt", "The ",
+               "--max-new-tokens", "2", "--switch-after", "1", "--json"])
+    assert rc == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["precisions"] == [0, 1] and s["verified"] and s["checked_rows"] > 0
+    assert s["text"] == _golden_text(g, "The ", 2, 1)
+    # every linear, lm_head included, ran on the device: 4 prefill tokens + 1 decode token
+    n_rows = sum(m.out_features for m in load_model(REFERENCE_MODEL_DIR).modules()
+                 if isinstance(m, torch.nn.Linear))
+    assert s["checked_rows"] >= 5 * n_rows
+    assert s["decode"]["tokens"] == 1 and s["decode"]["cycles_per_token"] > 0
+    assert s["model_bytes"] > s["weights_region_bytes"]                   # streamed per use
+    assert s["decode"]["weight_link_bytes_per_token"] > s["model_bytes"]   # the whole model, framed
+    assert {b["board"] for b in s["boards"]} == {"icebreaker", "ulx3s-85f", "orangecrab-25f"}
+    for b in s["boards"]:
+        assert b["resident_tokens_per_s"] > b["streamed_tokens_per_s"] > 0
+
+
+def test_run_refuses_another_top_and_a_missing_port(sim_board, capsys):
+    board = sim_board("bytes", persist=True)
+    assert main(["run", "--port", board.device, "--board", "icebreaker"]) == 2
+    assert "device refused: CAPABILITIES field params_hash" in capsys.readouterr().err
+    assert main(["run", "--port", "/dev/does-not-exist"]) == 2
+    assert "cannot open serial port /dev/does-not-exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_defaults(capsys):
+    assert main(["demo", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["precisions"] == [0] * 4 + [1] * 4 and s["verified"]
+    by = s["decode"]["cycles_per_token_by_precision"]
+    assert by["1"] < by["0"]

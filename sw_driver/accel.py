@@ -30,6 +30,7 @@ from bitmix.errors import BitmixError
 from golden import intref
 from golden.pmpd import QuantLinear
 from golden.quant import QuantizedWeight
+from sw_driver.protocol import DeviceError
 
 __all__ = ["Accelerator", "AccelLinear", "AccelStats", "DeviceMismatch", "tile_plan"]
 
@@ -189,34 +190,45 @@ class Accelerator:
         fs = qw.format_set
         out = torch.zeros(x_int.shape[0], n, dtype=torch.int64)
         si = g.layout.set_index(fs.name)
-        for ti, (rows, cols, gcols, data) in enumerate(self.tiles(name, qw)):
-            codes, ids, u = qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols]
-            if self._loaded != (name, ti):
-                self._loaded = None
-                l0 = self._link()
-                dev.load_packed(data, n=rows.stop - rows.start, k=cols.stop - cols.start, fmt_set=si)
-                self._loaded = (name, ti)
-                st.loads += 1
-                st.weight_bytes += len(data)
-                st.load_link_bytes += self._link() - l0
-            self._set_precision(prec)
-            want = (intref.row_results(codes, ids, u, x_int[:, cols], fs, g.group_size, prec or None)
-                    if self.verify else None)
-            for t in range(x_int.shape[0]):
-                dev.write_activations(x_int[t, cols])
-                run = dev.run()
-                got = torch.tensor(dev.read_results(), dtype=torch.int64)
-                st.gemvs += 1
-                st.cycles += run["cycles"]
-                st.per_layer_cycles[name] = st.per_layer_cycles.get(name, 0) + run["cycles"]
-                if want is not None:
-                    bad = (got != want[t]).nonzero()
-                    if len(bad):
-                        r = int(bad[0])
-                        raise DeviceMismatch(name, self.position + t, rows.start + r, int(got[r]),
-                                             int(want[t, r]), prec)
-                    st.checked_rows += len(got)
-                out[t, rows] += got
+        tiles = self.tiles(name, qw)
+        doing = f"starting layer {name}"
+        try:
+            for ti, (rows, cols, gcols, data) in enumerate(tiles):
+                codes, ids, u = qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols]
+                if self._loaded != (name, ti):
+                    self._loaded = None
+                    doing = f"loading layer {name} tile {ti + 1}/{len(tiles)} (token {self.position})"
+                    l0 = self._link()
+                    dev.load_packed(data, n=rows.stop - rows.start, k=cols.stop - cols.start, fmt_set=si)
+                    self._loaded = (name, ti)
+                    st.loads += 1
+                    st.weight_bytes += len(data)
+                    st.load_link_bytes += self._link() - l0
+                self._set_precision(prec)
+                want = (intref.row_results(codes, ids, u, x_int[:, cols], fs, g.group_size, prec or None)
+                        if self.verify else None)
+                for t in range(x_int.shape[0]):
+                    doing = (f"running layer {name} tile {ti + 1}/{len(tiles)} for token "
+                             f"{self.position + t}")
+                    dev.write_activations(x_int[t, cols])
+                    run = dev.run()
+                    got = torch.tensor(dev.read_results(), dtype=torch.int64)
+                    st.gemvs += 1
+                    st.cycles += run["cycles"]
+                    st.per_layer_cycles[name] = st.per_layer_cycles.get(name, 0) + run["cycles"]
+                    if want is not None:
+                        bad = (got != want[t]).nonzero()
+                        if len(bad):
+                            r = int(bad[0])
+                            raise DeviceMismatch(name, self.position + t, rows.start + r, int(got[r]),
+                                                 int(want[t, r]), prec)
+                        st.checked_rows += len(got)
+                    out[t, rows] += got
+        except DeviceError as e:
+            e.args = (f"{e} while {doing}",)       # the same error, saying what the run was doing
+            e.doing = doing
+            self._loaded = self._reg = None          # the device's state is unknown now
+            raise
         st.link_bytes += self._link() - link0
         return out
 

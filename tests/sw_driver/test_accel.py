@@ -10,9 +10,11 @@ from bitmix.errors import BitmixError
 from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
 from golden.data import encode
 from golden.pmpd import QuantLinear, generate, replace_linears, set_precision, static_schedule
+from golden.protocol import Command
 from golden.quant import quantize_rtn
 from sw_driver.accel import Accelerator, AccelLinear, DeviceMismatch, tile_plan
 from sw_driver.device import Device
+from sw_driver.protocol import DeviceError
 
 
 @pytest.fixture
@@ -100,6 +102,45 @@ def test_foreign_layers_are_refused_by_name(board, ref):
             AccelLinear(quantize_rtn(W, "bitmod4", 128, scale_bits=g.scale_bits), "k", acc)
         with pytest.raises(BitmixError, match="layer k: format set int4_asym is not compiled"):
             AccelLinear(quantize_rtn(W, "int4_asym", g.group_size), "k", acc)
+
+
+def test_board_killed_mid_load_or_mid_run_is_a_clear_error_and_a_restart_is_bit_exact(sim_board, ref):
+    """The board dies in the middle of streaming a layer's tiles, or between its GEMVs: a
+    DeviceError names the command and what the run was doing; nothing is returned; a new board
+    computes the layer bit-exact."""
+    import os
+    import signal
+
+    name = "model.layers.0.mlp.gate_proj"           # 512 x 256: 8 tiles
+    board = sim_board("bytes")
+    p = board.params
+    q = _quant(ref.model.layers[0].mlp.gate_proj.weight.data, p.gemv)
+    x = _acts(ref, 1, 256)
+    want = QuantLinear(q, name, p.gemv.act_bits)(x)
+    for hook, nth, what in (("load_packed", 3, r"while loading layer \S+ tile 3/8 \(token 5\)"),
+                            ("run", 2, r"while running layer \S+ tile 2/8 for token 5")):
+        with Device.open(board.device, expect=p, progress=False, timeout=0.3, retries=1) as dev:
+            acc = Accelerator(dev)
+            acc.position = 5
+            lin = AccelLinear(q, name, acc)
+            orig, calls = getattr(dev, hook), []
+
+            def killing(*a, _orig=orig, _calls=calls, _nth=nth, _board=board, **kw):
+                _calls.append(1)
+                if len(_calls) == _nth:
+                    os.kill(_board.pid, signal.SIGKILL)
+                    _board.wait(5)
+                return _orig(*a, **kw)
+
+            setattr(dev, hook, killing)
+            got = None
+            with pytest.raises(DeviceError, match=what) as e:
+                got = lin(x)
+            assert got is None and e.value.command in (Command.WRITE_MEM, Command.RUN)
+            assert e.value.doing.startswith(what.split()[1])
+        board = sim_board("bytes")                   # restart
+    with Device.open(board.device, expect=p, progress=False) as dev:
+        assert torch.equal(AccelLinear(q, name, Accelerator(dev))(x), want)
 
 
 @pytest.mark.slow

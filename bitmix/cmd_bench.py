@@ -19,12 +19,14 @@ BENCHES = [
     "bitmix.bench_synth:register",
     "bitmix.bench_hw:register",
     "bitmix.bench_link:register",
+    "bitmix.bench_pmpd:register",
 ]
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; "
-                                     "synth: resources and Fmax; hw: GEMV engine; link: host link)",
+                                     "synth: resources and Fmax; hw: GEMV engine; link: host link; "
+                                     "pmpd: precision policies)",
                        description=__doc__.splitlines()[0])
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for entry in BENCHES:

@@ -20,10 +20,10 @@ import json
 import sys
 import time
 
-from bitmix.argtypes import int_in_range
+from bitmix.argtypes import float_in_range, int_in_range
 
-__all__ = ["register", "run", "add_flow_options", "decode_on_device", "quantize_for_device",
-           "board_models", "DEFAULT_PROMPT"]
+__all__ = ["register", "run", "add_flow_options", "open_options", "decode_on_device",
+           "quantize_for_device", "board_models", "DEFAULT_PROMPT"]
 
 DEFAULT_PROMPT = "The with statement"
 
@@ -43,8 +43,22 @@ def add_flow_options(p) -> None:
                    help="precision after the switch, in terms per weight (default 1)")
     p.add_argument("--no-verify", action="store_true",
                    help="do not check device results against golden.intref")
+    p.add_argument("--fault", type=float_in_range("--fault", 0.0, 0.01), default=0.0, metavar="RATE",
+                   help="inject link faults: each byte flipped and dropped with probability RATE each, "
+                        "both directions (sw_driver.transport.FaultInjector, seed 0); retries are "
+                        "reported")
     p.add_argument("--json", action="store_true", help="print one JSON summary line")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def open_options(args) -> dict:
+    """``Device.open`` keyword arguments of the flow options (the fault injector of ``--fault``;
+    with faults, a shorter answer timeout so that a dropped byte costs 0.3 s, not 1 s)."""
+    if not args.fault:
+        return {}
+    from sw_driver.transport import FaultInjector
+
+    return {"fault": FaultInjector(flip=args.fault, drop=args.fault, seed=0), "timeout": 0.3}
 
 
 def register(sub) -> None:
@@ -178,6 +192,9 @@ def decode_on_device(dev, args, *, out=print) -> dict:
         "link_bytes_total": sum(s["link_bytes"] for s in steps),
         "model_bytes": model_bytes, "weights_region_bytes": dev.params.region_bytes[Region.WEIGHTS],
         "gemvs": sum(s["gemvs"] for s in steps), "retries": dev.transport.core.stats.retries,
+        "recovered": dev.transport.core.stats.recovered,
+        "faults": ({"flipped": dict(f.flipped), "dropped": dict(f.dropped)}
+                   if (f := dev.transport.fault) else None),
         "seconds": {"quantize": t_quant, "pack": t_pack, "decode": t_dec},
         "boards": board_models(cyc, lb, sb, model_bytes) if n_dec else [],
     }
@@ -211,6 +228,11 @@ def _print(s: dict, out) -> None:
     out(f"simulation:   {d['wall_tokens_per_s']:.3f} tokens/s wall clock (virtual board, verify "
         f"{'on' if s['verified'] else 'off'}); {s['link_bytes_total']:,} link bytes in all, "
         f"{s['retries']} retries")
+    if s["faults"]:
+        f = s["faults"]
+        out(f"faults:       {sum(f['flipped'].values())} bytes flipped, {sum(f['dropped'].values())} dropped "
+            f"on the link; {s['retries']} retries, {s['recovered']} requests recovered, results still "
+            "bit-exact")
     out(f"time:         quantize {s['seconds']['quantize']:.1f} s, pack {s['seconds']['pack']:.1f} s, "
         f"decode {s['seconds']['decode']:.1f} s")
     out("modelled tokens/s per board (its clock; link at baud/10 B/s; decode tokens as measured):")
@@ -227,7 +249,7 @@ def run(args) -> int:
 
     board = start_board(None, link="bytes")
     try:
-        with Device.open(board.device, expect=board.params, progress=False) as dev:
+        with Device.open(board.device, expect=board.params, progress=False, **open_options(args)) as dev:
             if not args.json:
                 print(f"virtual board on {board.device} (FPGA top under Verilator, "
                       f"{board.clk_hz / 1e6:g} MHz)", flush=True)

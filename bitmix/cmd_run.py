@@ -11,7 +11,7 @@ reference model for that device, PMPD decode with every linear on it, verified, 
 
 from __future__ import annotations
 
-from bitmix.cmd_demo import add_flow_options, decode_on_device
+from bitmix.cmd_demo import add_flow_options, decode_on_device, open_options
 
 __all__ = ["register", "run"]
 
@@ -39,7 +39,8 @@ def run(args) -> int:
 
         design, _, _, values = board_values(args.board)
         expect = design.make_params(values)
-    with Device.open(args.port, expect=expect, progress=False, timeout=args.timeout) as dev:
+    kw = {"timeout": args.timeout, **open_options(args)}
+    with Device.open(args.port, expect=expect, progress=False, **kw) as dev:
         if not args.json:
             print(f"device on {args.port}: capabilities match "
                   f"(params hash {dev.capabilities['params_hash']:016x})", flush=True)

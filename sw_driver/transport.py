@@ -115,6 +115,11 @@ class SerialTransport:
         except Exception:                              # e.g. a loop:// test port
             self._fd = None
 
+    @property
+    def fault(self) -> FaultInjector | None:
+        """The fault injector (its counts), or None."""
+        return self._fault
+
     def close(self) -> None:
         self.port.close()
 

@@ -1,6 +1,7 @@
 """`bitmix run --port` on the virtual board's pty (the demo's flow after the capability check):
-every linear of the reference model on the device, verified, the tokens equal golden's host-only
-decode with the same schedule, and the report's figures; a wrong expectation or port is one line.
+every linear of the reference model on the device, verified, through a link with injected faults,
+the tokens equal golden's host-only decode with the same schedule, and the report's figures; a
+wrong expectation or port is one line.
 The full `bitmix demo` (8 tokens, about 4 minutes) is the slow test."""
 
 import json
@@ -28,9 +29,12 @@ def test_run_on_the_virtual_board_pty(sim_board, capsys):
     board = sim_board("bytes", persist=True)
     g = board.params.gemv
     rc = main(["run", "--port", board.device, "--expect", str(board.manifest), "--prompt", "The ",
-               "--max-new-tokens", "2", "--switch-after", "1", "--json"])
+               "--max-new-tokens", "2", "--switch-after", "1", "--fault", "3e-6", "--json"])
     assert rc == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # a damaged link (flips and drops, both ways) is recovered by retries: still golden's tokens
+    f = s["faults"]
+    assert sum(f["flipped"].values()) + sum(f["dropped"].values()) > 0 and s["retries"] > 0
     assert s["precisions"] == [0, 1] and s["verified"] and s["checked_rows"] > 0
     assert s["text"] == _golden_text(g, "The ", 2, 1)
     # every linear, lm_head included, ran on the device: 4 prefill tokens + 1 decode token

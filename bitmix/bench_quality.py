@@ -93,6 +93,7 @@ def _orderings() -> list[tuple[str, str, str]]:
         out.append((f"bitmod{b} < int{b}_asym (RTN)", f"bitmod{b}-rtn", f"int{b}_asym-rtn"))
         out.append((f"GPTQ improves bitmod{b}", f"bitmod{b}-gptq", f"bitmod{b}-rtn"))
         out.append((f"GPTQ improves int{b}_asym", f"int{b}_asym-gptq", f"int{b}_asym-rtn"))
+        out.append((f"bitmod{b} < int{b}_asym (GPTQ)", f"bitmod{b}-gptq", f"int{b}_asym-gptq"))
     out.append(("bitmod4 < mxfp4", "bitmod4-rtn", "mxfp4"))
     out.append(("GPTQ improves BCQ3 (shiftadd3 < bcq3)", "shiftadd3", "bcq3-rtn"))
     out.append(("GPTQ improves BCQ2 (shiftadd2 < bcq2)", "shiftadd2", "bcq2-rtn"))

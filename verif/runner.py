@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -116,6 +117,16 @@ def _count(xml: Path) -> int:
     return sum(1 for _ in ET.parse(xml).iter("testcase"))
 
 
+def exact_test_filter(testcase: str | list[str] | None) -> str | None:
+    """``COCOTB_TEST_FILTER`` that selects exactly the named tests. The runner's own ``testcase=``
+    builds ``\\.(.*name|...)$``, which also selects every test whose name *ends* with a given one
+    (``bit_exact`` selected ``lut_bit_exact`` on an engine without the LUT path)."""
+    if testcase is None:
+        return None
+    names = [n.strip() for n in testcase.split(",")] if isinstance(testcase, str) else list(testcase)
+    return r"\.(" + "|".join(re.escape(n) for n in names) + ")$"
+
+
 def run_cocotb(component, *, name: str, tag: str, test_module: str, config: dict | None = None,
                testcase: str | list[str] | None = None, seed: int | None = None,
                info: dict | None = None, build_args=()) -> SimResult:
@@ -137,7 +148,8 @@ def run_cocotb(component, *, name: str, tag: str, test_module: str, config: dict
             xml = test_dir / "results.xml"
             xml.unlink(missing_ok=True)
             try:
-                runner.test(test_module=test_module, hdl_toplevel=name, testcase=testcase,
+                runner.test(test_module=test_module, hdl_toplevel=name,
+                            test_filter=exact_test_filter(testcase),
                             build_dir=bdir / "obj", test_dir=test_dir, waves=waves,
                             extra_env={CONFIG_ENV: str(cfg_path),
                                        # rewrite asserts in the testbench only, not in torch (5 s)

@@ -62,3 +62,15 @@ def test_bitmix_elaborate_takes_a_registered_design(tmp_path, monkeypatch, capsy
     assert rc == 2 and "--lanes is not an option of design 'pair_sum'" in capsys.readouterr().err
     rc = main(["elaborate", "--design", "pair_sum", "--width", "99", "--out", str(tmp_path)])
     assert rc == 2 and "width = 99 is out of range" in capsys.readouterr().err
+
+
+def test_exact_test_filter_selects_only_the_named_tests():
+    """cocotb's own ``testcase=`` regex selects ``lut_bit_exact`` for ``bit_exact``; ours must not."""
+    import re
+
+    from verif.runner import exact_test_filter
+    f = re.compile(exact_test_filter(["bit_exact", "errors"]))
+    assert f.search("verif.tb_gemv.bit_exact") and f.search("verif.tb_gemv.errors")
+    assert not f.search("verif.tb_gemv.lut_bit_exact") and not f.search("verif.tb_gemv.lut_errors")
+    assert exact_test_filter(None) is None
+    assert re.search(exact_test_filter("a, b"), "m.b")

@@ -39,6 +39,7 @@ from golden import protocol
 from golden.digest import json_digest
 from golden.formats import format_table_hash
 from hw.gemv_params import GemvParams
+from hw.params import check_int
 from hw.uart_params import UARTParams
 
 __all__ = ["TopParams", "LINK_MODES", "WEIGHT_MEMS", "SPRAM_DEPTH", "SPRAM_WIDTH", "SPRAM_COUNT",
@@ -57,12 +58,13 @@ _GEMV_KEYS = ("rows", "lanes", "group_size", "act_bits", "scale_bits", "format_s
               "lut")
 
 
+#: Integer ranges of the top's own parameters (checked by hw.params.check_int, like the engine's).
+TOP_LIMITS = {"weight_beats": (1, MAX_REGION_BEATS), "act_beats": (1, MAX_REGION_BEATS),
+              "result_beats": (1, MAX_REGION_BEATS), "leds": (1, MAX_LEDS), "clk_hz": (1, (1 << 32) - 1)}
+
+
 def _beats(name: str, value, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REGION_BEATS:
-        raise BitmixError(f"{name} must be an integer in 1..{MAX_REGION_BEATS}, got {value!r}")
-    return value
+    return default if value is None else check_int(name, value, TOP_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -89,15 +91,13 @@ class TopParams:
         gemv = GemvParams.make(rows=rows, lanes=lanes, group_size=group_size, act_bits=act_bits,
                                scale_bits=scale_bits, format_sets=format_sets, max_k=max_k,
                                max_n=max_n, lut=lut)
-        if isinstance(clk_hz, bool) or not isinstance(clk_hz, int) or clk_hz <= 0 or clk_hz >= 1 << 32:
-            raise BitmixError(f"clk_hz must be a positive integer below 2**32, got {clk_hz!r}")
+        check_int("clk_hz", clk_hz, TOP_LIMITS)
         UARTParams.make(clk_hz=clk_hz, baud=baud)
         if link not in LINK_MODES:
             raise BitmixError(f"link must be one of {', '.join(LINK_MODES)}, got {link!r}")
         if weight_mem not in WEIGHT_MEMS:
             raise BitmixError(f"weight_mem must be one of {', '.join(WEIGHT_MEMS)}, got {weight_mem!r}")
-        if isinstance(leds, bool) or not isinstance(leds, int) or not 1 <= leds <= MAX_LEDS:
-            raise BitmixError(f"leds must be an integer in 1..{MAX_LEDS}, got {leds!r}")
+        check_int("leds", leds, TOP_LIMITS)
         p = cls(gemv, _beats("weight_beats", weight_beats, DEFAULT_WEIGHT_BEATS),
                 _beats("act_beats", act_beats, gemv.buffer_depth),
                 _beats("result_beats", result_beats, -(-gemv.max_n // gemv.rows)),

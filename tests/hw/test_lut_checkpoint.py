@@ -16,13 +16,18 @@ from verif.lut_stimulus import LutGemv, act_pattern
 FAST = ["--calib-samples", "4", "--calib-seqlen", "32", "--no-progress", "--rounds", "2"]
 
 
-@pytest.mark.parametrize("argv", [["--method", "bcq", "--bits", "3", "--layout", "row"],
-                                  ["--method", "shiftadd", "--bits", "2", "--layout", "block"]])
-def test_checkpoint_layers_on_the_lut_unit(tiny, tmp_path, argv):
+def _quantized_layers(tiny, tmp_path, argv) -> dict:
+    """``bitmix quantize`` the tiny model with ``argv`` at group 32; its quantized layers."""
     out = tmp_path / "q"
     assert main(["quantize", "--model", str(tiny), *argv, "--group-size", "32", "--out", str(out),
                  *FAST]) == 0
-    _, layers, _ = load_quantized(out, load_float=False)
+    return load_quantized(out, load_float=False)[1]
+
+
+@pytest.mark.parametrize("argv", [["--method", "bcq", "--bits", "3", "--layout", "row"],
+                                  ["--method", "shiftadd", "--bits", "2", "--layout", "block"]])
+def test_checkpoint_layers_on_the_lut_unit(tiny, tmp_path, argv):
+    layers = _quantized_layers(tiny, tmp_path, argv)
     p = LutParams.make(rows=8, max_planes=4, max_k=128, max_n=128)
     rng = random.Random(0)
     gemvs = []
@@ -45,10 +50,7 @@ def test_checkpoint_layer_on_the_engine_lut_path(tiny, tmp_path, argv):
     from verif.gemv_pysim import run_gemv_pysim
     from verif.gemv_stimulus import random_gemv
 
-    out = tmp_path / "q"
-    assert main(["quantize", "--model", str(tiny), *argv, "--group-size", "32", "--out", str(out),
-                 *FAST]) == 0
-    _, layers, _ = load_quantized(out, load_float=False)
+    layers = _quantized_layers(tiny, tmp_path, argv)
     p = GemvParams.make(rows=8, lanes=8, group_size=32, max_k=128, max_n=128, lut=dict(max_planes=4))
     rng = random.Random(0)
     bw = layers["model.layers.1.self_attn.q_proj"]

@@ -162,7 +162,8 @@ class TopParams:
 
     @property
     def desc_bytes(self) -> int:
-        """LOAD_LAYER payload bytes: the engine's ``cmd`` word, little-endian, whole bytes."""
+        """Engine descriptor bytes of LOAD_LAYER (after its ``weight_base`` field): the engine's
+        ``cmd`` word, little-endian, whole bytes."""
         return -(-self.gemv.layout.cmd.size // 8)
 
     @property

@@ -73,7 +73,7 @@ __all__ = [
 
 #: Raised by one whenever a frame, command, code or payload layout changes incompatibly; the
 #: capability response reports it and the driver refuses a device with another version.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: Frame delimiter; COBS guarantees it occurs nowhere else.
 DELIMITER = 0x00
@@ -144,8 +144,8 @@ class Command(_Coded):
     STATUS = 0x02, "engine state, precision, engine error flags, cycles of the last run, link counters"
     WRITE_MEM = 0x03, "write the payload's data bytes to a memory region at a byte offset"
     READ_MEM = 0x04, "read bytes of a memory region"
-    LOAD_LAYER = 0x05, ("load a layer descriptor: the engine's `cmd` word (golden.gemv_layout), "
-                        "little-endian, in whole bytes")
+    LOAD_LAYER = 0x05, ("load a layer: where its weights start in the weights region, then the "
+                        "engine's `cmd` word (golden.gemv_layout), little-endian, in whole bytes")
     SET_PRECISION = 0x06, "set the runtime precision of the next runs (0 = full, docs/architecture.md §2.6)"
     RUN = 0x07, "start a GEMV of the loaded layer; the ACK means started, STATUS tells when it is done"
     READ_RESULTS = 0x08, "read bytes of the results of the last finished run"
@@ -202,6 +202,12 @@ _ADDR = (Field("region", 8, doc="memory region (`Region`)"),
 PAYLOADS: dict[Command, Layout] = {
     Command.WRITE_MEM: Layout("write_mem", _ADDR),
     Command.READ_MEM: Layout("read_mem", (*_ADDR, Field("count", 16, doc="bytes to read"))),
+    # a base lets every layer of a model stay resident: the host writes each layer once at its
+    # own base and runs any of them by loading its descriptor (no weights re-sent per use)
+    Command.LOAD_LAYER: Layout("load_layer", (
+        Field("weight_base", 32, doc="first beat of the layer's weights in the weights region "
+                                     "(beats of the region's beat size); base + the layer's "
+                                     "weight beats must fit the region"),)),
     Command.SET_PRECISION: Layout("set_precision", (
         Field("precision", 8, doc="terms or bit-planes per weight; 0 = full precision"),)),
     Command.READ_RESULTS: Layout("read_results", (
@@ -223,7 +229,7 @@ RESPONSES: dict[Command, Layout] = {
         Field("params_hash", _HASH_BITS, doc="generator parameters' hash (json_digest, 16 hex digits)"),
         Field("formats_hash", _HASH_BITS, doc="format table's hash (golden.formats.format_table_hash)"),
         Field("region_bytes", 32, len(Region), doc="size of each `Region` in bytes", array=True),
-        Field("desc_bytes", 8, doc="LOAD_LAYER payload bytes"),
+        Field("desc_bytes", 8, doc="engine descriptor bytes that follow LOAD_LAYER's fields"),
     )),
     Command.STATUS: Layout("status", (
         Field("state", 8, doc="`EngineState`"),

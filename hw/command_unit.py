@@ -16,16 +16,17 @@ Every code, width and layout is read from :mod:`golden.protocol` (``FRAME_HEADER
 :mod:`golden.gemv_layout`, the sizes from :class:`fpga.top_params.TopParams`.
 
 Checks, in this order (the first that fails is the answer): an unknown command code →
-``UNKNOWN_COMMAND``; a payload length other than the command's (``PAYLOADS`` size, the descriptor's
-``desc_bytes``; WRITE_MEM at least its fields) → ``BAD_LENGTH``; a retry (same sequence number and
-command as the previous decoded request) of a command with side effects → the first execution's
-code, nothing executed; a field out of range (region, ``count`` over ``MAX_PAYLOAD - 1``,
-precision over the largest term count, descriptor K/N/format set/path or its padding bits) →
-``BAD_FIELD``; an access past a region's end, or a layer whose weights, activations or results do
-not fit their regions → ``OUT_OF_BOUNDS``; a GEMV running and the command needs an idle engine
-(WRITE_MEM, LOAD_LAYER, SET_PRECISION, RUN; READ_MEM of the weights or results, which the run is
-using) → ``BUSY``; RUN with no layer loaded, READ_RESULTS when the last run did not finish →
-``NOT_READY``; the engine refusing the descriptor at RUN → ``ENGINE_ERROR``.
+``UNKNOWN_COMMAND``; a payload length other than the command's (``PAYLOADS`` size; LOAD_LAYER its
+fields plus ``desc_bytes``; WRITE_MEM at least its fields) → ``BAD_LENGTH``; a retry (same
+sequence number and command as the previous decoded request) of a command with side effects → the
+first execution's code, nothing executed; a field out of range (region, ``count`` over
+``MAX_PAYLOAD - 1``, precision over the largest term count, descriptor K/N/format set/path or its
+padding bits) → ``BAD_FIELD``; an access past a region's end, or a layer whose weights (from its
+``weight_base``), activations or results do not fit their regions → ``OUT_OF_BOUNDS``; a GEMV
+running and the command needs an idle engine (WRITE_MEM, LOAD_LAYER, SET_PRECISION, RUN; READ_MEM
+of the weights or results, which the run is using) → ``BUSY``; RUN with no layer loaded,
+READ_RESULTS when the last run did not finish → ``NOT_READY``; the engine refusing the descriptor
+at RUN → ``ENGINE_ERROR``.
 
 Never hangs: every state leads back to idle within a bounded number of cycles (the longest is a
 READ_MEM reply, paced by the link). Reception runs beside execution: while one request executes
@@ -88,10 +89,10 @@ def _select(m, out, index, values, default=None) -> None:
 
 
 def payload_bytes(cmd: Command, desc_bytes: int) -> int:
-    """Fixed payload bytes of request ``cmd`` (WRITE_MEM's data bytes follow them)."""
-    if cmd == Command.LOAD_LAYER:
-        return desc_bytes
-    return PAYLOADS[cmd].size // 8 if cmd in PAYLOADS else 0
+    """Fixed payload bytes of request ``cmd`` (WRITE_MEM's data bytes follow them; LOAD_LAYER's
+    engine descriptor is part of its fixed payload)."""
+    fields = PAYLOADS[cmd].size // 8 if cmd in PAYLOADS else 0
+    return fields + (desc_bytes if cmd == Command.LOAD_LAYER else 0)
 
 
 class CommandUnit(wiring.Component):
@@ -162,9 +163,11 @@ class CommandUnit(wiring.Component):
             lay = PAYLOADS[cmd]
             return data.View(struct_layout(lay), fields[:lay.size])
 
-        wm, rm, sp, rr = (view(c) for c in (Command.WRITE_MEM, Command.READ_MEM,
-                                            Command.SET_PRECISION, Command.READ_RESULTS))
-        desc = data.View(struct_layout(cmd_layout), fields[:cmd_layout.size])
+        wm, rm, sp, rr, ll = (view(c) for c in (Command.WRITE_MEM, Command.READ_MEM,
+                                                Command.SET_PRECISION, Command.READ_RESULTS,
+                                                Command.LOAD_LAYER))
+        ll_bits = PAYLOADS[Command.LOAD_LAYER].size             # the descriptor follows the fields
+        desc = data.View(struct_layout(cmd_layout), fields[ll_bits:ll_bits + cmd_layout.size])
 
         frames_ok = Signal(16)
         frames_bad = Signal(16)
@@ -180,6 +183,7 @@ class CommandUnit(wiring.Component):
         layer_desc = Signal(cmd_layout.size)
         layer_acts = Signal(range(tp.act_beats + 1))
         layer_weights = Signal(range(tp.weight_beats + 1))    # beats per plane read (path 1)
+        layer_wbase = Signal(range(max(2, tp.weight_beats)))   # first weight beat of the layer
         layer_path1 = Signal()
         layer_planes = Signal(8)
         flush = Signal()                               # stop the feeders (abort, reset, error)
@@ -279,7 +283,7 @@ class CommandUnit(wiring.Component):
         bad_desc = Signal()
         k, n = desc.k, desc.n
         log2g = g.log2_group
-        pad_bits = fields[cmd_layout.size:8 * desc_bytes]
+        pad_bits = fields[ll_bits + cmd_layout.size:ll_bits + 8 * desc_bytes]
         if g.lut is not None:                        # path 1: planes 1..q, the format set unused
             bad_path = Mux(desc.path, ~desc.planes.any() | (desc.planes > g.lut.max_planes),
                            desc.fmt_set >= len(g.format_sets))
@@ -490,14 +494,15 @@ class CommandUnit(wiring.Component):
                 reply(ErrorCode.OK)
 
         with m.Elif(state == _LOAD):
-            with m.If((max_wbeats > tp.weight_beats) | (kbeats > tp.act_beats)
+            with m.If((ll.weight_base + max_wbeats > tp.weight_beats) | (kbeats > tp.act_beats)
                       | (nblocks > tp.result_beats)):
                 reply(ErrorCode.OUT_OF_BOUNDS)
             with m.Elif(running):
                 reply(ErrorCode.BUSY)
             with m.Else():
                 m.d.sync += [layer_valid.eq(1), layer_desc.eq(desc.as_value()),
-                             layer_acts.eq(kbeats), layer_weights.eq(wbeats)]
+                             layer_acts.eq(kbeats), layer_weights.eq(wbeats),
+                             layer_wbase.eq(ll.weight_base)]
                 if lut_path:
                     m.d.sync += [layer_path1.eq(desc.path), layer_planes.eq(desc.planes)]
                 reply(ErrorCode.OK)
@@ -509,7 +514,7 @@ class CommandUnit(wiring.Component):
                 a_left, a_addr, _, _ = feeds[Region.ACTIVATIONS]
                 f_left, f_addr, _, _ = feeds[Region.WEIGHTS]
                 m.d.sync += [a_left.eq(layer_acts), a_addr.eq(0), f_left.eq(run_weights),
-                             f_addr.eq(0), res_addr.eq(0), cycles.eq(0),
+                             f_addr.eq(layer_wbase), res_addr.eq(0), cycles.eq(0),
                              est.eq(EngineState.RUNNING), state.eq(_RUN_CHECK)]
 
         with m.Elif(state == _RUN_CHECK):

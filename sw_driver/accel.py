@@ -10,11 +10,16 @@
 rescale on the host, exactly as golden defines them) whose integer GEMV runs on the device. A
 layer larger than the device's engine (``max_n`` rows, ``max_k`` inputs) or its weights region is
 cut into tiles of whole groups; the row results of a row block's K tiles are summed (exact: the
-row result is a sum over groups). The weights region holds one tile at a time (the layer
-descriptor has no weight base address): a tile already in the region is not sent again
-(resident: a layer that is one tile costs only activations per token), any other tile is
-streamed for each use. A forward over T tokens (the prefill) runs every token through a tile
-before loading the next, so a prefill streams the weights once.
+row result is a sum over groups).
+
+Resident or streamed. :meth:`Accelerator.place` packs every tile of the model; when they all fit
+the weights region it writes each once at its own weight base (one pass, a progress bar) and from
+then on a GEMV sends only the tile's LOAD_LAYER descriptor (its ``weight_base``), activations, and
+reads results: per token, no weight byte crosses the link. When they do not fit (the boards' tops
+hold 14 KB) or :meth:`place` was not called, the region holds one tile at a time at base 0: a tile
+already in the region is not sent again (a layer that is one tile costs only activations per
+token), any other tile is streamed for each use. A forward over T tokens (the prefill) runs every
+token through a tile before loading the next, so a prefill streams the weights once.
 
 With ``verify`` (default on), every device result is compared with ``golden.intref``; a difference
 raises :class:`DeviceMismatch` naming the layer, the token and the row.
@@ -29,6 +34,7 @@ import torch
 from bitmix.errors import BitmixError
 from golden import intref
 from golden.pmpd import QuantLinear
+from golden.protocol import Region
 from golden.quant import QuantizedWeight
 from sw_driver.protocol import DeviceError
 
@@ -61,8 +67,8 @@ class AccelStats:
 
     Members
     -------
-    gemvs, loads : int
-        Device GEMVs run, weight tiles sent.
+    gemvs, loads, selects : int
+        Device GEMVs run, weight tiles sent, resident tiles selected (LOAD_LAYER alone).
     cycles : int
         Engine cycles of the GEMVs (STATUS ``cycles`` of each run).
     weight_bytes : int
@@ -76,6 +82,7 @@ class AccelStats:
 
     gemvs: int = 0
     loads: int = 0
+    selects: int = 0
     cycles: int = 0
     weight_bytes: int = 0
     load_link_bytes: int = 0
@@ -113,6 +120,9 @@ class Accelerator:
         Sequence position of the first token of the next forward (set by the decode loop; named
         in :class:`DeviceMismatch`).
     stats : AccelStats
+    bases : dict or None
+        ``{(layer, tile index): weight base}`` once :meth:`place` made the model resident; None
+        while tiles are streamed.
     """
 
     def __init__(self, device, *, verify: bool = True):
@@ -121,7 +131,8 @@ class Accelerator:
         self.precision = 0
         self.position = 0
         self.stats = AccelStats()
-        self._loaded = None          # (layer, tile index) in the weights region
+        self.bases: dict | None = None
+        self._loaded = None          # (layer, tile index) whose descriptor the device holds
         self._packed: dict = {}      # (layer, tile index) -> packed weight bytes
         self._reg = None             # precision register as last set
 
@@ -172,6 +183,40 @@ class Accelerator:
         each layer)."""
         return sum(len(b) for b in self._packed.values())
 
+    def place(self, layers: dict, *, progress: bool = False) -> dict:
+        """Pack every tile of ``layers`` (``{name: QuantizedWeight}``); if they all fit the
+        weights region, write each once at consecutive weight bases (resident: :attr:`bases`),
+        else leave them to be streamed. Returns ``{"resident", "model_bytes", "region_bytes",
+        "link_bytes", "seconds"}`` (the link bytes and seconds of writing the model)."""
+        import time
+
+        dev = self.device
+        nb, cap = dev.params.region_beat_bytes[Region.WEIGHTS], dev.params.weight_beats
+        order = [(name, ti, t[3]) for name, qw in layers.items()
+                 for ti, t in enumerate(self.tiles(name, qw))]
+        model = sum(len(d) for *_, d in order)
+        out = {"resident": model <= cap * nb, "model_bytes": model, "region_bytes": cap * nb,
+               "link_bytes": 0, "seconds": 0.0}
+        if not out["resident"]:
+            self.bases = None
+            return out
+        bases, beat = {}, 0
+        for name, ti, data in order:
+            bases[(name, ti)] = beat
+            beat += len(data) // nb
+        t0, l0 = time.time(), self._link()
+        self._loaded = self.bases = None
+        try:
+            dev.write_mem(Region.WEIGHTS, 0, b"".join(d for *_, d in order), progress=progress)
+        except DeviceError as e:
+            e.args = (f"{e} while writing the model's weights ({model} bytes)",)
+            e.doing = "writing the model's weights"
+            raise
+        self.bases = bases
+        out.update(link_bytes=self._link() - l0, seconds=time.time() - t0)
+        self.stats.weight_bytes += model
+        return out
+
     def _set_precision(self, p: int) -> None:
         if p != self._reg:
             self.device.set_precision(p)
@@ -195,15 +240,26 @@ class Accelerator:
         try:
             for ti, (rows, cols, gcols, data) in enumerate(tiles):
                 codes, ids, u = qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols]
+                base = None
+                if self.bases is not None:
+                    base = self.bases.get((name, ti))
+                    if base is None:     # streaming it at base 0 would overwrite a resident tile
+                        raise BitmixError(f"layer {name} was not placed on the device (Accelerator.place "
+                                          "made the model resident without it)")
                 if self._loaded != (name, ti):
                     self._loaded = None
-                    doing = f"loading layer {name} tile {ti + 1}/{len(tiles)} (token {self.position})"
+                    doing = (f"{'selecting' if base is not None else 'loading'} layer {name} tile "
+                             f"{ti + 1}/{len(tiles)} (token {self.position})")
                     l0 = self._link()
-                    dev.load_packed(data, n=rows.stop - rows.start, k=cols.stop - cols.start, fmt_set=si)
+                    dev.load_packed(data, n=rows.stop - rows.start, k=cols.stop - cols.start, fmt_set=si,
+                                    base=base or 0, write=base is None)
                     self._loaded = (name, ti)
-                    st.loads += 1
-                    st.weight_bytes += len(data)
-                    st.load_link_bytes += self._link() - l0
+                    if base is None:
+                        st.loads += 1
+                        st.weight_bytes += len(data)
+                        st.load_link_bytes += self._link() - l0
+                    else:
+                        st.selects += 1
                 self._set_precision(prec)
                 want = (intref.row_results(codes, ids, u, x_int[:, cols], fs, g.group_size, prec or None)
                         if self.verify else None)

@@ -3,6 +3,7 @@
     from sw_driver.device import Device
     with Device.open("/dev/ttyUSB1") as dev:          # or the pty `bitmix sim-board` printed
         dev.load_layer(codes, fmt_ids, u)              # golden quantizer output, packed here
+        dev.load_packed(data, n=n, k=k, base=b)        # at weight beat b (resident layers: write=False)
         rows = dev.gemv(x_int, precision=0)            # == golden.intref.row_results(...)
         dev.load_bcq_layer(bw, precision=2)            # shift-add LUT path (a top with --lut-planes)
         rows = dev.gemv(x_int, precision=2)            # == golden.bcq's integer reference
@@ -134,7 +135,7 @@ class Device:
     transport : SerialTransport
         Its ``core.stats`` count requests, retries and damaged frames.
     layer : dict or None
-        ``{"n", "k", "fmt_set"}`` of the loaded layer (``{"n", "k", "path": 1, "planes",
+        ``{"n", "k", "fmt_set", "base"}`` of the loaded layer (``{"n", "k", "path": 1, "planes",
         "precision"}`` on the LUT path).
     """
 
@@ -251,10 +252,11 @@ class Device:
         self.request(Command.ABORT)
 
     # ------------------------------------------------------------------ layers and GEMVs
-    def load_layer(self, codes, fmt_ids, u, *, fmt_set=0, verify: bool = False) -> dict:
+    def load_layer(self, codes, fmt_ids, u, *, fmt_set=0, base: int = 0, verify: bool = False) -> dict:
         """Pack a quantized layer ``W[N, K]`` (codes, format ids and scales per group, as
         ``golden.quant`` returns them) with ``golden.gemv_layout``, stream it into the weights
-        region and load its descriptor. ``fmt_set``: a format-set index or name."""
+        region (from weight beat ``base``) and load its descriptor. ``fmt_set``: a format-set index
+        or name."""
         lay = self._layout
         si = lay.set_index(fmt_set) if not isinstance(fmt_set, int) else fmt_set
         if not 0 <= si < len(lay.format_sets):
@@ -262,22 +264,36 @@ class Device:
                               f"({', '.join(fs.name for fs in lay.format_sets)})")
         n, k = (int(s) for s in codes.shape)
         data = lay.to_bytes(lay.weight_beats(codes, fmt_ids, u, lay.format_sets[si]))
-        return self.load_packed(data, n=n, k=k, fmt_set=si, verify=verify)
+        return self.load_packed(data, n=n, k=k, fmt_set=si, base=base, verify=verify)
 
-    def load_packed(self, data: bytes, *, n: int, k: int, fmt_set: int = 0, verify: bool = False) -> dict:
+    def load_packed(self, data: bytes, *, n: int, k: int, fmt_set: int = 0, base: int = 0,
+                    write: bool = True, verify: bool = False) -> dict:
         """:meth:`load_layer` for a layer already packed (``GemvLayout.to_bytes(weight_beats(...))``
-        with format set index ``fmt_set``): callers that stream the same layer again pack it once."""
-        lay = self._layout
-        cap = self.params.region_bytes[Region.WEIGHTS]
-        if len(data) > cap:
-            raise BitmixError(f"layer N={n} K={k}: {len(data)} weight bytes exceed the device's "
-                              f"weights region of {cap} bytes")
-        self.write_mem(Region.WEIGHTS, 0, data, verify=verify)
-        desc = lay.cmd_word(k=k, n=n, fmt_set=fmt_set).to_bytes(self.params.desc_bytes, "little")
-        self.transport.request(Command.LOAD_LAYER, request_payload(Command.LOAD_LAYER, desc))
-        self.layer = {"n": n, "k": k, "fmt_set": fmt_set}
-        beats = len(data) // self.params.region_beat_bytes[Region.WEIGHTS]
+        with format set index ``fmt_set``): callers that stream the same layer again pack it once.
+        ``base``: the weight beat the layer starts at (``weight_base``); with ``write`` False the
+        weights are already there (a resident layer: only the descriptor is sent)."""
+        beats = self._fit(data, base, f"layer N={n} K={k}")
+        if write:
+            self.write_mem(Region.WEIGHTS, base * self.params.region_beat_bytes[Region.WEIGHTS], data,
+                           verify=verify)
+        self._load_descriptor(self._layout.cmd_word(k=k, n=n, fmt_set=fmt_set), base)
+        self.layer = {"n": n, "k": k, "fmt_set": fmt_set, "base": base}
         return {**self.layer, "weight_bytes": len(data), "beats": beats}
+
+    def _fit(self, data: bytes, base: int, what: str) -> int:
+        """Beats of ``data`` (whole beats); a BitmixError naming ``what`` unless they fit the
+        weights region from beat ``base``."""
+        nb, cap = self.params.region_beat_bytes[Region.WEIGHTS], self.params.weight_beats
+        beats = -(-len(data) // nb)
+        if base < 0 or base + beats > cap:
+            raise BitmixError(f"{what}: {len(data)} weight bytes ({beats} beats) from beat {base} "
+                              f"exceed the device's weights region of {cap} beats "
+                              f"({cap * nb} bytes)")
+        return beats
+
+    def _load_descriptor(self, word: int, base: int) -> None:
+        """LOAD_LAYER: the weight base, then the engine's ``cmd`` word (golden.protocol)."""
+        self.request(Command.LOAD_LAYER, word.to_bytes(self.params.desc_bytes, "little"), weight_base=base)
 
     def load_bcq_layer(self, bw, *, precision: int = 0, verify: bool = False) -> dict:
         """The shift-add LUT path (descriptor ``path`` 1; a top generated with ``lut``): a
@@ -290,13 +306,9 @@ class Device:
                               "--lut-planes)")
         lay, n, k = self._layout, *bw.shape
         data = lay.to_bytes(g.lut_layout.weight_beats(bw, precision or None))
-        cap = self.params.region_bytes[Region.WEIGHTS]
-        if len(data) > cap:
-            raise BitmixError(f"BCQ layer N={n} K={k} at precision {precision}: {len(data)} weight "
-                              f"bytes exceed the device's weights region of {cap} bytes")
+        self._fit(data, 0, f"BCQ layer N={n} K={k} at precision {precision}")
         self.write_mem(Region.WEIGHTS, 0, data, verify=verify)
-        desc = lay.cmd_word(k=k, n=n, path=1, planes=bw.bits).to_bytes(self.params.desc_bytes, "little")
-        self.transport.request(Command.LOAD_LAYER, request_payload(Command.LOAD_LAYER, desc))
+        self._load_descriptor(lay.cmd_word(k=k, n=n, path=1, planes=bw.bits), 0)
         self.layer = {"n": n, "k": k, "path": 1, "planes": bw.bits, "precision": precision}
         return {**self.layer, "weight_bytes": len(data)}
 

@@ -38,7 +38,8 @@ from golden.protocol import (
 )
 from verif.gemv_stimulus import expected, random_gemv
 
-__all__ = ["SCENARIOS", "status", "write_region", "read_region", "run_gemv", "gemv_bytes"]
+__all__ = ["SCENARIOS", "status", "write_region", "read_region", "run_gemv", "gemv_bytes",
+           "load_payload"]
 
 C, E = Command, ErrorCode
 _FLAG = {name: i for i, (name, _doc) in enumerate(STATUS_FLAGS)}
@@ -73,14 +74,19 @@ async def read_region(host, region: Region, offset: int, count: int, chunk: int 
     return out
 
 
-def gemv_bytes(tp: TopParams, g) -> tuple[bytes, bytes, bytes]:
-    """(weights, activations, descriptor) bytes of GEMV ``g`` in the regions' byte form."""
+def load_payload(tp: TopParams, word: int, base: int = 0) -> bytes:
+    """LOAD_LAYER payload: the layer's weight base (beats), then the engine's ``cmd`` word."""
+    return request_payload(C.LOAD_LAYER, word.to_bytes(tp.desc_bytes, "little"), weight_base=base)
+
+
+def gemv_bytes(tp: TopParams, g, base: int = 0) -> tuple[bytes, bytes, bytes]:
+    """(weights, activations, LOAD_LAYER payload) bytes of GEMV ``g`` in the regions' byte form,
+    its weights meant for beat ``base`` of the weights region."""
     lay = tp.gemv.layout
     w = lay.to_bytes(lay.weight_beats(g.codes, g.fmt_ids, g.u, tp.gemv.format_sets[g.fmt_set]))
     ab = tp.region_beat_bytes[Region.ACTIVATIONS]
     a = b"".join(x.to_bytes(ab, "little") for x in lay.act_beats(g.x))
-    d = lay.cmd_word(k=g.k, n=g.n, fmt_set=g.fmt_set).to_bytes(tp.desc_bytes, "little")
-    return w, a, d
+    return w, a, load_payload(tp, lay.cmd_word(k=g.k, n=g.n, fmt_set=g.fmt_set), base)
 
 
 def results_of(tp: TopParams, data: bytes, n: int) -> list[int]:
@@ -97,10 +103,12 @@ async def wait_done(host, budget_polls: int = 400) -> dict:
     raise AssertionError("GEMV still running after every poll")
 
 
-async def run_gemv(host, tp: TopParams, g) -> dict:
-    """Load, run and read back GEMV ``g``; compare with golden.intref bit for bit."""
-    w, a, d = gemv_bytes(tp, g)
-    await write_region(host, Region.WEIGHTS, 0, w)
+async def run_gemv(host, tp: TopParams, g, base: int = 0, write: bool = True) -> dict:
+    """Load (weights at beat ``base``; with ``write`` False, already there), run and read back
+    GEMV ``g``; compare with golden.intref bit for bit."""
+    w, a, d = gemv_bytes(tp, g, base)
+    if write:
+        await write_region(host, Region.WEIGHTS, base * tp.region_beat_bytes[Region.WEIGHTS], w)
     await write_region(host, Region.ACTIVATIONS, 0, a)
     await host.ok(C.LOAD_LAYER, d)
     await host.ok(C.SET_PRECISION, request_payload(C.SET_PRECISION, precision=g.precision))
@@ -164,10 +172,12 @@ async def errors(host, tp: TopParams, rng: random.Random) -> dict:
     def rm(**kw):
         return pack_bytes(PAYLOADS[C.READ_MEM], **kw)
 
-    def desc(**kw):
+    def desc(base=0, **kw):
         f = {"k": g.group_size, "n": 1, "fmt_set": 0, "path": 0,
              **({"planes": 0} if g.lut else {}), **kw}
-        return lay.cmd.pack(**f).to_bytes(tp.desc_bytes, "little")
+        return load_payload(tp, lay.cmd.pack(**f), base)
+
+    one_beats = g.group_size // g.lanes               # weight beats of the layer desc() loads
 
     cases = [
         (0x00, b"", E.UNKNOWN_COMMAND), (0x0B, b"", E.UNKNOWN_COMMAND), (0x7F, b"\x01", E.UNKNOWN_COMMAND),
@@ -194,10 +204,15 @@ async def errors(host, tp: TopParams, rng: random.Random) -> dict:
         (C.READ_MEM, rm(region=0, offset=wsize - 10, count=11), E.OUT_OF_BOUNDS),
         (C.READ_MEM, rm(region=2, offset=tp.region_bytes[Region.RESULTS], count=1), E.OUT_OF_BOUNDS),
         (C.READ_RESULTS, pack_bytes(PAYLOADS[C.READ_RESULTS], offset=0, count=1), E.NOT_READY),
+        # a weight base that puts the layer's last beat one past the region, or far past it
+        (C.LOAD_LAYER, desc(base=tp.weight_beats - one_beats + 1), E.OUT_OF_BOUNDS),
+        (C.LOAD_LAYER, desc(base=tp.weight_beats), E.OUT_OF_BOUNDS),
+        (C.LOAD_LAYER, desc(base=0xFFFFFFFF), E.OUT_OF_BOUNDS),
+        (C.LOAD_LAYER, desc()[:-1], E.BAD_LENGTH),
     ]
     if lay.cmd.size < 8 * tp.desc_bytes:                       # padding bits must be zero
-        cases.append((C.LOAD_LAYER, (int.from_bytes(desc(), "little") | 1 << lay.cmd.size)
-                      .to_bytes(tp.desc_bytes, "little"), E.BAD_FIELD))
+        word = int.from_bytes(desc()[-tp.desc_bytes:], "little") | 1 << lay.cmd.size
+        cases.append((C.LOAD_LAYER, load_payload(tp, word), E.BAD_FIELD))
     # a layer whose weights do not fit the weights region
     need = lay.blocks(g.max_n) * (g.max_k // g.lanes)
     if need > tp.weight_beats:
@@ -351,8 +366,10 @@ async def lut_gemvs(host, tp: TopParams, rng: random.Random) -> dict:
         w = lay.to_bytes(llay.weight_beats(lg.bw, prec or None))
         ab = tp.region_beat_bytes[Region.ACTIVATIONS]
         a = b"".join(x.to_bytes(ab, "little") for x in lay.act_beats(lg.x))
-        d = lay.cmd_word(k=k, n=n, path=1, planes=q).to_bytes(tp.desc_bytes, "little")
-        await write_region(host, Region.WEIGHTS, 0, w)
+        wb = tp.region_beat_bytes[Region.WEIGHTS]
+        base = rng.choice([0, rng.randrange(tp.weight_beats - len(w) // wb + 1)])
+        d = load_payload(tp, lay.cmd_word(k=k, n=n, path=1, planes=q), base)
+        await write_region(host, Region.WEIGHTS, base * wb, w)
         await write_region(host, Region.ACTIVATIONS, 0, a)
         await host.ok(C.LOAD_LAYER, d)
         await host.ok(C.SET_PRECISION, bytes([prec]))
@@ -460,7 +477,44 @@ async def engine_error(host, tp: TopParams, rng: random.Random) -> dict:
     return {"errors": 1}
 
 
+async def based(host, tp: TopParams, rng: random.Random) -> dict:
+    """Layers resident side by side at their own weight bases: each written once, then run in a
+    shuffled order (some twice) by LOAD_LAYER with its base alone, bit-exact with golden; a layer
+    ending at the region's last beat runs; one more beat of base is OUT_OF_BOUNDS and leaves the
+    loaded layer as it was."""
+    g = tp.gemv
+    wb = tp.region_beat_bytes[Region.WEIGHTS]
+    last = random_gemv(g, rng, g.rows, g.group_size, 0, 0, note="at the region's end")
+    end_base = tp.weight_beats - g.group_size // g.lanes
+    layers, base = [], 0
+    for g1 in _gemvs(tp, rng, 3):
+        beats = tp.gemv.layout.blocks(g1.n) * g1.k // g.lanes
+        gap = rng.randint(0, 3)
+        if base + gap + beats > end_base:
+            break
+        layers.append((g1, base + gap))
+        base += gap + beats
+    layers.append((last, end_base))
+    for g1, b in layers:                                   # place every layer once
+        await write_region(host, Region.WEIGHTS, b * wb, gemv_bytes(tp, g1, b)[0])
+    order = layers + [rng.choice(layers) for _ in range(2)]
+    rng.shuffle(order)
+    for g1, b in order:                                    # run them: activations only
+        await run_gemv(host, tp, g1, b, write=False)
+    g1, b = order[-1]
+    _, _, d = gemv_bytes(tp, last, end_base + 1)
+    await host.nack(C.LOAD_LAYER, d, E.OUT_OF_BOUNDS, "layer one beat past the weights region")
+    await host.ok(C.RUN)                                   # the previous layer is still loaded
+    st = await wait_done(host)
+    assert st["state"] == EngineState.DONE, st
+    nres = tp.gemv.layout.blocks(g1.n) * tp.region_beat_bytes[Region.RESULTS]
+    got = results_of(tp, await read_region(host, Region.RESULTS, 0, nres, cmd=C.READ_RESULTS), g1.n)
+    assert got == expected(g, g1), "the layer loaded before a refused LOAD_LAYER differs"
+    return {"layers": len(layers), "runs": len(order) + 1}
+
+
 #: name -> scenario; ``not_ready`` must run first on a fresh device.
 SCENARIOS = {"not_ready": not_ready, "identity": identity, "memories": memories, "errors": errors,
              "retries": retries, "frame_errors": frame_errors, "pipelined": pipelined,
-             "gemvs": gemvs, "lut_gemvs": lut_gemvs, "busy": busy, "engine_error": engine_error}
+             "gemvs": gemvs, "lut_gemvs": lut_gemvs, "busy": busy, "engine_error": engine_error,
+             "based": based}

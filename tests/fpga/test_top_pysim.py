@@ -48,9 +48,11 @@ def test_top_pysim_commands_and_errors():
 
 
 def test_top_pysim_gemv_lut_and_engine_error():
-    """GEMVs at every precision of both format sets and on the LUT path, bit-exact; a bad format
-    id is an engine error that RESET clears."""
-    out = _run(TopParams.make(link="bytes", **P2), ["gemvs", "lut_gemvs", "engine_error"], seed=2,
-               idle=0.1, backpressure=0.1)
+    """GEMVs at every precision of both format sets and on the LUT path (weights at random
+    bases), bit-exact; a bad format id is an engine error that RESET clears; layers resident at
+    their own weight bases run without their weights re-sent."""
+    out = _run(TopParams.make(link="bytes", **P2), ["gemvs", "lut_gemvs", "engine_error", "based"],
+               seed=2, idle=0.1, backpressure=0.1)
     assert out["gemvs"]["gemvs"] == 4 and out["engine_error"] == {"errors": 1}
     assert out["lut_gemvs"]["lut_gemvs"] == 5
+    assert out["based"]["layers"] >= 2

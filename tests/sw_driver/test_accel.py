@@ -1,7 +1,9 @@
 """Accelerated layers (sw_driver/accel.py) against the virtual board running the FPGA top (not a
 mock): layers of the shipped reference model quantized at the device's group size give exactly
-golden.pmpd.QuantLinear's output at every precision, tiled in N and K; a one-tile layer stays
-resident; a wrong device result is caught naming layer, token and row."""
+golden.pmpd.QuantLinear's output at every precision, tiled in N and K; a model that fits the
+weights region is written once at its weight bases and a token then sends activations only, one
+that does not is streamed tile by tile; a one-tile layer stays resident; a wrong device result is
+caught naming layer, token and row."""
 
 import pytest
 import torch
@@ -91,6 +93,73 @@ def test_one_tile_layer_stays_resident_and_mismatch_is_named(board, ref):
         with pytest.raises(DeviceMismatch, match=rf"layer {name}, token 7, row \d+") as e:
             lin(x)
         assert 0 <= e.value.row < g.max_n and e.value.got != e.value.want
+
+
+def _tokens(acc, layers, ref, tokens=3):
+    """Run each layer on ``tokens`` one-token forwards (at full precision, then 1 term, as PMPD
+    decodes), each equal to golden's QuantLinear; the AccelStats of each token."""
+    g = acc.device.params.gemv
+    mods = {n: (AccelLinear(q, n, acc), QuantLinear(q, n, g.act_bits)) for n, q in layers.items()}
+    per_token = []
+    acc.reset_stats()
+    for t in range(tokens):
+        acc.position = t
+        acc.precision = 0 if t == 0 else 1
+        for n, (dl, gl) in mods.items():
+            gl.precision = acc.precision
+            x = _acts(ref, 1, dl.qw.shape[1]) * (1 + t)
+            assert torch.equal(dl(x), gl(x)), f"{n} token {t}"
+        per_token.append(acc.reset_stats())
+    return per_token
+
+
+def test_model_resident_weights_once_then_activations_only(board, ref):
+    """A model whose tiles fit the weights region (3 layers, 4 tiles, 1,536 of 2,048 beats) is
+    written once at its weight bases; each token then moves no weight byte: one LOAD_LAYER per
+    tile (a descriptor with its base), activations, results; bit-exact with golden."""
+    g = board.params.gemv
+    L0 = ref.model.layers[0]
+    layers = {"q": _quant(L0.self_attn.q_proj.weight.data[:16], g),
+              "k": _quant(L0.self_attn.k_proj.weight.data[:16], g),
+              "down": _quant(L0.mlp.down_proj.weight.data[:8], g)}   # K = 512: two K tiles
+    with Device.open(board.device, expect=board.params, progress=False) as dev:
+        acc = Accelerator(dev)
+        placed = acc.place(layers)
+        assert placed["resident"] and placed["model_bytes"] == 1536 * board.params.region_beat_bytes[0]
+        assert sorted(acc.bases.values()) == [0, 512, 1024, 1280]
+        # written once: the model's bytes plus framing (per 507-byte chunk: address, header, CRC,
+        # COBS, delimiter and a 10-byte ACK, under 7 %)
+        assert placed["model_bytes"] < placed["link_bytes"] < 1.07 * placed["model_bytes"]
+        per_token = _tokens(acc, layers, ref)
+    act_bytes = 4 * 256                              # 4 tiles of K = 256 one-byte activations
+    for st in per_token:
+        assert st.loads == 0 and st.weight_bytes == 0 and st.load_link_bytes == 0
+        assert st.selects == 4 and st.gemvs == 4
+        # per token: the activations, and per GEMV a few short frames (descriptor, run, a STATUS
+        # poll or a few, results) — no weight pass (a streamed token sends every tile: below)
+        assert act_bytes < st.link_bytes < act_bytes + 500 * st.gemvs
+
+
+def test_model_larger_than_the_region_streams_tiles_per_use(board, ref):
+    """On the iCEBreaker build's weights region (the default top's: 2,048 beats, 14,336 B) the
+    reference model's layer-0 MLP (24 tiles) does not fit: place() leaves it streamed, and every
+    token sends every tile's weights; bit-exact with golden."""
+    from bitmix.cmd_build import board_values
+
+    design, _, _, values = board_values("icebreaker")
+    assert board.params.weight_beats == design.make_params(values).weight_beats
+    g = board.params.gemv
+    L0 = ref.model.layers[0]
+    layers = {n: _quant(getattr(L0.mlp, n).weight.data, g) for n in ("gate_proj", "up_proj", "down_proj")}
+    with Device.open(board.device, expect=board.params, progress=False) as dev:
+        acc = Accelerator(dev)
+        placed = acc.place(layers)
+        assert not placed["resident"] and acc.bases is None
+        assert placed["model_bytes"] > board.params.region_bytes[0] and placed["link_bytes"] == 0
+        per_token = _tokens(acc, layers, ref, tokens=2)
+    for st in per_token:
+        assert st.loads == 24 and st.selects == 0 and st.weight_bytes == placed["model_bytes"]
+        assert st.link_bytes > st.weight_bytes > st.load_link_bytes * 0.9
 
 
 def test_foreign_layers_are_refused_by_name(board, ref):

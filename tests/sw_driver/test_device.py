@@ -14,7 +14,7 @@ from safetensors import safe_open
 from bitmix.errors import BitmixError
 from golden import intref
 from golden.checkpoint import REFERENCE_MODEL_DIR
-from golden.protocol import Command, EngineState, ErrorCode, Region
+from golden.protocol import PROTOCOL_VERSION, Command, EngineState, ErrorCode, Region
 from golden.quant import quantize_activations, quantize_rtn
 from sw_driver.device import CapabilityMismatch, Device, check_capabilities, load_expectation
 from sw_driver.protocol import DeviceError
@@ -38,7 +38,8 @@ def test_capabilities_checked_and_mismatches_refused_by_name(board, tmp_path):
         Device.open(board.device, expect=other)
     assert e.value.field == "params_hash" and e.value.expected == int(other.hash, 16)
     caps = dict(p.capabilities())
-    for field, value, name in (("version", 2, "version"), ("formats_hash", 1, "formats_hash"),
+    for field, value, name in (("version", PROTOCOL_VERSION + 1, "version"),
+                               ("formats_hash", 1, "formats_hash"),
                                ("region_bytes", [1, 2, 3], "region_bytes[WEIGHTS]"),
                                ("desc_bytes", 9, "desc_bytes"), ("clock_hz", 1, "clock_hz")):
         with pytest.raises(CapabilityMismatch, match=rf"field {re.escape(name)} is"):

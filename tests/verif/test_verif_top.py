@@ -20,7 +20,7 @@ PARAMS = {
                max_k=256, max_n=40, weight_beats=1024, lut={"max_planes": 3}),
 }
 ALL = ["not_ready", "identity", "errors", "memories", "retries", "frame_errors", "pipelined", "gemvs",
-       "lut_gemvs", "busy", "engine_error"]
+       "lut_gemvs", "busy", "engine_error", "based"]
 #: UART pins: bit-level is ~40x slower per byte than the byte streams, so the default suite runs
 #: a smaller set on a top with a weights region large enough that a run outlasts several
 #: requests (BUSY/ABORT/RESET are exercised on its unwritten contents, see top_scenarios.busy).

@@ -47,3 +47,52 @@ def test_static_schedule_and_decode_loop():
     assert torch.equal(ref.ids, out.ids[:5])
     with pytest.raises(BitmixError, match="raises the precision at token 1"):
         generate(model, torch.tensor([1]), 3, lambda i: 1 if i == 0 else 0, lambda p: None)
+
+
+def test_quant_linear_dense_path_equals_row_results_or_falls_back():
+    """The float64 product is golden.intref.row_results exactly, at every precision and on the
+    largest activations; inputs beyond the act_bits range and zero-point layers take row_results."""
+    from golden.intref import row_results
+
+    g = torch.Generator().manual_seed(5)
+    W = torch.randn(24, 128, dtype=torch.float64, generator=g) * 3
+    for fs in ("bitmod4", "bitmod3"):
+        q = quantize_rtn(W, fs, 32)
+        lin = QuantLinear(q, "w", act_bits=8)
+        x = torch.randint(-128, 128, (5, 128), generator=g)
+        x[0] = 127
+        x[1] = -128
+        for p in (0, 1, 2, 3):
+            lin.precision = p
+            want = row_results(q.codes, q.fmt_ids, q.u, x, q.format_set, q.group_size, nterms=p or None)
+            assert lin._dense(p) is not None
+            assert torch.equal(lin.int_matmul(x), want)
+        big = x * 1000                                   # outside the 8-bit range: row_results
+        assert torch.equal(lin.int_matmul(big), row_results(q.codes, q.fmt_ids, q.u, big, q.format_set,
+                                                            q.group_size, nterms=3))
+    qz = quantize_rtn(W, "int4_asym", 32)
+    assert qz.zero is not None
+    lz = QuantLinear(qz, "z")
+    assert lz._dense(0) is None and torch.equal(lz.int_matmul(x), qz.int_matmul(x))
+
+
+def test_generate_batch_matches_generate_and_keeps_the_prefill_cache():
+    from golden.pmpd import generate_batch
+
+    model = _model()
+    replace_linears(model, lambda name, lin: QuantLinear(
+        quantize_rtn(lin.weight.data.to(torch.float64), "bitmod4", 32), name))
+    prompts = torch.randint(0, 256, (3, 5), generator=torch.Generator().manual_seed(2))
+    sched = static_schedule(2)
+    new, (k, v) = generate_batch(model, prompts, 4, sched, lambda p: set_precision(model, p))
+    assert new.shape == (3, 4) and k.shape == v.shape == (3, 1, 5, 32)
+    for b in range(3):
+        seen = []
+        one = generate(model, prompts[b], 4, sched, lambda p: set_precision(model, p),
+                       after_prefill=lambda c, seen=seen: seen.append(c.k[-1].clone()))
+        assert torch.equal(one.new_ids, new[b])
+        assert torch.allclose(seen[0][0], k[b], atol=1e-12)
+    with pytest.raises(BitmixError, match="raises the precision at token 1"):
+        generate_batch(model, prompts, 3, lambda i: 1 if i == 0 else 0, lambda p: None)
+    with pytest.raises(BitmixError, match=r"non-empty \[B, S\]"):
+        generate_batch(model, prompts[0], 3, sched, lambda p: None)

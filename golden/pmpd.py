@@ -25,7 +25,7 @@ from bitmix.errors import BitmixError
 from golden.quant import QuantizedWeight, quantize_activations
 
 __all__ = ["QuantLinear", "replace_linears", "set_precision", "static_schedule", "Decoded", "generate",
-           "generate_batch", "model_linears"]
+           "model_linears"]
 
 
 class QuantLinear(nn.Module):
@@ -54,31 +54,8 @@ class QuantLinear(nn.Module):
         self.precision = 0
 
     def int_matmul(self, x_int: torch.Tensor) -> torch.Tensor:
-        """Integer row results ``[T, N]`` (int64) of ``x_int[T, K]`` at :attr:`precision`:
-        ``golden.intref.row_results``, computed as one float64 product with the integer weights
-        ``u_g · v`` when every partial sum provably stays below 2**53 (then each is an exact
-        integer whatever the summation order), else by ``row_results`` itself."""
-        w = self._dense(self.precision)
-        x = x_int.to(torch.int64)
-        if w is None or x.numel() == 0 or int(x.abs().max()) > self._x_limit:
-            return self.qw.int_matmul(x_int, nterms=self.precision or None)
-        return (x.to(torch.float64) @ w).to(torch.int64)
-
-    def _dense(self, precision: int) -> torch.Tensor | None:
-        cache = self.__dict__.setdefault("_dense_cache", {})
-        if precision not in cache:
-            qw = self.qw
-            if qw.zero is not None:
-                cache[precision] = None
-            else:
-                u = qw.u.to(torch.int64).repeat_interleave(qw.group_size, 1)
-                w = qw.values(precision or None) * u                    # [N, K] exact ints
-                cache[precision] = w.to(torch.float64).T.contiguous()
-                # |x| <= 2**(act_bits-1) for quantized activations; larger inputs fall back
-                self._x_limit = 1 << (self.act_bits - 1)
-                if int(w.abs().sum(1).max()) * self._x_limit >= 1 << 53:
-                    cache[precision] = None
-        return cache[precision]
+        """Integer row results ``[T, N]`` (int64) of ``x_int[T, K]`` at :attr:`precision`."""
+        return self.qw.int_matmul(x_int, nterms=self.precision or None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.qw.shape[1]
@@ -149,16 +126,13 @@ def _rank(p: int) -> float:
 
 @torch.no_grad()
 def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Callable[[int], int],
-             apply: Callable[[int], None], *, on_step: Callable[[int, int], None] | None = None,
-             after_prefill: Callable[[object], None] | None = None) -> Decoded:
+             apply: Callable[[int], None], *, on_step: Callable[[int, int], None] | None = None) -> Decoded:
     """Greedy decoding with a KV cache and a precision schedule.
 
     ``schedule(i)`` is the precision of the forward that produces generated token ``i`` (the
     prefill produces token 0, so it runs at ``schedule(0)``); ``apply(p)`` sets it (on the model,
     or on a device); ``on_step(i, p)`` is called before each forward. The precision may only step
-    down (PMPD); a schedule that raises it is a :class:`BitmixError`. ``after_prefill(cache)``
-    sees the KV cache once the prompt is in it, before ``schedule(1)`` is asked (the learned
-    scheduler decides there, :mod:`golden.pmpd_learned`).
+    down (PMPD); a schedule that raises it is a :class:`BitmixError`.
     """
     ids = prompt_ids.reshape(-1).long()
     if ids.numel() == 0:
@@ -181,36 +155,5 @@ def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Cal
         out.logprobs.append(float(torch.log_softmax(logits, -1)[nxt]))
         new.append(nxt)
         x = torch.tensor([[nxt]])
-        if i == 0 and after_prefill:
-            after_prefill(cache)
     out.ids = torch.cat([ids, torch.tensor(new, dtype=torch.long)])
     return out
-
-
-@torch.no_grad()
-def generate_batch(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Callable[[int], int],
-                   apply: Callable[[int], None]) -> tuple[torch.Tensor, object]:
-    """:func:`generate` for ``B`` prompts of one length at once (``prompt_ids [B, S]``): the new
-    ids ``[B, T]`` and the KV cache after the prefill's last layer (keys ``[B, H_kv, S, d]``).
-
-    Every row is computed as :func:`generate` computes it alone (activations are quantized per
-    token, integer sums are exact), up to float rounding of batched attention, which can flip a
-    near-tied greedy choice; it is for building training sets, not for checked decodes."""
-    if prompt_ids.dim() != 2 or prompt_ids.numel() == 0:
-        raise BitmixError(f"generate_batch: prompts must be a non-empty [B, S] tensor, got "
-                          f"{tuple(prompt_ids.shape)}")
-    cache = model.new_cache()
-    x, new, prefill_kv, last = prompt_ids.long(), [], None, None
-    for i in range(max_new_tokens):
-        p = schedule(i)
-        if last is not None and _rank(p) > _rank(last):
-            raise BitmixError(f"precision schedule raises the precision at token {i} "
-                              f"({last} -> {p}); PMPD only steps down")
-        apply(p)
-        last = p
-        nxt = model(x, cache)[:, -1].argmax(-1)
-        if i == 0:
-            prefill_kv = (cache.k[-1].clone(), cache.v[-1].clone())
-        new.append(nxt)
-        x = nxt.view(-1, 1)
-    return torch.stack(new, 1), prefill_kv

@@ -5,11 +5,19 @@ and answers each with one response frame (issue 9; docs/architecture.md §5).
  frame decoder ─ frame bytes ─► frame buffer (2 banks of MAX_FRAME bytes) + header/field registers
                ─ verdict ─────► OK: execute │ else: count (STATUS frames_bad, last_frame_error)
                                             ▼
-   CHECK (codes below) ─► DIV (offset / beat bytes, or N / R: 32-cycle divider) ─► WRITE / LOAD
+   CHECK (codes below, registered) ─► EXEC ─► DIV (offset / beat bytes, or N / R: 32-cycle
+   divider) ─► WRITE / LOAD (the region-size products registered, then checked)
                                             ▼
    REPLY: header | error byte | data (capabilities ROM, status snapshot, or region bytes) ─► encoder
- background: weight/activation feeders (regions → engine streams), result collector (→ results)
+ background: weight/activation feeders (regions → engine streams; the weights through a skid
+ buffer), result collector (→ results)
 ```
+
+Pipeline registers for the boards' clocks (issue 10): the checks' offset arithmetic, the RESET /
+ABORT pulses, the region-size products of LOAD, the reply's length and last index and a region's
+read beat (``h_rword``) are registered, and the weight feeder's read enable does not depend on the
+engine's ``weights.ready`` (which depends on the beat itself) within one cycle. A request costs
+one cycle more than without them (CHECK / EXEC), LOAD_LAYER three, a run's first weight one.
 
 Every code, width and layout is read from :mod:`golden.protocol` (``FRAME_HEADER``, ``PAYLOADS``,
 ``RESPONSES``, ``Command``, ``ErrorCode``, ``Region``, ``EngineState``), the engine's from
@@ -41,7 +49,7 @@ background (STATUS says when it is done) while the unit answers further requests
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
@@ -68,8 +76,10 @@ __all__ = ["CommandUnit", "PURE_COMMANDS", "payload_bytes"]
 PURE_COMMANDS = frozenset({Command.CAPABILITIES, Command.STATUS, Command.READ_MEM,
                            Command.READ_RESULTS})
 _DIV_BITS = 32
-#: Unit states, from 1 (Yosys writes `x == 0` as `!x`, a Verilator lint warning).
-_RECV, _CHECK, _DIV, _WRITE, _LOAD, _RUN_START, _RUN_CHECK, _REPLY = range(1, 9)
+#: Unit states, from 1 (Yosys writes `x == 0` as `!x`, a Verilator lint warning). CHECK
+#: registers the request's checks, EXEC acts on them (two cycles: the checks' 32-bit offset
+#: arithmetic is not in front of the memories' and the engine's controls).
+_RECV, _CHECK, _EXEC, _DIV, _WRITE, _LOAD, _RUN_START, _RUN_CHECK, _REPLY = range(1, 10)
 
 
 def _is(sig, value: int):
@@ -193,8 +203,14 @@ class CommandUnit(wiring.Component):
 
         # feeders: activation and weight regions -> engine streams (the region's read register
         # is the stream's payload register: it holds while the engine stalls)
+        # The weights go through a skid buffer: the engine's weights.ready depends on the beat
+        # (its formats' term counts), so without it the weight region's read data would reach its
+        # own read enable in one cycle. acts.ready is a register of the engine's; no skid there.
+        m.submodules.weights_skid = wskid = ResetInserter(flush)(
+            SkidBuffer(eng.weights.payload.shape()))
+        wiring.connect(m, wskid.o, wiring.flipped(eng.weights))
         feeds = {}
-        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, eng.weights)):
+        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, wskid.i)):
             name = r.name.lower()
             left = Signal(range(tp.region_beats[r] + 1), name=f"{name}_left")
             addr = Signal(range(max(2, tp.region_beats[r])), name=f"{name}_addr")
@@ -235,6 +251,10 @@ class CommandUnit(wiring.Component):
         h_we = Signal()
         h_wbyte = Signal(8)
         h_rbyte = Signal(8)
+        # a region's beat read for the host is registered (h_rword) before the byte multiplexer
+        # and the reply: a block RAM's unregistered output is slow (5.8 ns clock-to-out on ECP5)
+        h_rword = Signal(8 * max(nbytes.values()))
+        h_rword_load = Signal()                      # the read data is on rdata this cycle
         lane_last = Signal()                         # h_lane is the beat's last byte
         for r in Region:
             port = mems[r]
@@ -243,8 +263,10 @@ class CommandUnit(wiring.Component):
                          port.we.eq(Cat(*(h_we & sel & _is(h_lane, b) for b in range(nbytes[r])))),
                          port.wdata.eq(h_wbyte.replicate(nbytes[r]))]
             with m.If(sel):                          # one region at a time
-                _select(m, h_rbyte, h_lane, [port.rdata[8 * b:8 * b + 8] for b in range(nbytes[r])])
+                _select(m, h_rbyte, h_lane, [h_rword[8 * b:8 * b + 8] for b in range(nbytes[r])])
                 m.d.comb += lane_last.eq(h_lane == nbytes[r] - 1)
+                with m.If(h_rword_load):
+                    m.d.sync += h_rword.eq(port.rdata)
         for r, (_, addr, _, fetch) in feeds.items():   # a feeder owns its region while reading
             with m.If(fetch):
                 m.d.comb += [mems[r].addr.eq(addr), mems[r].re.eq(1), mems[r].we.eq(0)]
@@ -270,6 +292,15 @@ class CommandUnit(wiring.Component):
 
         prev_valid, prev_seq, prev_cmd, prev_err = Signal(), Signal(8), Signal(8), Signal(8)
         retry = Signal()
+        c_known, c_len_ok, c_retry, c_err = Signal(), Signal(), Signal(), Signal(8)   # registered
+        # EXEC of a RESET / ABORT, decoded in CHECK: the engine reset, abort and feeder flush
+        # pulses fan out widely, so they come from two registers, not from the command decode
+        c_reset, c_abort = Signal(), Signal()
+        with m.If(state == _EXEC):
+            with m.If(c_reset):
+                m.d.comb += [self.engine_reset.eq(1), flush.eq(1)]
+            with m.If(c_abort & running):
+                m.d.comb += [eng.abort_req.eq(1), flush.eq(1)]
         m.d.comb += retry.eq(prev_valid & (hdr.seq == prev_seq) & (cmd == prev_cmd)
                              & ~Cat(*(cmd == c for c in PURE_COMMANDS)).any())
 
@@ -355,8 +386,14 @@ class CommandUnit(wiring.Component):
                      snap.frames_ok.eq(frames_ok), snap.frames_bad.eq(frames_bad),
                      snap.last_frame_error.eq(last_frame_error)]
 
+        # the reply's payload length and the index of its last byte, registered with the reply
+        # (no adder in front of the byte multiplexer and the handshake)
+        plen = Signal(16)
+        last_ri = Signal(range(MAX_FRAME + 1))
+
         def reply(code, dlen=0, mem=False):
             m.d.sync += [r_err.eq(code), r_dlen.eq(dlen), r_mem.eq(mem), ri.eq(0),
+                         plen.eq(dlen + 1), last_ri.eq(HEADER_BYTES + dlen),
                          have_word.eq(0), pending.eq(0), state.eq(_REPLY)]
 
         def start_div(dividend, divisor):
@@ -366,24 +403,24 @@ class CommandUnit(wiring.Component):
         nblocks = dv_q[:max(1, (-(-g.max_n // g.rows)).bit_length())]   # N <= max N was checked
         kbeats = Signal(range(g.max_k + 1))
         m.d.comb += kbeats.eq(desc.k >> (g.lanes.bit_length() - 1))
-        wbeats = Signal(len(nblocks) + kbeats.shape().width)      # path 1: per plane
-        m.d.comb += wbeats.eq(nblocks * kbeats)
         # the weight stream of a layer: path 0 one beat per word; path 1 one per word and plane
         # read, p = precision capped by the stored planes q (golden.bcq_layout.EngineLutLayout),
-        # so the region must hold the q-plane stream and RUN streams the p-plane one
+        # so the region must hold the q-plane stream and RUN streams the p-plane one. LOAD
+        # computes both products into registers, one per cycle (load_step 0, 1), and checks
+        # them in the third (a multiplier's output is too slow to feed the checks directly)
         lut_path = g.lut is not None
+        wbeats = Signal(len(nblocks) + kbeats.shape().width)      # path 1: per plane
         max_wbeats = Signal(len(wbeats) + 8)
-        m.d.comb += max_wbeats.eq(wbeats * desc.planes if lut_path else wbeats)
-        if lut_path:
-            with m.If(~desc.path):
-                m.d.comb += max_wbeats.eq(wbeats)
+        load_step = Signal(2)
         run_weights = Signal(len(layer_weights) + 8)
-        m.d.comb += run_weights.eq(layer_weights)
         if lut_path:
+            # registered every cycle: RUN_START comes at least two cycles after a LOAD_LAYER or
+            # SET_PRECISION changed its inputs, so the product is always current there
             p_read = Signal(8)
             m.d.comb += p_read.eq(Mux(prec.any() & (prec < layer_planes), prec, layer_planes))
-            with m.If(layer_path1):
-                m.d.comb += run_weights.eq(layer_weights * p_read)
+            m.d.sync += run_weights.eq(Mux(layer_path1, layer_weights * p_read, layer_weights))
+        else:
+            m.d.comb += run_weights.eq(layer_weights)
         beat_bytes = {c: region_value(v.region, [nbytes[r] for r in Region], f"{c}_beat_bytes")
                       for c, v in (("wm", wm), ("rm", rm))}
 
@@ -420,14 +457,20 @@ class CommandUnit(wiring.Component):
                              rx_bank.eq(~rx_bank), rx_full.eq(0), state.eq(_CHECK)]
 
         with m.Elif(state == _CHECK):
-            with m.If(~known):
+            executes = known & len_ok & ~retry & ~err.any()
+            m.d.sync += [c_known.eq(known), c_len_ok.eq(len_ok), c_retry.eq(retry), c_err.eq(err),
+                         c_reset.eq(executes & (cmd == Command.RESET)),
+                         c_abort.eq(executes & (cmd == Command.ABORT)), state.eq(_EXEC)]
+
+        with m.Elif(state == _EXEC):
+            with m.If(~c_known):
                 reply(ErrorCode.UNKNOWN_COMMAND)
-            with m.Elif(~len_ok):
+            with m.Elif(~c_len_ok):
                 reply(ErrorCode.BAD_LENGTH)
-            with m.Elif(retry):
+            with m.Elif(c_retry):
                 reply(prev_err)
-            with m.Elif(err.any()):
-                reply(err)
+            with m.Elif(c_err.any()):
+                reply(c_err)
             with m.Elif(cmd == Command.CAPABILITIES):
                 m.d.sync += shreg.eq(int.from_bytes(caps, "little"))
                 reply(ErrorCode.OK, len(caps))
@@ -453,13 +496,11 @@ class CommandUnit(wiring.Component):
             with m.Elif(cmd == Command.RUN):
                 m.d.sync += state.eq(_RUN_START)
             with m.Elif(cmd == Command.RESET):
-                m.d.comb += [self.engine_reset.eq(1), flush.eq(1)]
-                m.d.sync += est.eq(EngineState.IDLE)
+                m.d.sync += est.eq(EngineState.IDLE)        # the pulses: c_reset below
                 reply(ErrorCode.OK)
             with m.Else():                                       # ABORT
                 with m.If(running):
-                    m.d.comb += [eng.abort_req.eq(1), flush.eq(1)]
-                    m.d.sync += est.eq(EngineState.IDLE)
+                    m.d.sync += est.eq(EngineState.IDLE)    # the pulses: c_abort below
                 reply(ErrorCode.OK)
 
         with m.Elif(state == _DIV):
@@ -474,7 +515,7 @@ class CommandUnit(wiring.Component):
                 with m.If(cmd == Command.WRITE_MEM):
                     m.d.sync += state.eq(_WRITE)
                 with m.Elif(cmd == Command.LOAD_LAYER):
-                    m.d.sync += state.eq(_LOAD)
+                    m.d.sync += [state.eq(_LOAD), load_step.eq(0)]
                 with m.Else():
                     reply(ErrorCode.OK, r_dlen, mem=True)
 
@@ -492,6 +533,13 @@ class CommandUnit(wiring.Component):
                     m.d.sync += h_lane.eq(h_lane + 1)
             with m.If(~w_left.any() & ~w_pipe):
                 reply(ErrorCode.OK)
+
+        with m.Elif((state == _LOAD) & _is(load_step, 0)):
+            m.d.sync += [wbeats.eq(nblocks * kbeats), load_step.eq(1)]
+
+        with m.Elif((state == _LOAD) & (load_step == 1)):
+            m.d.sync += [max_wbeats.eq(Mux(desc.path, wbeats * desc.planes, wbeats) if lut_path
+                                       else wbeats), load_step.eq(2)]
 
         with m.Elif(state == _LOAD):
             with m.If((ll.weight_base + max_wbeats > tp.weight_beats) | (kbeats > tp.act_beats)
@@ -527,9 +575,6 @@ class CommandUnit(wiring.Component):
                 reply(ErrorCode.OK)
 
         with m.Else():                                           # _REPLY (and unreachable codes)
-            plen = Signal(16)
-            last_ri = Signal(range(MAX_FRAME + 1))
-            m.d.comb += [plen.eq(r_dlen + 1), last_ri.eq(HEADER_BYTES + r_dlen)]
             byte = Signal(8)
             is_data = Signal()
             m.d.comb += is_data.eq(ri > HEADER_BYTES)
@@ -543,6 +588,7 @@ class CommandUnit(wiring.Component):
                 m.d.comb += h_re.eq(1)
                 m.d.sync += pending.eq(1)
             with m.If(pending):
+                m.d.comb += h_rword_load.eq(1)
                 m.d.sync += [pending.eq(0), have_word.eq(1)]
             with m.If(rep.valid & rep.ready):
                 m.d.sync += ri.eq(ri + 1)

@@ -24,8 +24,8 @@ __all__ = ["register", "run", "resolve", "board_values", "board_designs", "ECHO"
 
 #: Options a board fills in from its clock plan and pins (never given by the user to
 #: `bitmix build`): the clock, the baud rate, the link mode (the board top speaks UART to the
-#: core on every board) and the number of status LEDs.
-BOARD_FILLED = {"clk_hz", "baud", "link", "leds"}
+#: core on every board), the number of status LEDs and the board's name (CAPABILITIES says it).
+BOARD_FILLED = {"clk_hz", "baud", "link", "leds", "board"}
 
 
 def _build_core(design: Design, params, board):
@@ -123,7 +123,8 @@ def board_values(board_name: str, design_name: str | None = None, user: dict | N
     plan = clock_plan(board, clk_mhz * 1e6 if clk_mhz else None, baud)
     leds = next((o.default for o in design.options if o.dest == "leds"), 0)
     filled = {"clk_hz": round(plan.sys_hz), "baud": plan.baud, "link": "uart",
-              "leds": max(1, min(leds, board.led_pins - 1))}   # the first LED: the heartbeat
+              "leds": max(1, min(leds, board.led_pins - 1)),   # the first LED: the heartbeat
+              "board": board.name}
     values.update({k: v for k, v in filled.items() if k in mine})
     return design, board, plan, values
 

@@ -2,6 +2,7 @@
 
     bitmix sim-board &                      # byte-stream link (default), prints the device path
     bitmix sim-board --link uart --baud 3000000
+    bitmix sim-board --board icebreaker     # exactly the top `bitmix build --board icebreaker` builds
 
 builds (once; cached under ``build/sim_board/``) and starts :mod:`verif.sim_board`'s harness for
 the registry's ``top`` design, prints the pty to open with ``sw_driver`` and the top's manifest
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from bitmix.argtypes import int_in_range
 
-__all__ = ["register", "run", "start_board"]
+__all__ = ["register", "run", "start_board", "board_top_values"]
 
 
 def _top_options():
@@ -38,8 +39,16 @@ def register(sub) -> None:
     p.add_argument("--link", choices=LINKS, default=DEFAULT_LINK,
                    help="bytes: bytes straight into the frame decoder (fast, default); uart: the "
                         "UART pins driven bit by bit at the top's baud rate (cycle-accurate)")
+    from fpga.boards import BOARDS
+
     for o in _top_options():
-        p.add_argument(f"--{o.flag}", dest=o.dest, default=None, help=o.help)
+        if o.dest == "board":
+            p.add_argument("--board", choices=sorted(BOARDS), default=None,
+                           help="simulate the top `bitmix build --board B` builds (its clock, baud "
+                                "rate, LEDs, memories and the board's design defaults; other "
+                                "design options as given); CAPABILITIES names the board")
+        else:
+            p.add_argument(f"--{o.flag}", dest=o.dest, default=None, help=o.help)
     p.add_argument("--idle-after", type=int_in_range("--idle-after", 1), default=None, metavar="CYCLES",
                    help="stop the clock after this many cycles without link traffic (default 2^22)")
     p.add_argument("--persist", action="store_true",
@@ -71,8 +80,23 @@ def _line(ev: dict) -> str:
             f"running; {ev['rx_bytes']} bytes in, {ev['tx_bytes']} out, {ev['rx_frames']} frames in")
 
 
+def board_top_values(values: dict) -> dict:
+    """``values`` (sim-board's top options) as ``bitmix build --board values["board"]`` resolves
+    them (:func:`bitmix.cmd_build.board_values`); unchanged without a board."""
+    from bitmix.cmd_build import BOARD_FILLED, board_values
+    from bitmix.errors import BitmixError
+
+    if not values.get("board"):
+        return values
+    given = sorted(k for k in BOARD_FILLED - {"board"} if values.get(k) is not None)
+    if given:
+        raise BitmixError(f"sim-board: --{given[0].replace('_', '-')} is set by --board "
+                          f"{values['board']} (its clock plan and pins)")
+    return board_values(values["board"], "top", values)[3]
+
+
 def run(args) -> int:
-    values = {o.dest: getattr(args, o.dest) for o in _top_options()}
+    values = board_top_values({o.dest: getattr(args, o.dest) for o in _top_options()})
     board = start_board(values, link=args.link, idle_after=args.idle_after, persist=args.persist,
                         report=args.report or None)
     info = {"device": board.device, "manifest": str(board.manifest), "link": board.link,

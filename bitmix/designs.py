@@ -415,7 +415,7 @@ def _top_params(v: dict):
                                                "lut") if k in d},
                           **beats, weight_mem=v["weight_mem"], link=v["link"],
                           clk_hz=parse_int("clk_hz", v["clk_hz"]), baud=parse_int("baud", v["baud"]),
-                          leds=parse_int("leds", v["leds"]))
+                          leds=parse_int("leds", v["leds"]), board=v.get("board") or "")
 
 
 def _top_build(p):
@@ -465,7 +465,9 @@ TOP = Design(
                     str),
              Option("clk-hz", "clk_hz", 12_000_000, "clock frequency in Hz (default 12000000)"),
              Option("baud", "baud", 3_000_000, "UART baud rate (default 3000000)"),
-             Option("leds", "leds", 4, "status LEDs (default 4)")),
+             Option("leds", "leds", 4, "status LEDs (default 4)"),
+             Option("board", "board", "", "board the top is built for, reported by CAPABILITIES "
+                    "(golden.protocol.BoardId; default none)", str)),
     make_params=_top_params, build=_top_build, info=top_info, describe=_top_describe)
 
 

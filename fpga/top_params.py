@@ -27,6 +27,9 @@ link : ``"uart"`` (pins ``rx``/``tx``) or ``"bytes"`` (byte streams ``rx_byte``/
     mode is not part of :attr:`TopParams.hash`: both modes are the same device behind a
     different first stage.
 leds : number of status LEDs (``leds`` port; see :mod:`fpga.top`).
+board : the ``--board`` name the top is built for (``bitmix build --board`` and ``bitmix sim-board
+    --board`` fill it in; "" for none); CAPABILITIES reports its ``golden.protocol.BoardId``, and it
+    is part of :attr:`TopParams.hash`.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class TopParams:
     baud: int
     link: str
     leds: int
+    board: str = ""
 
     @classmethod
     def make(cls, *, rows: int = 2, lanes: int = 4, group_size: int = 32, act_bits: int = 8,
@@ -87,7 +91,7 @@ class TopParams:
              weight_beats: int | None = None, act_beats: int | None = None,
              result_beats: int | None = None, weight_mem: str = "bram",
              clk_hz: int = 12_000_000, baud: int = 3_000_000, link: str = "uart",
-             leds: int = 4, lut=None) -> TopParams:
+             leds: int = 4, lut=None, board: str | None = "") -> TopParams:
         gemv = GemvParams.make(rows=rows, lanes=lanes, group_size=group_size, act_bits=act_bits,
                                scale_bits=scale_bits, format_sets=format_sets, max_k=max_k,
                                max_n=max_n, lut=lut)
@@ -98,10 +102,11 @@ class TopParams:
         if weight_mem not in WEIGHT_MEMS:
             raise BitmixError(f"weight_mem must be one of {', '.join(WEIGHT_MEMS)}, got {weight_mem!r}")
         check_int("leds", leds, TOP_LIMITS)
+        board = protocol.BoardId.of(board).board_name
         p = cls(gemv, _beats("weight_beats", weight_beats, DEFAULT_WEIGHT_BEATS),
                 _beats("act_beats", act_beats, gemv.buffer_depth),
                 _beats("result_beats", result_beats, -(-gemv.max_n // gemv.rows)),
-                weight_mem, clk_hz, baud, link, leds)
+                weight_mem, clk_hz, baud, link, leds, board)
         if weight_mem == "spram":
             if p.spram_columns > SPRAM_COUNT:
                 raise BitmixError(f"weight_mem = 'spram': a weight beat of {p.gemv.layout.weight_bits} "
@@ -121,13 +126,15 @@ class TopParams:
         gemv = GemvParams.from_dict(d["gemv"])
         return cls.make(**{k: v for k, v in gemv.describe().items() if k in _GEMV_KEYS},
                         **{k: d[k] for k in ("weight_beats", "act_beats", "result_beats",
-                                             "weight_mem", "clk_hz", "baud", "link", "leds")})
+                                             "weight_mem", "clk_hz", "baud", "link", "leds")},
+                        board=d.get("board", ""))
 
     def replace(self, **kw) -> TopParams:
         """A copy with some parameters changed (validated again)."""
         d = {**{k: v for k, v in self.gemv.describe().items() if k in _GEMV_KEYS},
              **{k: getattr(self, k) for k in ("weight_beats", "act_beats", "result_beats",
-                                              "weight_mem", "clk_hz", "baud", "link", "leds")}}
+                                              "weight_mem", "clk_hz", "baud", "link", "leds",
+                                              "board")}}
         return TopParams.make(**{**d, **kw})
 
     # ------------------------------------------------------------------ derived
@@ -175,7 +182,8 @@ class TopParams:
         return {"gemv": self.gemv.describe(), "weight_beats": self.weight_beats,
                 "act_beats": self.act_beats, "result_beats": self.result_beats,
                 "weight_mem": self.weight_mem, "clk_hz": self.clk_hz, "baud": self.baud,
-                "link": self.link, "leds": self.leds, "protocol_version": protocol.PROTOCOL_VERSION}
+                "link": self.link, "leds": self.leds, "board": self.board,
+                "protocol_version": protocol.PROTOCOL_VERSION}
 
     @property
     def hash(self) -> str:
@@ -198,7 +206,7 @@ class TopParams:
                 "clock_hz": self.clk_hz, "params_hash": int(self.hash, 16),
                 "formats_hash": int(format_table_hash(), 16),
                 "region_bytes": [self.region_bytes[r] for r in protocol.Region],
-                "desc_bytes": self.desc_bytes}
+                "desc_bytes": self.desc_bytes, "board": int(protocol.BoardId.of(self.board))}
 
     def capabilities_bytes(self) -> bytes:
         """The ACK data of CAPABILITIES, byte for byte."""

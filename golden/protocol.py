@@ -66,14 +66,14 @@ __all__ = [
     "PROTOCOL_VERSION", "DELIMITER", "CrcParams", "RESPONSE_FLAG", "MAX_PAYLOAD", "HEADER_BYTES", "CRC_BYTES",
     "MAX_FRAME", "MAX_ENCODED", "CRC", "CRC_RESIDUE", "FRAME_HEADER", "PAYLOADS", "RESPONSES",
     "REQUEST_DATA", "RESPONSE_DATA",
-    "Command", "ErrorCode", "Region", "EngineState", "Frame", "FrameError", "FrameDecoder",
+    "Command", "ErrorCode", "Region", "EngineState", "BoardId", "Frame", "FrameError", "FrameDecoder",
     "crc32c", "encode_frame", "decode_frame", "encode_response", "split_response", "request_payload",
     "pack_bytes", "unpack_bytes", "protocol_table",
 ]
 
 #: Raised by one whenever a frame, command, code or payload layout changes incompatibly; the
 #: capability response reports it and the driver refuses a device with another version.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 #: Frame delimiter; COBS guarantees it occurs nowhere else.
 DELIMITER = 0x00
@@ -191,6 +191,32 @@ class EngineState(_Coded):
     ERROR = 0x03, "the last run failed; `flags` says why"
 
 
+class BoardId(_Coded):
+    """``board`` field of the CAPABILITIES response: the board a top was built for
+    (``fpga.boards``; the member name is the ``--board`` name in upper case, ``-`` as ``_``)."""
+
+    NONE = 0x00, "no board: a top from `bitmix elaborate` or the virtual board without `--board`"
+    ICEBREAKER = 0x01, "1BitSquared iCEBreaker (iCE40UP5K)"
+    ULX3S_85F = 0x02, "Radiona ULX3S (LFE5U-85F)"
+    ORANGECRAB_25F = 0x03, "Good Stuff Department OrangeCrab r0.2 (LFE5U-25F)"
+
+    @classmethod
+    def of(cls, board: str | None) -> BoardId:
+        """The id of ``--board`` name ``board`` (None or "": ``NONE``)."""
+        if not board:
+            return cls.NONE
+        try:
+            return cls[board.upper().replace("-", "_")]
+        except KeyError:
+            raise BitmixError(f"board {board!r} has no protocol board id (golden.protocol.BoardId: "
+                              + ", ".join(b.board_name for b in cls if b) + ")") from None
+
+    @property
+    def board_name(self) -> str:
+        """The ``--board`` name ("" for ``NONE``)."""
+        return "" if self == BoardId.NONE else self.name.lower().replace("_", "-")
+
+
 #: A ``golden.digest.json_digest`` hash (16 hex digits) travels as a 64-bit field.
 _HASH_BITS = 64
 
@@ -230,6 +256,7 @@ RESPONSES: dict[Command, Layout] = {
         Field("formats_hash", _HASH_BITS, doc="format table's hash (golden.formats.format_table_hash)"),
         Field("region_bytes", 32, len(Region), doc="size of each `Region` in bytes", array=True),
         Field("desc_bytes", 8, doc="engine descriptor bytes that follow LOAD_LAYER's fields"),
+        Field("board", 8, doc="`BoardId` of the board the top was built for (0: none)"),
     )),
     Command.STATUS: Layout("status", (
         Field("state", 8, doc="`EngineState`"),
@@ -414,8 +441,10 @@ def protocol_table() -> list[tuple[str, list[dict]]]:
                          "meaning": c.doc})
     errors = [{"code": f"0x{e:02x}", "error": e.name, "meaning": e.doc} for e in ErrorCode]
     regions = [{"id": int(r), "region": r.name, "meaning": r.doc} for r in Region]
+    boards = [{"id": int(b), "board": b.name, "`--board`": b.board_name or "—", "meaning": b.doc}
+              for b in BoardId]
     tables = [("frame (before COBS)", frame), ("commands", commands), ("error codes", errors),
-              ("memory regions", regions)]
+              ("memory regions", regions), ("boards", boards)]
     for kind, layouts in (("request", PAYLOADS), ("response", RESPONSES)):
         for cmd, lay in layouts.items():
             rows = [{"field": r["field"], "byte": r["offset"] // 8,

@@ -40,3 +40,30 @@ def test_readme_walkthrough_on_the_virtual_board(tmp_path, sim_top):
     assert proc.returncode == 0, err
     assert re.search(r"virtual board on /dev/pts/\d+ \(link bytes, clock 12 MHz\)", out)
     assert "stopped (hangup)" in out and "cycles simulated" in out
+
+
+def test_sim_board_runs_the_board_build_top(sim_top_values):
+    """`bitmix sim-board --board icebreaker` simulates the top `bitmix build --board icebreaker`
+    builds: its CAPABILITIES answer is what the build's TopParams say, board id included."""
+    import pytest
+
+    from bitmix.cli import build_parser
+    from bitmix.cmd_build import resolve
+    from bitmix.cmd_sim_board import _top_options, board_top_values
+    from bitmix.errors import BitmixError
+    from golden.protocol import BoardId
+    from sw_driver.device import Device
+    from verif.sim_board import SimBoard
+
+    args = build_parser().parse_args(["sim-board", "--board", "icebreaker"])
+    values = board_top_values({o.dest: getattr(args, o.dest) for o in _top_options()})   # as run()
+    *_, built = resolve(build_parser().parse_args(["build", "--board", "icebreaker"]))
+    exe, params, manifest = sim_top_values(values, "bytes")
+    assert params.replace(link="uart") == built and params.weight_mem == "spram"
+    with SimBoard(exe, link="bytes", clk_hz=params.clk_hz, manifest=manifest) as board:
+        with Device.open(board.device, expect=built) as dev:     # checks every field against it
+            caps = dev.capabilities
+    assert caps["board"] == BoardId.ICEBREAKER and caps["clock_hz"] == built.clk_hz
+    assert caps["params_hash"] == int(built.hash, 16)
+    with pytest.raises(BitmixError, match="--clk-hz is set by --board icebreaker"):
+        board_top_values({"board": "icebreaker", "clk_hz": "12000000"})

@@ -54,3 +54,21 @@ def test_spram_fit():
 def test_no_amaranth_import():
     code = "import sys, fpga.top_params; assert 'amaranth' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_board_id_in_capabilities():
+    """Every board has a protocol id; CAPABILITIES reports it and the hash covers it."""
+    import pytest
+
+    from bitmix.errors import BitmixError
+    from fpga.boards import BOARDS
+    from golden.protocol import BoardId
+
+    plain = TopParams.make()
+    assert plain.board == "" and plain.capabilities()["board"] == BoardId.NONE
+    for name in BOARDS:
+        tp = TopParams.make(board=name)
+        assert BoardId(tp.capabilities()["board"]).board_name == name and tp.hash != plain.hash
+        assert TopParams.from_dict(tp.describe()) == tp
+    with pytest.raises(BitmixError, match="board 'nexys' has no protocol board id"):
+        TopParams.make(board="nexys")

@@ -41,7 +41,8 @@ def test_capabilities_checked_and_mismatches_refused_by_name(board, tmp_path):
     for field, value, name in (("version", PROTOCOL_VERSION + 1, "version"),
                                ("formats_hash", 1, "formats_hash"),
                                ("region_bytes", [1, 2, 3], "region_bytes[WEIGHTS]"),
-                               ("desc_bytes", 9, "desc_bytes"), ("clock_hz", 1, "clock_hz")):
+                               ("desc_bytes", 9, "desc_bytes"), ("clock_hz", 1, "clock_hz"),
+                               ("board", 1, "board")):
         with pytest.raises(CapabilityMismatch, match=rf"field {re.escape(name)} is"):
             check_capabilities({**caps, field: value}, p)
     with pytest.raises(BitmixError, match="no 'parameters'"):

@@ -20,13 +20,14 @@ BENCHES = [
     "bitmix.bench_hw:register",
     "bitmix.bench_link:register",
     "bitmix.bench_pmpd:register",
+    "bitmix.bench_fpga:register",
 ]
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; "
                                      "synth: resources and Fmax; hw: GEMV engine; link: host link; "
-                                     "pmpd: precision policies)",
+                                     "pmpd: precision policies; fpga: largest engine per board)",
                        description=__doc__.splitlines()[0])
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for entry in BENCHES:

@@ -133,12 +133,15 @@ def _env() -> dict:
 
 def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | None = None,
                     baud: int | None = None, seed: int = 1, out: str | Path | None = None,
-                    info: dict | None = None, progress: bool = True) -> dict:
+                    info: dict | None = None, progress: bool = True,
+                    synth_only: bool = False) -> dict:
     """Build the bitstream of ``make_core(plan)`` on board ``board_name``; return the report.
 
     ``make_core`` gets the :class:`fpga.boards.ClockPlan` (``plan.sys_hz``, ``plan.uart``) and
     returns the core (``rx``/``tx``/``leds`` ports). ``tag`` names the build folder
     ``build/<board>/<tag>/`` (or ``out``), ``info`` goes into the report (``parameters`` ...).
+    ``synth_only``: stop after Yosys (the report has its cell counts, ``status``
+    ``"synthesized"``, no Fmax): the cheap size check of :mod:`fpga.engine_search`.
 
     Raises :class:`DoesNotFit`, :class:`MissesTiming` (both after writing the report) or
     :class:`BitmixError` naming the failed tool and its log.
@@ -170,14 +173,23 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     steps = {}
     try:
         for cmd in commands:
+            if synth_only and cmd[0] != "yosys":
+                continue
             steps[cmd[0]] = _step(cmd, out, env, run, board)
     except DoesNotFit as e:
         report.update(status="does-not-fit", resource=e.resource, used=e.used,
                       available=e.available, message=str(e))
         _write(out, report)
         raise
-    rpt, tim = (out / "top.rpt").read_text(), (out / "top.tim").read_text()
-    cells = parse_yosys_stat(rpt)
+    cells = parse_yosys_stat((out / "top.rpt").read_text())
+    yosys = {**classify_cells(cells, board.family), "cells": cells,
+             "abc9": not (out / "top.abc9-crash.rpt").exists()}
+    if synth_only:
+        report.update(status="synthesized", yosys=yosys,
+                      seconds={**steps, "total": round(time.monotonic() - t0, 1)})
+        _write(out, report)
+        return report
+    tim = (out / "top.tim").read_text()
     pnr = parse_nextpnr_log(tim)
     sys_mhz = plan.sys_hz / 1e6
     clock = _sys_clock(pnr, sys_mhz)
@@ -196,8 +208,7 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     report.update({
         "status": "misses-timing" if failing else "ok",
         "bitstream": str(bit), "bitstream_bytes": bit.stat().st_size,
-        "yosys": {**classify_cells(cells, board.family), "cells": cells,
-                  "abc9": not (out / "top.abc9-crash.rpt").exists()},
+        "yosys": yosys,
         "resources": {bel: {"label": label, **util.get(bel, {"used": 0, "available": 0})}
                       for bel, label in REPORT_BELS[board.family]},
         "utilisation": util,
@@ -280,6 +291,10 @@ def format_report(r: dict) -> str:
     if r["status"] == "running":
         return "\n".join(lines + ["(build did not finish)"])
     y = r["yosys"]
+    if r["status"] == "synthesized":
+        return "\n".join(lines + [f"Yosys cells: {y['luts']} LUT4, {y['ffs']} FF, {y['carries']} "
+                                   f"carry, {y['bram']} BRAM/SPRAM, {y['dsp']} DSP (synthesis "
+                                   "only: no place-and-route)"])
     rows = [("resource", "used", "available", "%")]
     for bel, v in r["resources"].items():
         pct = f"{100 * v['used'] / v['available']:.1f}" if v["available"] else "-"

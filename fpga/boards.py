@@ -33,10 +33,9 @@ class Board:
     family: str                 #: "ice40" | "ecp5"
     device: str                 #: fpga.targets name (capacity of the device)
     osc_hz: float               #: on-board oscillator
-    #: default system clock requested from the PLL and host-link baud rate: the fastest clock
-    #: with an exact UART divisor at which the device top (default parameters) meets timing
-    #: today; issue 10's targets (iCE40 24 MHz, ECP5-85F 75 MHz) wait on the top's critical
-    #: paths (see README, "Boards")
+    #: default system clock requested from the PLL and host-link baud rate: a clock with an
+    #: exact UART divisor at which the device top (default parameters) meets timing post-route
+    #: with margin (README, "Boards": iCE40 24 MHz, ECP5-85F 75 MHz, issue 10's targets)
     sys_hz: float
     link: str                   #: "uart" (USB-UART bridge on board) | "usb-acm" (gateware USB)
     leds: tuple                 #: (resource name, number) of each LED, in order
@@ -66,7 +65,7 @@ BOARDS = {
     "icebreaker": Board(
         name="icebreaker", title="1BitSquared iCEBreaker (iCE40UP5K-SG48)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
-        device="ice40-up5k", osc_hz=12e6, sys_hz=16.125e6, baud=2_000_000, link="uart",
+        device="ice40-up5k", osc_hz=12e6, sys_hz=24e6, baud=2_000_000, link="uart",
         leds=(("led_g", 0), ("led_r", 0)), ofl_board="ice40_generic", sram=False, flash=True,
         connect="its FT2232H USB port",
         sram_note="openFPGALoader writes the iCE40's SPI flash only (an SRAM load needs iceprog "
@@ -76,13 +75,13 @@ BOARDS = {
     "ulx3s-85f": Board(
         name="ulx3s-85f", title="Radiona ULX3S (LFE5U-85F-6BG381)",
         platform="amaranth_boards.ulx3s:ULX3S_85F_Platform", family="ecp5",
-        device="ecp5-85f", osc_hz=25e6, sys_hz=45e6, link="uart",
+        device="ecp5-85f", osc_hz=25e6, sys_hz=75e6, link="uart",
         leds=tuple(("led", i) for i in range(8)), ofl_board="ulx3s", sram=True, flash=True,
         connect="the FT231X on its US1 USB port (JTAG)"),
     "orangecrab-25f": Board(
         name="orangecrab-25f", title="Good Stuff Department OrangeCrab r0.2 (LFE5U-25F-8MG285)",
         platform="amaranth_boards.orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", family="ecp5",
-        device="ecp5-25f", osc_hz=48e6, sys_hz=48e6, link="usb-acm",
+        device="ecp5-25f", osc_hz=48e6, sys_hz=72e6, link="usb-acm",
         leds=(("rgb_led", 0),), ofl_board="orangeCrab", sram=False, flash=True,
         connect="its USB port with the DFU bootloader running (hold the button while plugging "
                 "it in)",

@@ -49,7 +49,7 @@ def test_board_values_are_what_build_uses():
     design, _, plan, values = board_values("icebreaker")
     _, _, plan2, p = resolve(parse("--board", "icebreaker"))
     assert design.make_params(values) == p and plan == plan2
-    assert values["weight_mem"] == "spram" and values["clk_hz"] == 16_125_000
+    assert values["weight_mem"] == "spram" and values["clk_hz"] == 24_000_000
 
 
 def test_board_values_refuse_designs_without_a_link():

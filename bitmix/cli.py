@@ -23,6 +23,7 @@ COMMANDS = [
     "bitmix.cmd_quantize",
     "bitmix.cmd_bench",
     "bitmix.cmd_train",
+    "bitmix.cmd_train_scheduler",
     "bitmix.cmd_protocol",
     "bitmix.cmd_sim_board",
     "bitmix.cmd_build",

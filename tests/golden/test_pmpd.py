@@ -47,3 +47,26 @@ def test_static_schedule_and_decode_loop():
     assert torch.equal(ref.ids, out.ids[:5])
     with pytest.raises(BitmixError, match="raises the precision at token 1"):
         generate(model, torch.tensor([1]), 3, lambda i: 1 if i == 0 else 0, lambda p: None)
+
+
+def test_quant_linear_float64_product_is_exactly_the_int64_group_sums():
+    """The cached float64 product equals golden.intref's int64 sums at every precision, on the
+    reference model's widest layer with full-scale activations (the largest sums) and random ones;
+    a layer whose sums could pass 2^53 takes the int64 path."""
+    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
+    from golden.intref import weight_values
+
+    W = load_model(REFERENCE_MODEL_DIR).model.layers[0].mlp.down_proj.weight.data.to(torch.float64)
+    q = quantize_rtn(W, "bitmod4", 32, scale_bits=8)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.cat([torch.full((1, 512), 127), torch.full((1, 512), -127),
+                   torch.randint(-127, 128, (3, 512), generator=gen)]).long()
+    v0 = weight_values(q.codes, q.fmt_ids, q.format_set, 32)[0]
+    x[0] = 127 * torch.where(v0 < 0, -1, 1)             # row 0's largest possible sum
+    lin = QuantLinear(q, "down", 8)
+    for prec in (0, 1, 2):
+        lin.precision = prec
+        assert torch.equal(lin.int_matmul(x), q.int_matmul(x, nterms=prec or None)), prec
+    assert all(w is not None for w in lin._dense.values())
+    wide = QuantLinear(q, "down", act_bits=48)       # 2^47-scale activations: the exact path
+    assert torch.equal(wide.int_matmul(x), q.int_matmul(x)) and wide._dense == {0: None}

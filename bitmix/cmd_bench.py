@@ -21,13 +21,15 @@ BENCHES = [
     "bitmix.bench_link:register",
     "bitmix.bench_pmpd:register",
     "bitmix.bench_fpga:register",
+    "bitmix.bench_e2e:register",
 ]
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks (quality: perplexity vs bits; minilm: real-weights check; "
                                      "synth: resources and Fmax; hw: GEMV engine; link: host link; "
-                                     "pmpd: precision policies; fpga: largest engine per board)",
+                                     "pmpd: precision policies; fpga: largest engine per board; "
+                                     "e2e: the whole decode on the virtual board)",
                        description=__doc__.splitlines()[0])
     bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     for entry in BENCHES:

@@ -27,12 +27,14 @@ raises :class:`DeviceMismatch` naming the layer, the token and the row.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import torch
 
 from bitmix.errors import BitmixError
 from golden import intref
+from golden.cycle_model import gemv_ideal_cycles
 from golden.pmpd import QuantLinear
 from golden.protocol import Region
 from golden.quant import QuantizedWeight
@@ -78,6 +80,12 @@ class AccelStats:
         in all.
     checked_rows : int
         Row results compared with golden.intref.
+    ideal_cycles : float
+        The GEMVs' useful lane-term cycles (``golden.cycle_model.gemv_ideal_cycles``: N·K·T/(R·L));
+        divided by ``cycles``, the engine's utilization.
+    seconds_device, seconds_run, seconds_verify : float
+        Wall time inside :meth:`Accelerator.matmul`; of it, from each RUN to its DONE (the
+        simulated engine computing, polled over the link), and checking results against golden.
     """
 
     gemvs: int = 0
@@ -88,6 +96,10 @@ class AccelStats:
     load_link_bytes: int = 0
     link_bytes: int = 0
     checked_rows: int = 0
+    ideal_cycles: float = 0.0
+    seconds_device: float = 0.0
+    seconds_run: float = 0.0
+    seconds_verify: float = 0.0
     per_layer_cycles: dict = field(default_factory=dict)
 
 
@@ -188,8 +200,6 @@ class Accelerator:
         weights region, write each once at consecutive weight bases (resident: :attr:`bases`),
         else leave them to be streamed. Returns ``{"resident", "model_bytes", "region_bytes",
         "link_bytes", "seconds"}`` (the link bytes and seconds of writing the model)."""
-        import time
-
         dev = self.device
         nb, cap = dev.params.region_beat_bytes[Region.WEIGHTS], dev.params.weight_beats
         order = [(name, ti, t[3]) for name, qw in layers.items()
@@ -229,7 +239,7 @@ class Accelerator:
     def matmul(self, name: str, qw: QuantizedWeight, x_int: torch.Tensor) -> torch.Tensor:
         """Integer row results ``[T, N]`` of ``x_int[T, K]`` at :attr:`precision`, on the device."""
         dev, g, st = self.device, self.device.params.gemv, self.stats
-        link0 = self._link()
+        link0, t_start = self._link(), time.perf_counter()
         n, k = qw.shape
         prec = self.precision
         fs = qw.format_set
@@ -261,16 +271,23 @@ class Accelerator:
                     else:
                         st.selects += 1
                 self._set_precision(prec)
+                t0 = time.perf_counter()
                 want = (intref.row_results(codes, ids, u, x_int[:, cols], fs, g.group_size, prec or None)
                         if self.verify else None)
+                st.seconds_verify += time.perf_counter() - t0
+                ideal = float(gemv_ideal_cycles(g.layout, rows.stop - rows.start, cols.stop - cols.start,
+                                                si, prec))
                 for t in range(x_int.shape[0]):
                     doing = (f"running layer {name} tile {ti + 1}/{len(tiles)} for token "
                              f"{self.position + t}")
                     dev.write_activations(x_int[t, cols])
+                    t0 = time.perf_counter()
                     run = dev.run()
+                    st.seconds_run += time.perf_counter() - t0
                     got = torch.tensor(dev.read_results(), dtype=torch.int64)
                     st.gemvs += 1
                     st.cycles += run["cycles"]
+                    st.ideal_cycles += ideal
                     st.per_layer_cycles[name] = st.per_layer_cycles.get(name, 0) + run["cycles"]
                     if want is not None:
                         bad = (got != want[t]).nonzero()
@@ -286,6 +303,7 @@ class Accelerator:
             self._loaded = self._reg = None          # the device's state is unknown now
             raise
         st.link_bytes += self._link() - link0
+        st.seconds_device += time.perf_counter() - t_start
         return out
 
 

@@ -43,6 +43,7 @@ def test_run_on_the_virtual_board_pty(sim_board, capsys):
     assert s["checked_rows"] >= 5 * n_rows
     assert s["decode"]["tokens"] == 1 and s["decode"]["cycles_per_token"] > 0
     assert s["model_bytes"] > s["weights_region_bytes"]                   # streamed per use
+    assert s["resident"] is False and s["weights_load"]["link_bytes"] == 0
     assert s["decode"]["weight_link_bytes_per_token"] > s["model_bytes"]   # the whole model, framed
     assert {b["board"] for b in s["boards"]} == {"icebreaker", "ulx3s-85f", "orangecrab-25f"}
     for b in s["boards"]:

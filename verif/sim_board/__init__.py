@@ -143,8 +143,49 @@ def build_top(values: dict | None = None, *, link: str = DEFAULT_LINK):
     tag = f"{TOP}_{link}_{getattr(params, 'hash', None) or params.tag}"
     exe = _BUILT.get(tag)
     if exe is None or not exe.exists():          # elaborating the top takes seconds: once per process
-        exe = _BUILT[tag] = build_board(design.build(params), tag=tag, info=design.info(params), link=link)
+        from verif.runner import build_root
+
+        # a model-sized weights region's zero initialiser takes Yosys many minutes: such a build
+        # is reused without elaborating again while its sources are the same (bitmix demo
+        # --weight-beats); smaller tops elaborate in seconds and compare the Verilog
+        big = getattr(params, "weight_beats", 0) > REUSE_WEIGHT_BEATS
+        stamp = build_root() / "sim_board" / tag / "sources.sha256"
+        digest = _sources_digest() if big else None
+        cached = build_root() / "sim_board" / tag / "obj" / f"V{TOP}"
+        if big and cached.exists() and stamp.exists() and stamp.read_text() == digest:
+            exe = _BUILT[tag] = cached
+        else:
+            exe = _BUILT[tag] = build_board(design.build(params), tag=tag, info=design.info(params),
+                                            link=link)
+            if big:
+                stamp.write_text(digest)
     return exe, params, exe.parent.parent / "rtl" / f"{TOP}.json"
+
+
+#: Weights regions deeper than this (beats) reuse a build by its sources' digest.
+REUSE_WEIGHT_BEATS = 1 << 16
+
+
+def _sources_digest() -> str:
+    """SHA-256 of every source the virtual board's Verilog and harness come from — the project
+    modules a fresh interpreter loads to build the top (gateware, top, golden's layouts, design
+    registry, elaboration, this harness), its C++ — and the Amaranth version."""
+    import hashlib
+    import importlib.metadata
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, json, bitmix.designs, bitmix.elaborate, fpga.top, verif.gemv_cpp, "
+            "verif.sim_board; print(json.dumps(sorted({getattr(m, '__file__', None) or '' "
+            "for m in list(sys.modules.values())})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    files = [Path(f) for f in json.loads(out) if f.startswith(str(root) + os.sep)]
+    files += sorted((root / "verif" / "sim_board").glob("*.cpp"))
+    h = hashlib.sha256(importlib.metadata.version("amaranth").encode())
+    for f in sorted(set(files)):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 _BUILT: dict[str, Path] = {}

@@ -97,6 +97,7 @@ def _orderings() -> list[tuple[str, str, str]]:
     out.append(("bitmod4 < mxfp4", "bitmod4-rtn", "mxfp4"))
     out.append(("GPTQ improves BCQ3 (shiftadd3 < bcq3)", "shiftadd3", "bcq3-rtn"))
     out.append(("GPTQ improves BCQ2 (shiftadd2 < bcq2)", "shiftadd2", "bcq2-rtn"))
+    out.append(("bitmod3 GPTQ < shiftadd3", "bitmod3-gptq", "shiftadd3"))
     out.append(("ShiftAdd3 Acc < Lat", "shiftadd3", "shiftadd3-lat"))
     out.append(("ShiftAdd2 Acc < Lat", "shiftadd2", "shiftadd2-lat"))
     out.append(("mix 2.2 < shiftadd2", "shiftadd-mix2.2", "shiftadd2"))

@@ -39,6 +39,12 @@ def add_flow_options(p) -> None:
                                      "model, 2.1 MB of weight beats, through the virtual board)")
     p.add_argument("--switch-after", type=int_in_range("--switch-after", 0), default=4, metavar="n",
                    help="static PMPD scheduler: tokens at full precision before the switch (default 4)")
+    p.add_argument("--scheduler", choices=("static", "learned"), default="static",
+                   help="PMPD scheduler: static (switch after --switch-after tokens, default) or learned "
+                        "(`bitmix train-scheduler`'s classifier on the prefill's KV cache picks when, "
+                        "as a fraction 0, 1/3, 2/3 or all of the tokens)")
+    p.add_argument("--scheduler-file", default="build/pmpd/scheduler.pt", metavar="FILE",
+                   help="the learned scheduler (default build/pmpd/scheduler.pt)")
     p.add_argument("--low", type=int_in_range("--low", 1), default=1, metavar="TERMS",
                    help="precision after the switch, in terms per weight (default 1)")
     p.add_argument("--no-verify", action="store_true",
@@ -127,6 +133,7 @@ def decode_on_device(dev, args, *, out=print) -> dict:
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
     from golden.data import decode, encode
     from golden.pmpd import generate, replace_linears, static_schedule
+    from golden.pmpd_sched import learned_schedule, load_scheduler
     from golden.protocol import Region
     from sw_driver.accel import Accelerator, AccelLinear
 
@@ -135,6 +142,7 @@ def decode_on_device(dev, args, *, out=print) -> dict:
     if args.low > g.max_terms:
         from bitmix.errors import BitmixError
         raise BitmixError(f"--low {args.low}: the device computes at most {g.max_terms} terms per weight")
+    sched = load_scheduler(args.scheduler_file)[0] if args.scheduler == "learned" else None
     torch.set_num_threads(1)
     t0 = time.time()
     model = load_model(REFERENCE_MODEL_DIR)
@@ -167,8 +175,16 @@ def decode_on_device(dev, args, *, out=print) -> dict:
         acc.precision = p
 
     t0 = time.time()
-    dec = generate(model, prompt, args.max_new_tokens, static_schedule(args.switch_after, 0, args.low),
-                   lambda p: setattr(acc, "precision", p), on_step=on_step)
+    schedule_info = {"kind": "static", "switch_after": args.switch_after, "high": 0, "low": args.low}
+    schedule, after_prefill = static_schedule(args.switch_after, 0, args.low), None
+    if args.scheduler == "learned":
+        schedule, after_prefill, decision = learned_schedule(sched, args.max_new_tokens, 0, args.low)
+        schedule_info = {"kind": "learned", "file": args.scheduler_file, "decision": decision, "high": 0,
+                         "low": args.low}
+    dec = generate(model, prompt, args.max_new_tokens, schedule,
+                   lambda p: setattr(acc, "precision", p), on_step=on_step, after_prefill=after_prefill)
+    if args.scheduler == "learned":
+        schedule_info["switch_after"] = decision["n_high"]
     steps.append({**vars(acc.reset_stats()), "seconds": time.time() - clock[0]})
     bar.update(1)
     bar.close()
@@ -193,7 +209,7 @@ def decode_on_device(dev, args, *, out=print) -> dict:
         "prompt": args.prompt, "text": decode(dec.new_ids),
         "method": f"{args.method}-{g.format_sets[0].name}",
         "group_size": g.group_size, "precisions": dec.precisions,
-        "schedule": {"kind": "static", "switch_after": args.switch_after, "high": 0, "low": args.low},
+        "schedule": schedule_info,
         "verified": not args.no_verify, "checked_rows": sum(s["checked_rows"] for s in steps),
         "perplexity_self": dec.perplexity(), "perplexity_float_model": float(torch.exp(nll)),
         "prefill": {"tokens": len(prompt), "cycles": steps[0]["cycles"], "link_bytes": steps[0]["link_bytes"],
@@ -231,7 +247,10 @@ def _print(s: dict, out) -> None:
             f"resident (written once: {s['weights_load']['link_bytes']:,} link bytes, "
             f"{s['weights_load']['seconds']:.1f} s; per token only descriptors and activations)"
             if res else "streamed per use"))
-    out(f"PMPD:         static, {s['schedule']['switch_after']} tokens at full precision then "
+    sc = s["schedule"]
+    how = (f"learned (class {sc['decision']['class']} of 0/T3/2T3/T on the prefill's KV cache)"
+           if sc["kind"] == "learned" else "static")
+    out(f"PMPD:         {how}, {sc['switch_after']} tokens at full precision then "
         f"{s['schedule']['low']} term(s)/weight; per token: {' '.join(str(p) for p in s['precisions'])} "
         "(0 = full)")
     out(f"verified:     {s['checked_rows']:,} row results bit-exact with golden.intref"

@@ -150,12 +150,14 @@ def _rank(p: int) -> float:
 
 @torch.no_grad()
 def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Callable[[int], int],
-             apply: Callable[[int], None], *, on_step: Callable[[int, int], None] | None = None) -> Decoded:
+             apply: Callable[[int], None], *, on_step: Callable[[int, int], None] | None = None,
+             after_prefill: Callable[[object], None] | None = None) -> Decoded:
     """Greedy decoding with a KV cache and a precision schedule.
 
     ``schedule(i)`` is the precision of the forward that produces generated token ``i`` (the
     prefill produces token 0, so it runs at ``schedule(0)``); ``apply(p)`` sets it (on the model,
-    or on a device); ``on_step(i, p)`` is called before each forward. The precision may only step
+    or on a device); ``on_step(i, p)`` is called before each forward; ``after_prefill(cache)``
+    once after the prefill, with the KV cache (a learned scheduler decides there). The precision may only step
     down (PMPD); a schedule that raises it is a :class:`BitmixError`.
     """
     ids = prompt_ids.reshape(-1).long()
@@ -174,6 +176,8 @@ def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Cal
             on_step(i, p)
         apply(p)
         logits = model(x, cache)[0, -1].to(torch.float64)
+        if i == 0 and after_prefill:
+            after_prefill(cache)
         nxt = int(logits.argmax())
         out.precisions.append(p)
         out.logprobs.append(float(torch.log_softmax(logits, -1)[nxt]))

@@ -34,6 +34,7 @@ from bitmix.errors import BitmixError
 from golden.pmpd import generate, set_precision, static_schedule
 
 __all__ = ["switch_points", "KVScheduler", "Outcome", "outcomes", "label", "choose_static",
+           "learned_schedule",
            "train_scheduler", "save_scheduler", "load_scheduler", "rouge_l", "prefill_kv"]
 
 
@@ -168,6 +169,24 @@ class KVScheduler(nn.Module):
         c = int(self(kv).argmax())
         self.train(was)
         return c
+
+
+def learned_schedule(sched: KVScheduler, T: int, high: int = 0, low: int = 1):
+    """``(schedule, after_prefill, decision)`` for ``golden.pmpd.generate``: the prefill at
+    ``high``; ``after_prefill(cache)`` runs the classifier on the last layer's KV cache and the
+    decode stays at ``high`` for its class's share of ``T`` tokens (0, T/3, 2T/3, T: the classes
+    are fractions of the decode, so a scheduler trained at another T applies); ``decision`` gets
+    ``class`` and ``n_high``."""
+    decision: dict = {}
+
+    def after_prefill(cache) -> None:
+        c = sched.decide(torch.stack([cache.k[-1][0], cache.v[-1][0]]).float())
+        decision.update({"class": c, "n_high": round(c * T / 3)})
+
+    def schedule(i: int) -> int:
+        return high if i == 0 or i < decision["n_high"] else low
+
+    return schedule, after_prefill, decision
 
 
 def train_scheduler(data: list[Outcome], kv_heads: int, head_dim: int, *, epochs: int = 30,

@@ -65,3 +65,26 @@ def test_demo_defaults(capsys):
     assert s["precisions"] == [0] * 4 + [1] * 4 and s["verified"]
     by = s["decode"]["cycles_per_token_by_precision"]
     assert by["1"] < by["0"]
+
+
+def test_run_with_the_learned_scheduler(sim_board, tmp_path, capsys):
+    """--scheduler learned: the classifier decides once, on the prefill's KV cache (here a file
+    whose output bias forces class 0: switch right after the prefill); the device decode equals
+    golden's with that schedule, and the decision is reported."""
+    from golden.pmpd_sched import KVScheduler, save_scheduler
+
+    board = sim_board("bytes", persist=True)
+    cfg = load_model(REFERENCE_MODEL_DIR).config
+    sched = KVScheduler(cfg.num_key_value_heads, cfg.head_dim)
+    with torch.no_grad():
+        sched.head[-1].bias.copy_(torch.tensor([100.0, 0.0, 0.0, 0.0]))
+    save_scheduler(tmp_path / "s.pt", sched, {"tokens": 24})
+    assert main(["run", "--port", board.device, "--expect", str(board.manifest), "--prompt", "The ",
+                 "--max-new-tokens", "2", "--scheduler", "learned", "--scheduler-file",
+                 str(tmp_path / "s.pt"), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["schedule"]["kind"] == "learned" and s["schedule"]["decision"] == {"class": 0, "n_high": 0}
+    assert s["precisions"] == [0, 1] and s["text"] == _golden_text(board.params.gemv, "The ", 2, 1)
+    assert main(["run", "--port", board.device, "--scheduler", "learned", "--scheduler-file",
+                 str(tmp_path / "none.pt")]) == 2
+    assert "bitmix train-scheduler" in capsys.readouterr().err

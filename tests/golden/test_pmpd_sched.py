@@ -70,3 +70,30 @@ def test_learned_scheduler_learns_a_rule_in_the_kv_cache_and_is_reproducible(tmp
     with pytest.raises(BitmixError, match="bitmix train-scheduler"):
         load_scheduler(tmp_path / "missing.pt")
     assert isinstance(KVScheduler(2, 8).head[0], torch.nn.LayerNorm)
+
+
+def test_learned_schedule_decides_once_after_the_prefill():
+    """generate() calls the hook once with the prefill's cache; the classifier's class on that
+    cache sets how long the decode stays high (a fraction of this decode's T)."""
+    from golden.model import LlamaConfig, LlamaForCausalLM
+    from golden.pmpd import generate
+    from golden.pmpd_sched import learned_schedule
+
+    cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1)
+    model = LlamaForCausalLM(cfg).init_weights(1)
+    sched = KVScheduler(1, 32).eval()
+    seen = []
+    for c in range(4):                                   # force each class through the last bias
+        with torch.no_grad():
+            sched.head[-1].bias.copy_(torch.tensor([100.0 if j == c else 0.0 for j in range(4)]))
+        schedule, hook, decision = learned_schedule(sched, 6, 0, 1)
+
+        def spy(cache, hook=hook):
+            seen.append(cache.k[-1].shape[2])
+            hook(cache)
+
+        out = generate(model, torch.tensor([5, 6, 7]), 6, schedule, lambda p: None, after_prefill=spy)
+        assert decision == {"class": c, "n_high": 2 * c}
+        assert out.precisions == [0] * max(1, 2 * c) + [1] * (6 - max(1, 2 * c))
+    assert seen == [3, 3, 3, 3]                          # once per decode, the prompt's 3 positions

@@ -76,7 +76,7 @@ def register(sub) -> None:
                    help="weights region of the virtual board in beats of 7 bytes (default: the boards' "
                         "2,048 = 14,336 B, so the model is streamed per use; 524288 holds the whole "
                         "model resident: weights written once, per token only activations; its first "
-                        "build took 20 min here, Yosys and Verilator on a 3.5 MB zero-initialised "
+                        "build took 14 min here, Yosys and Verilator on a 3.5 MB zero-initialised "
                         "memory, then it is cached)")
     p.set_defaults(func=run)
 

@@ -135,9 +135,10 @@ def test_model_resident_weights_once_then_activations_only(board, ref):
     for st in per_token:
         assert st.loads == 0 and st.weight_bytes == 0 and st.load_link_bytes == 0
         assert st.selects == 4 and st.gemvs == 4
-        # per token: the activations, and per GEMV a few short frames (descriptor, run, a STATUS
-        # poll or a few, results) — no weight pass (a streamed token sends every tile: below)
-        assert act_bytes < st.link_bytes < act_bytes + 500 * st.gemvs
+        # per token: the activations, and per GEMV a few short frames (descriptor, run, STATUS
+        # polls — 32 bytes each, more when a loaded machine slows the board — results): under
+        # half of one weight pass (a streamed token sends every tile: below)
+        assert act_bytes < st.link_bytes < act_bytes + 1000 * st.gemvs < placed["model_bytes"] / 2
 
 
 def test_model_larger_than_the_region_streams_tiles_per_use(board, ref):

@@ -134,7 +134,7 @@ def _env() -> dict:
 def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | None = None,
                     baud: int | None = None, seed: int = 1, out: str | Path | None = None,
                     info: dict | None = None, progress: bool = True,
-                    synth_only: bool = False) -> dict:
+                    synth_only: bool = False, reuse_synth: bool = False) -> dict:
     """Build the bitstream of ``make_core(plan)`` on board ``board_name``; return the report.
 
     ``make_core`` gets the :class:`fpga.boards.ClockPlan` (``plan.sys_hz``, ``plan.uart``) and
@@ -142,6 +142,8 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     ``build/<board>/<tag>/`` (or ``out``), ``info`` goes into the report (``parameters`` ...).
     ``synth_only``: stop after Yosys (the report has its cell counts, ``status``
     ``"synthesized"``, no Fmax): the cheap size check of :mod:`fpga.engine_search`.
+    ``reuse_synth``: skip Yosys when ``out`` holds its netlist of an identical ``top.il`` (an
+    earlier ``synth_only`` build of the same design).
 
     Raises :class:`DoesNotFit`, :class:`MissesTiming` (both after writing the report) or
     :class:`BitmixError` naming the failed tool and its log.
@@ -152,8 +154,9 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     plan = clock_plan(board, sys_hz, baud)
     out = Path(out) if out else Path("build") / board.name / tag
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "report.txt", "top.bin", "top.bit", "top.dfu", "top.tim",
-                  "top.rpt", "top.abc9-crash.rpt"):
+    synth_il = out / "top.il.synthesized"        # the top.il that top.json / top.rpt came from
+    old_il = synth_il.read_bytes() if reuse_synth and synth_il.exists() else None
+    for stale in ("report.json", "report.txt", "top.bin", "top.bit", "top.dfu", "top.tim"):
         (out / stale).unlink(missing_ok=True)
     t0 = time.monotonic()
     top = BoardTop(board, plan, make_core(plan))
@@ -162,6 +165,11 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     bplan = platform.build(top, name="top", build_dir=str(out), do_build=False,
                            nextpnr_opts=opts)
     bplan.extract(str(out))
+    reuse = old_il is not None and (out / "top.il").read_bytes() == old_il and \
+        (out / "top.json").exists() and (out / "top.rpt").exists()
+    if not reuse:
+        for stale in ("top.rpt", "top.abc9-crash.rpt", "top.json", synth_il.name):
+            (out / stale).unlink(missing_ok=True)
     commands = json.loads((out / "build_top.json").read_text())["commands"]
     report = {"board": board.name, "title": board.title, "device": platform.device,
               "package": platform.package, "family": board.family, "tag": tag,
@@ -173,9 +181,11 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
     steps = {}
     try:
         for cmd in commands:
-            if synth_only and cmd[0] != "yosys":
+            if (synth_only and cmd[0] != "yosys") or (reuse and cmd[0] == "yosys"):
                 continue
             steps[cmd[0]] = _step(cmd, out, env, run, board)
+            if cmd[0] == "yosys":
+                synth_il.write_bytes((out / "top.il").read_bytes())
     except DoesNotFit as e:
         report.update(status="does-not-fit", resource=e.resource, used=e.used,
                       available=e.available, message=str(e))
@@ -216,7 +226,7 @@ def build_bitstream(board_name: str, make_core, *, tag: str, sys_hz: float | Non
         "clocks": clocks,
         "slack_ns": round(1e3 / sys_mhz - 1e3 / fmax, 3),
         "critical_path": _critical_path(out / "top.report.json"),
-        "seconds": {**steps, "total": round(time.monotonic() - t0, 1)},
+        "seconds": {**steps, "total": round(time.monotonic() - t0, 1)}, "synth_reused": reuse,
         "logs": {"yosys": str(out / "top.rpt"), "nextpnr": str(out / "top.tim")},
     })
     _write(out, report)

@@ -19,7 +19,8 @@ is skipped. Otherwise nextpnr places and routes it at the board's clock: it pass
 and its post-route Fmax reaches the clock. Place-and-route time grows with the size, so the
 upward doubling costs at most about twice the largest build. Every result is cached under
 ``build/bench_fpga/cache/<board>/<hash>.json`` by the top's parameter hash, the clock, the seed and
-the check, so an interrupted or repeated run resumes where it stopped.
+the check and a digest of the gateware's sources, so an interrupted or repeated run resumes
+where it stopped; place-and-route reuses the Yosys netlist of the pre-check.
 """
 
 from __future__ import annotations
@@ -119,8 +120,20 @@ def candidate_values(board: str, c: Candidate, clk_mhz: float | None = None):
     return design, b, plan, values, params
 
 
+def source_digest() -> str:
+    """Digest of the gateware's and the build flow's sources (``hw/``, ``fpga/``, ``golden/``):
+    a cached result is reused only for the code that produced it."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(p for d in ("hw", "fpga", "golden") for p in (root / d).glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _cache_file(board: str, params, clk_hz: float, seed: int, stage: str) -> Path:
-    return CACHE / board / f"{params.hash}_{round(clk_hz)}_s{seed}_{stage}.json"
+    return CACHE / board / f"{params.hash}_{round(clk_hz)}_s{seed}_{source_digest()}_{stage}.json"
 
 
 def evaluate(board_name: str, c: Candidate, stage: str, *, clk_mhz: float | None = None,
@@ -139,7 +152,7 @@ def evaluate(board_name: str, c: Candidate, stage: str, *, clk_mhz: float | None
     cache = _cache_file(board.name, params, plan.sys_hz, seed, stage)
     if use_cache and cache.exists():
         return {**json.loads(cache.read_text()), "cached": True}
-    out = Path("build") / "bench_fpga" / board.name / f"{params.tag}_{stage}"
+    out = Path("build") / "bench_fpga" / board.name / params.tag   # both stages: Yosys reused
     t0 = time.monotonic()
     res = {"rows": c.rows, "lanes": c.lanes, "lut": c.lut, "lane_terms": c.lane_terms,
            "params_hash": params.hash, "weight_mem": params.weight_mem,
@@ -149,7 +162,7 @@ def evaluate(board_name: str, c: Candidate, stage: str, *, clk_mhz: float | None
         rep = build_bitstream(board.name, lambda _plan: _build_core(design, params, board),
                               tag=params.tag, sys_hz=plan.requested_hz, baud=plan.baud,
                               seed=seed, out=out, info=design.info(params), progress=progress,
-                              synth_only=stage == "synth")
+                              synth_only=stage == "synth", reuse_synth=True)
         ok, reason = True, ""
     except DoesNotFit as e:
         rep, ok, reason = None, False, f"does not fit: {e.used} {e.resource} of {e.available}"

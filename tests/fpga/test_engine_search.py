@@ -1,6 +1,6 @@
 """fpga.engine_search (`bitmix bench fpga`): the ladder search's order and stopping rule, the
-candidates it builds (the board's own top at R2 x L4), Yosys-only builds; slow: the quick search
-on the iCEBreaker with real synthesis, and its cache."""
+candidates it builds (the board's own top at R2 x L4), Yosys-only builds; slow: a quick search on
+the iCEBreaker with real synthesis of the whole top, and its cache."""
 
 import json
 
@@ -76,18 +76,26 @@ def test_synth_only_build_stops_after_yosys(tmp_path):
     assert not (tmp_path / "top.bin").exists() and not (tmp_path / "top.tim").exists()
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "synthesized"
     assert "synthesis only" in format_report(r)
+    # place-and-route reuses that netlist (same top.il); a changed design is synthesized anew
+    full = build_bitstream("icebreaker", lambda plan: EchoCore(plan.uart), tag="echo",
+                           out=tmp_path, progress=False, reuse_synth=True)
+    assert full["status"] == "ok" and full["synth_reused"] and "yosys" not in full["seconds"]
+    assert (tmp_path / "top.bin").exists() and full["yosys"]["luts"] == r["yosys"]["luts"]
+    other = build_bitstream("icebreaker", lambda plan: EchoCore(plan.uart), tag="echo",
+                            out=tmp_path, progress=False, reuse_synth=True, sys_hz=30e6)
+    assert not other["synth_reused"] and "yosys" in other["seconds"]
 
 
 @pytest.mark.slow
 def test_quick_search_on_the_icebreaker_is_cached(tmp_path, monkeypatch):
-    """Real Yosys runs of the whole top (R1 x L4, R2 x L4): both fit the UP5K's LUTs; the second
-    search is answered from the cache."""
+    """A real Yosys run of the whole top (R1 x L4, one build: CI's slow budget) fits the UP5K's
+    LUTs; the second search is answered from the cache."""
     import fpga.engine_search as es
 
     monkeypatch.setattr(es, "CACHE", tmp_path / "cache")
-    r = es.search_board("icebreaker", lut=False, quick=True, max_lane_terms=8)
-    assert r["best"]["label"] == "R2 x L4" and 0 < r["best"]["luts_synth"] < 5280
-    assert [t["stage"] for t in r["tried"]] == ["synth", "synth"]
-    again = es.search_board("icebreaker", lut=False, quick=True, max_lane_terms=8)
+    r = es.search_board("icebreaker", lut=False, quick=True, max_lane_terms=4)
+    assert r["best"]["label"] == "R1 x L4" and 0 < r["best"]["luts_synth"] < 5280
+    assert [t["stage"] for t in r["tried"]] == ["synth"] and not r["tried"][0].get("cached")
+    again = es.search_board("icebreaker", lut=False, quick=True, max_lane_terms=4)
     assert all(t.get("cached") for t in again["tried"]) and again["best"]["luts_synth"] == \
         r["best"]["luts_synth"]

@@ -15,9 +15,10 @@ and answers each with one response frame (issue 9; docs/architecture.md §5).
 
 Pipeline registers for the boards' clocks (issue 10): the checks' offset arithmetic, the RESET /
 ABORT pulses, the region-size products of LOAD, the reply's length and last index and a region's
-read beat (``h_rword``) are registered, and the weight feeder's read enable does not depend on the
-engine's ``weights.ready`` (which depends on the beat itself) within one cycle. A request costs
-one cycle more than without them (CHECK / EXEC), LOAD_LAYER three, a run's first weight one.
+read beat (a wide one into the reply's shift register: no byte multiplexer over it) are registered,
+and the weight feeder's read enable does not depend on the engine's ``weights.ready`` (which
+depends on the beat itself) within one cycle. A request costs one cycle more than without them
+(CHECK / EXEC), LOAD_LAYER three, a run's first weight one, a READ_MEM from byte b of a beat b.
 
 Every code, width and layout is read from :mod:`golden.protocol` (``FRAME_HEADER``, ``PAYLOADS``,
 ``RESPONSES``, ``Command``, ``ErrorCode``, ``Region``, ``EngineState``), the engine's from
@@ -76,6 +77,9 @@ __all__ = ["CommandUnit", "PURE_COMMANDS", "payload_bytes"]
 PURE_COMMANDS = frozenset({Command.CAPABILITIES, Command.STATUS, Command.READ_MEM,
                            Command.READ_RESULTS})
 _DIV_BITS = 32
+#: Region beats up to this many bytes are read for the host through a byte multiplexer, wider
+#: ones through the reply's shift register (see CommandUnit.elaborate).
+_NARROW_BEAT = 8
 #: Unit states, from 1 (Yosys writes `x == 0` as `!x`, a Verilator lint warning). CHECK
 #: registers the request's checks, EXEC acts on them (two cycles: the checks' 32-bit offset
 #: arithmetic is not in front of the memories' and the engine's controls).
@@ -206,7 +210,11 @@ class CommandUnit(wiring.Component):
         # The weights go through a skid buffer: the engine's weights.ready depends on the beat
         # (its formats' term counts), so without it the weight region's read data would reach its
         # own read enable in one cycle. acts.ready is a register of the engine's; no skid there.
-        m.submodules.weights_skid = wskid = ResetInserter(flush)(
+        # It is emptied one cycle after a flush (from a register: the reset reaches every
+        # payload bit), when the feeder has stopped and the engine takes no weights.
+        flush_q = Signal()
+        m.d.sync += flush_q.eq(flush)
+        m.submodules.weights_skid = wskid = ResetInserter(flush_q)(
             SkidBuffer(eng.weights.payload.shape()))
         wiring.connect(m, wskid.o, wiring.flipped(eng.weights))
         feeds = {}
@@ -250,11 +258,17 @@ class CommandUnit(wiring.Component):
         h_re = Signal()
         h_we = Signal()
         h_wbyte = Signal(8)
-        h_rbyte = Signal(8)
-        # a region's beat read for the host is registered (h_rword) before the byte multiplexer
-        # and the reply: a block RAM's unregistered output is slow (5.8 ns clock-to-out on ECP5)
-        h_rword = Signal(8 * max(nbytes.values()))
+        # A region's beat read for the host is registered before the reply (a block RAM's
+        # unregistered output is slow: 5.8 ns clock-to-out on ECP5). Beats of at most
+        # _NARROW_BEAT bytes go into h_rword and a byte multiplexer picks byte h_lane (the
+        # cheapest on a full iCE40); a wider beat goes into the reply's shift register (shreg),
+        # is shifted to byte h_lane one byte per cycle and sent from its low byte: no multiplexer
+        # over tens of bytes (R8 x L8 on ECP5: 40 bytes, 50.8 MHz through the multiplexer).
+        wide = max(nbytes.values()) > _NARROW_BEAT
         h_rword_load = Signal()                      # the read data is on rdata this cycle
+        h_rword = Signal(8 * max(nbytes.values()))
+        h_rbyte = Signal(8)
+        shreg = Signal(8 * max(len(caps), status_bytes, *(nbytes.values() if wide else ())))
         lane_last = Signal()                         # h_lane is the beat's last byte
         for r in Region:
             port = mems[r]
@@ -263,10 +277,14 @@ class CommandUnit(wiring.Component):
                          port.we.eq(Cat(*(h_we & sel & _is(h_lane, b) for b in range(nbytes[r])))),
                          port.wdata.eq(h_wbyte.replicate(nbytes[r]))]
             with m.If(sel):                          # one region at a time
-                _select(m, h_rbyte, h_lane, [h_rword[8 * b:8 * b + 8] for b in range(nbytes[r])])
                 m.d.comb += lane_last.eq(h_lane == nbytes[r] - 1)
-                with m.If(h_rword_load):
-                    m.d.sync += h_rword.eq(port.rdata)
+                if wide:
+                    with m.If(h_rword_load):             # the bits above the beat keep theirs
+                        m.d.sync += shreg[:len(port.rdata)].eq(port.rdata)
+                else:
+                    _select(m, h_rbyte, h_lane, [h_rword[8 * b:8 * b + 8] for b in range(nbytes[r])])
+                    with m.If(h_rword_load):
+                        m.d.sync += h_rword.eq(port.rdata)
         for r, (_, addr, _, fetch) in feeds.items():   # a feeder owns its region while reading
             with m.If(fetch):
                 m.d.comb += [mems[r].addr.eq(addr), mems[r].re.eq(1), mems[r].we.eq(0)]
@@ -374,9 +392,9 @@ class CommandUnit(wiring.Component):
         r_dlen = Signal(16)
         r_mem = Signal()                             # the data bytes come from a region
         ri = Signal(range(MAX_FRAME + 1))
-        shreg = Signal(8 * max(len(caps), status_bytes))   # capabilities / status, LSB first
         snap = Signal(struct_layout(status_layout))
         have_word, pending = Signal(), Signal()
+        aligning, align = Signal(), Signal.like(h_lane)  # shifting a read beat to byte h_lane
         w_left = Signal(16)                          # WRITE_MEM bytes still to read from the buffer
         w_pipe = Signal()                            # a buffer byte arrives this cycle
         rd_ptr = Signal(range(2 * MAX_FRAME + 1))
@@ -395,6 +413,8 @@ class CommandUnit(wiring.Component):
             m.d.sync += [r_err.eq(code), r_dlen.eq(dlen), r_mem.eq(mem), ri.eq(0),
                          plen.eq(dlen + 1), last_ri.eq(HEADER_BYTES + dlen),
                          have_word.eq(0), pending.eq(0), state.eq(_REPLY)]
+            if wide:
+                m.d.sync += aligning.eq(0)
 
         def start_div(dividend, divisor):
             m.d.sync += [dv_q.eq(dividend), dv_d.eq(divisor), dv_r.eq(0), dv_n.eq(_DIV_BITS),
@@ -579,17 +599,26 @@ class CommandUnit(wiring.Component):
             is_data = Signal()
             m.d.comb += is_data.eq(ri > HEADER_BYTES)
             _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
-                    default=Mux(r_mem, h_rbyte, shreg[:8]))
+                    default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
             m.d.comb += [rep.valid.eq(~(r_mem & is_data) | have_word),
                          rep.payload.data.eq(byte),
                          rep.payload.last.eq(ri == last_ri)]
             # region bytes: read a beat, send its bytes from h_lane on, read the next one
-            with m.If(r_mem & ~have_word & ~pending & r_dlen.any()):
+            with m.If(r_mem & ~have_word & ~pending & (~aligning if wide else 1) & r_dlen.any()):
                 m.d.comb += h_re.eq(1)
                 m.d.sync += pending.eq(1)
-            with m.If(pending):
+            with m.If(pending):                      # the beat into h_rword or shreg (above)
                 m.d.comb += h_rword_load.eq(1)
-                m.d.sync += [pending.eq(0), have_word.eq(1)]
+                if wide:
+                    m.d.sync += [pending.eq(0), align.eq(h_lane), aligning.eq(h_lane.any()),
+                                 have_word.eq(~h_lane.any())]
+                else:
+                    m.d.sync += [pending.eq(0), have_word.eq(1)]
+            if wide:
+                with m.If(aligning):                 # the first beat of a read from mid-beat
+                    m.d.sync += [shreg.eq(shreg >> 8), align.eq(align - 1)]
+                    with m.If(align == 1):
+                        m.d.sync += [aligning.eq(0), have_word.eq(1)]
             with m.If(rep.valid & rep.ready):
                 m.d.sync += ri.eq(ri + 1)
                 with m.If(is_data):

@@ -63,7 +63,8 @@ def register(bsub) -> None:
                         "(default 0 = no LUT path; e.g. 3)")
     p.add_argument("--lut-table-inputs", type=int, choices=(8, 4, 2), default=4,
                    help="activations per hardware table of the LUT path (default 4)")
-    p.add_argument("--seed", type=int, default=1, help="stimulus seed (default 1)")
+    p.add_argument("--seed", type=int_in_range("--seed", 0, 2**32 - 1), default=1,
+                   help="stimulus seed (default 1)")
     p.add_argument("--out", default="build/bench", metavar="DIR", help="folder for hw.json")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     p.set_defaults(func=run)

@@ -33,7 +33,7 @@ __all__ = ["register", "run", "run_bench", "format_table"]
 
 
 def register(bsub) -> None:
-    from bitmix.argtypes import int_in_range
+    from bitmix.argtypes import float_in_range, int_in_range
 
     p = bsub.add_parser("link", help="host link through the virtual board: payload efficiency at 3 Mbaud, "
                                      "round trip, fault injection, fuzz",
@@ -44,9 +44,9 @@ def register(bsub) -> None:
                    help="top clock (default 12000000)")
     p.add_argument("--window", type=int_in_range("--window", 2, 64), default=4,
                    help="pipelined writes in flight (default 4)")
-    p.add_argument("--flip", type=float, default=2e-4,
+    p.add_argument("--flip", type=float_in_range("--flip", 0.0, 1.0), default=2e-4,
                    help="fault rate: bit flips per byte (default 2e-4)")
-    p.add_argument("--drop", type=float, default=2e-4,
+    p.add_argument("--drop", type=float_in_range("--drop", 0.0, 1.0), default=2e-4,
                    help="fault rate: dropped bytes per byte (default 2e-4)")
     p.add_argument("--gemvs", type=int_in_range("--gemvs", 0), default=12,
                    help="GEMVs run under faults (default 12)")
@@ -54,7 +54,7 @@ def register(bsub) -> None:
                    help="fuzz sequences over the byte-stream link (default 2000)")
     p.add_argument("--fuzz-uart", type=int_in_range("--fuzz-uart", 0), default=300,
                    help="fuzz sequences through the UART pins (default 300)")
-    p.add_argument("--seed", type=int, default=1, help="seed (default 1)")
+    p.add_argument("--seed", type=int_in_range("--seed", 0, 2**32 - 1), default=1, help="seed (default 1)")
     p.add_argument("--out", default="build/bench", metavar="DIR", help="folder for link.json")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     p.set_defaults(func=run)

@@ -41,7 +41,8 @@ def register(sub) -> None:
                    help="calibration windows from the reference train split (default 32)")
     p.add_argument("--calib-seqlen", type=int_in_range("--calib-seqlen", 2), default=256, metavar="T",
                    help="tokens per window (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="calibration sampling seed (default 0)")
+    p.add_argument("--seed", type=int_in_range("--seed", 0, 2**32 - 1), default=0,
+                   help="calibration sampling seed (default 0)")
     p.add_argument("--bit-budget", type=float_in_range("--bit-budget", 1.0, 16.0), metavar="B",
                    help="average bits per weight (e.g. 2.2): choose 2/3/4 bits per layer by the exact "
                         "allocation of golden/bitalloc.py")

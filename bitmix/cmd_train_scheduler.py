@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--tolerance", type=float_in_range("--tolerance", 0.0, 1.0), default=0.05,
                    help="static sweep: mean ROUGE-L at most this below uniform high's (default 0.05)")
     p.add_argument("--epochs", type=int_in_range("--epochs", 1), default=30, help="default 30 (PMPD's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in_range("--seed", 0, 2**32 - 1), default=0)
     p.add_argument("--out", default=DEFAULT_PATH, metavar="FILE", help=f"default {DEFAULT_PATH}")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true")

@@ -42,6 +42,11 @@ def test_float_in_range():
     (["bench", "quality", "--calib-samples", "0"], "--calib-samples must be at least 1, got 0"),
     (["bench", "quality", "--window", "x"], "--window must be an integer, got 'x'"),
     (["bench", "minilm", "--threads", "0"], "--threads must be at least 1, got 0"),
+    (["quantize", "--seed", "-3"], "--seed must be between 0 and 4294967295, got -3"),
+    (["train-scheduler", "--seed", "4294967296"], "--seed must be between 0 and 4294967295, got 4294967296"),
+    (["bench", "hw", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
+    (["bench", "link", "--flip", "2"], "--flip must be between 0.0 and 1.0, got 2.0"),
+    (["bench", "link", "--drop", "-0.1"], "--drop must be between 0.0 and 1.0, got -0.1"),
 ])
 def test_commands_report_bad_values_on_one_line(argv, msg, capsys):
     assert main(argv) == 2

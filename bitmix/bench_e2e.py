@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import time
 
 __all__ = ["register", "run"]
 
@@ -43,12 +42,11 @@ def register(bsub) -> None:
 def run(args) -> int:
     import torch
 
-    from bitmix.cmd_demo import quantize_for_device
+    from bitmix.cmd_demo import quantized_reference
     from bitmix.cmd_sim_board import start_board
-    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
     from golden.data import encode
-    from golden.pmpd import generate, replace_linears, static_schedule
-    from sw_driver.accel import Accelerator, AccelLinear
+    from golden.pmpd import static_schedule
+    from sw_driver.accel import Accelerator, accelerate
     from sw_driver.device import Device
 
     torch.set_num_threads(1)
@@ -59,17 +57,15 @@ def run(args) -> int:
     try:
         with Device.open(board.device, expect=board.params, progress=False) as dev:
             g = dev.params.gemv
-            model = load_model(REFERENCE_MODEL_DIR)
-            qs = quantize_for_device(model, g, "rtn", False)
+            model, qs = quantized_reference(g)
             acc = Accelerator(dev)
-            layers = replace_linears(model, lambda name, lin: AccelLinear(qs[name], name, acc))
-            placed = acc.place({name: qs[name] for name in layers})
+            placed = accelerate(model, qs, acc)
             prompt = encode(args.prompt)
             result = {"prompt": args.prompt, "tokens": T, "resident": placed["resident"],
                       "model_bytes": placed["model_bytes"], "weights_region_bytes": placed["region_bytes"],
                       "clk_hz": board.clk_hz, "policies": {}}
             for name, n in policies.items():
-                result["policies"][name] = _decode(model, acc, prompt, T, static_schedule(n), generate)
+                result["policies"][name] = _decode(model, acc, prompt, T, static_schedule(n))
     finally:
         board.close()
     dec = [t for p in result["policies"].values() for t in p["tokens"]]
@@ -86,30 +82,24 @@ def run(args) -> int:
     return 0
 
 
-def _decode(model, acc, prompt, T, schedule, generate) -> dict:
+def _decode(model, acc, prompt, T, schedule) -> dict:
     """One decode; per generated token (the prefill apart) its counters and its wall time split."""
-    steps, clock = [], [time.perf_counter()]
+    from golden.pmpd import generate
+    from sw_driver.accel import DecodeSteps
 
-    def on_step(i, p):
-        if i:
-            steps.append((vars(acc.reset_stats()), time.perf_counter() - clock[0]))
-        clock[0] = time.perf_counter()
-        acc.position = len(prompt) + i - 1 if i else 0
-        acc.precision = p
-
-    acc.reset_stats()
-    d = generate(model, prompt, T, schedule, lambda p: setattr(acc, "precision", p), on_step=on_step)
-    steps.append((vars(acc.reset_stats()), time.perf_counter() - clock[0]))
+    hook = DecodeSteps(acc, len(prompt))
+    d = generate(model, prompt, T, schedule, lambda p: setattr(acc, "precision", p), on_step=hook)
+    steps = hook.finish()
     tokens = []
-    for (st, wall), p in zip(steps[1:], d.precisions[1:], strict=True):
-        sim = st["seconds_run"]
+    for st, p in zip(steps[1:], d.precisions[1:], strict=True):
+        wall, sim = st["seconds"], st["seconds_run"]
         link = st["seconds_device"] - sim - st["seconds_verify"]
         tokens.append({"precision": p, "cycles": st["cycles"], "ideal_cycles": st["ideal_cycles"],
                        "link_bytes": st["link_bytes"], "gemvs": st["gemvs"], "seconds": wall,
                        "host_s": wall - sim - link, "link_s": link, "simulation_s": sim})
-    pre, pre_wall = steps[0]
+    pre = steps[0]
     return {"precisions": d.precisions, "prefill": {"cycles": pre["cycles"], "link_bytes": pre["link_bytes"],
-                                                    "seconds": pre_wall}, "tokens": tokens}
+                                                    "seconds": pre["seconds"]}, "tokens": tokens}
 
 
 def table(result: dict) -> list[str]:

@@ -52,15 +52,15 @@ def pmpd_model():
     ``bitmix demo`` quantizes it for the default top."""
     import torch
 
-    from bitmix.cmd_demo import quantize_for_device
+    from bitmix.cmd_demo import quantized_reference
     from fpga.top_params import TopParams
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
     from golden.pmpd import QuantLinear, replace_linears
 
     torch.set_num_threads(1)
     g = TopParams.make().gemv
-    model, float_model = load_model(REFERENCE_MODEL_DIR), load_model(REFERENCE_MODEL_DIR)
-    qs = quantize_for_device(model, g, "rtn", False)
+    model, qs = quantized_reference(g)
+    float_model = load_model(REFERENCE_MODEL_DIR)
     replace_linears(model, lambda name, lin: QuantLinear(qs[name], name, g.act_bits))
     return model, float_model, {"model": "reference_model", "quantizer": f"rtn-{g.format_sets[0].name}",
                                 "group_size": g.group_size}

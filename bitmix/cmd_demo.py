@@ -23,7 +23,7 @@ import time
 from bitmix.argtypes import float_in_range, int_in_range
 
 __all__ = ["register", "run", "add_flow_options", "open_options", "decode_on_device",
-           "quantize_for_device", "board_models", "DEFAULT_PROMPT"]
+           "quantize_for_device", "quantized_reference", "board_models", "DEFAULT_PROMPT"]
 
 DEFAULT_PROMPT = "The with statement"
 
@@ -100,6 +100,16 @@ def quantize_for_device(model, gemv, method: str, progress: bool):
     return results
 
 
+def quantized_reference(gemv, method: str = "rtn", progress: bool = False):
+    """``(model, {name: quantized weight})``: the shipped reference model loaded and quantized for
+    a device with engine parameters ``gemv`` (:func:`quantize_for_device`; its weights in the
+    model are the dequantized ones)."""
+    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
+
+    model = load_model(REFERENCE_MODEL_DIR)
+    return model, quantize_for_device(model, gemv, method, progress)
+
+
 def board_models(cycles: float, link_bytes: float, stream_bytes: float, model_bytes: int) -> list[dict]:
     """Tokens/s modelled per board of ``fpga/boards.py`` for a token of ``cycles`` engine cycles and
     ``link_bytes`` on the link, of which ``stream_bytes`` carried weight tiles: streamed (as
@@ -132,10 +142,10 @@ def decode_on_device(dev, args, *, out=print) -> dict:
 
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
     from golden.data import decode, encode
-    from golden.pmpd import generate, replace_linears, static_schedule
+    from golden.pmpd import generate, static_schedule
     from golden.pmpd_sched import learned_schedule, load_scheduler
     from golden.protocol import Region
-    from sw_driver.accel import Accelerator, AccelLinear
+    from sw_driver.accel import Accelerator, DecodeSteps, accelerate
 
     show = not (args.no_progress or args.json) and sys.stderr.isatty()
     g = dev.params.gemv
@@ -145,34 +155,19 @@ def decode_on_device(dev, args, *, out=print) -> dict:
     sched = load_scheduler(args.scheduler_file)[0] if args.scheduler == "learned" else None
     torch.set_num_threads(1)
     t0 = time.time()
-    model = load_model(REFERENCE_MODEL_DIR)
+    model, results = quantized_reference(g, args.method, show)
     float_model = load_model(REFERENCE_MODEL_DIR)
-    results = quantize_for_device(model, g, args.method, show)
     t_quant = time.time() - t0
 
     acc = Accelerator(dev, verify=not args.no_verify)
-    t0 = time.time()
-    layers = replace_linears(model, lambda name, lin: AccelLinear(results[name], name, acc))
-    for name in tqdm(layers, desc="pack weights", unit="layer", disable=not show, leave=False):
-        acc.tiles(name, results[name])
-    t_pack = time.time() - t0
     # resident when the weights region holds the model: written once here, with a progress bar
-    placed = acc.place({name: results[name] for name in layers}, progress=show)
-    acc.reset_stats()
+    placed = accelerate(model, results, acc, progress=show)
+    t_pack = placed["pack_seconds"]
     model_bytes = placed["model_bytes"]
 
     prompt = encode(args.prompt)
-    steps: list[dict] = []
     bar = tqdm(total=args.max_new_tokens, desc="decode", unit="tok", disable=not show, leave=False)
-    clock = [time.time()]
-
-    def on_step(i: int, p: int) -> None:
-        if i:
-            steps.append({**vars(acc.reset_stats()), "seconds": time.time() - clock[0]})
-            bar.update(1)
-        clock[0] = time.time()
-        acc.position = len(prompt) + i - 1 if i else 0
-        acc.precision = p
+    hook = DecodeSteps(acc, len(prompt), on_token=lambda: bar.update(1))
 
     t0 = time.time()
     schedule_info = {"kind": "static", "switch_after": args.switch_after, "high": 0, "low": args.low}
@@ -182,11 +177,10 @@ def decode_on_device(dev, args, *, out=print) -> dict:
         schedule_info = {"kind": "learned", "file": args.scheduler_file, "decision": decision, "high": 0,
                          "low": args.low}
     dec = generate(model, prompt, args.max_new_tokens, schedule,
-                   lambda p: setattr(acc, "precision", p), on_step=on_step, after_prefill=after_prefill)
+                   lambda p: setattr(acc, "precision", p), on_step=hook, after_prefill=after_prefill)
     if args.scheduler == "learned":
         schedule_info["switch_after"] = decision["n_high"]
-    steps.append({**vars(acc.reset_stats()), "seconds": time.time() - clock[0]})
-    bar.update(1)
+    steps = hook.finish()
     bar.close()
     t_dec = time.time() - t0
 

@@ -6,6 +6,12 @@
     replace_linears(model, lambda name, lin: AccelLinear(results[name], name, acc))
     acc.precision = 1                              # the device's precision register, between tokens
 
+    # or in one call: replace, pack, place (resident when the model fits), then decode with the hook
+    placed = accelerate(model, results, acc, progress=True)
+    steps = DecodeSteps(acc, len(prompt))
+    generate(model, prompt, n, schedule, lambda p: setattr(acc, "precision", p), on_step=steps)
+    per_forward = steps.finish()                   # the prefill's counters, then each token's
+
 :class:`AccelLinear` is :class:`golden.pmpd.QuantLinear` (activation quantization and the float
 rescale on the host, exactly as golden defines them) whose integer GEMV runs on the device. A
 layer larger than the device's engine (``max_n`` rows, ``max_k`` inputs) or its weights region is
@@ -40,7 +46,8 @@ from golden.protocol import Region
 from golden.quant import QuantizedWeight
 from sw_driver.protocol import DeviceError
 
-__all__ = ["Accelerator", "AccelLinear", "AccelStats", "DeviceMismatch", "tile_plan"]
+__all__ = ["Accelerator", "AccelLinear", "AccelStats", "DeviceMismatch", "DecodeSteps", "accelerate",
+           "tile_plan"]
 
 
 class DeviceMismatch(BitmixError):
@@ -323,3 +330,75 @@ class AccelLinear(QuantLinear):
 
     def int_matmul(self, x_int: torch.Tensor) -> torch.Tensor:
         return self.accel.matmul(self.name, self.qw, x_int)
+
+
+def accelerate(model, layers: dict, acc: Accelerator, *, progress: bool = False) -> dict:
+    """Put ``model``'s linears on ``acc``'s device: each linear named in ``layers`` (``{name:
+    quantized weight}``, names as ``golden.pmpd.model_linears``) is replaced by an
+    :class:`AccelLinear`, every tile is packed (a bar with ``progress``) and the model placed
+    (:meth:`Accelerator.place`: resident when the weights region holds it, else streamed).
+
+    Returns :meth:`Accelerator.place`'s summary plus ``layers`` (the names replaced, in execution
+    order) and ``pack_seconds`` (replacing and packing). Any model works whose linears
+    ``golden.pmpd.replace_linears`` finds: the reference model, or a real LM's."""
+    from tqdm import tqdm
+
+    from golden.pmpd import replace_linears
+
+    t0 = time.time()
+    mods = replace_linears(model, lambda name, lin: AccelLinear(layers[name], name, acc)
+                           if name in layers else None)
+    for name in tqdm(mods, desc="pack weights", unit="layer", disable=not progress, leave=False):
+        acc.tiles(name, layers[name])
+    pack_seconds = time.time() - t0
+    placed = acc.place({name: layers[name] for name in mods}, progress=progress)
+    return {**placed, "layers": list(mods), "pack_seconds": pack_seconds}
+
+
+class DecodeSteps:
+    """The ``on_step`` hook of ``golden.pmpd.generate`` for a model on an :class:`Accelerator`:
+    before each forward it closes the previous one (its :class:`AccelStats` and wall time) and
+    points the accelerator at the next forward's sequence position and precision. The counters
+    start at zero when the hook is made.
+
+    Parameters
+    ----------
+    acc : Accelerator
+    prompt_len : int
+        Tokens of the prompt (the prefill is forward 0; forward i > 0 is at position
+        ``prompt_len + i - 1``).
+    on_token : callable, optional
+        Called after each decode forward is closed (a progress bar's update).
+
+    Members
+    -------
+    steps : list of dict
+        One per finished forward, the prefill first: the :class:`AccelStats` fields and
+        ``seconds`` (wall time from the hook's call before the forward to the next).
+    """
+
+    def __init__(self, acc: Accelerator, prompt_len: int, on_token=None):
+        self._params = {"prompt_len": prompt_len}
+        self.acc, self.on_token = acc, on_token
+        self.steps: list[dict] = []
+        self._t = time.perf_counter()
+        acc.reset_stats()
+
+    def _close(self) -> None:
+        self.steps.append({**vars(self.acc.reset_stats()), "seconds": time.perf_counter() - self._t})
+
+    def __call__(self, i: int, p: int) -> None:
+        if i:
+            self._close()
+            if self.on_token:
+                self.on_token()
+        self._t = time.perf_counter()
+        self.acc.position = self._params["prompt_len"] + i - 1 if i else 0
+        self.acc.precision = p
+
+    def finish(self) -> list[dict]:
+        """Close the last forward; :attr:`steps`."""
+        self._close()
+        if self.on_token:
+            self.on_token()
+        return self.steps

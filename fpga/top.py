@@ -47,6 +47,10 @@ class DeviceTop(wiring.Component):
     primitives : bool
         Instantiate vendor primitives (SB_SPRAM256KA for ``weight_mem="spram"``): an iCE40 build.
         Off (the default), behavioural models stand in, so Verilator simulates the same top.
+    external_weights : bool
+        The weights region as ``hw.memories.BeatMemory(external=True)``: an instance of a Verilog
+        module the virtual board compiles alongside (``verif.sim_board`` uses it for model-sized
+        regions, whose Amaranth zero initialiser would take Yosys hours). ``weight_mem="bram"``.
 
     Members
     -------
@@ -58,9 +62,10 @@ class DeviceTop(wiring.Component):
         Status LEDs (:data:`LED_NAMES`).
     """
 
-    def __init__(self, params: TopParams, *, primitives: bool = False):
+    def __init__(self, params: TopParams, *, primitives: bool = False, external_weights: bool = False):
         self._params = params
         self._primitives = primitives
+        self._external_weights = external_weights
         super().__init__(device_top_signature(params))
 
     @property
@@ -92,7 +97,8 @@ class DeviceTop(wiring.Component):
         for r in Region:
             kind = tp.weight_mem if r == Region.WEIGHTS else "bram"
             mem = BeatMemory(tp.region_beats[r], tp.region_beat_bytes[r], kind,
-                             primitive=self._primitives and kind == "spram")
+                             primitive=self._primitives and kind == "spram",
+                             external=self._external_weights and r == Region.WEIGHTS)
             m.submodules[f"{r.name.lower()}_mem"] = mem
             wiring.connect(m, getattr(cu, f"{r.name.lower()}_mem"), mem)
 

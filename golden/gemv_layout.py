@@ -280,6 +280,15 @@ class GemvLayout:
         s = u.reshape(nb, R, ng).permute(0, 2, 1).repeat_interleave(B, 1).reshape(-1, R)
         return self.weights.pack_columns({"codes": c.numpy(), "fmt": f.numpy(), "u": s.numpy()})
 
+    def weight_bytes(self, codes, fmt_ids, u, fmt_set: FormatSet | str, what: str = "layer") -> bytes:
+        """``to_bytes(weight_beats(...))`` from :meth:`weight_words` (vectorised): what the driver
+        writes, packed in a fraction of the time for a real model's 10^5-10^6 beats."""
+        import numpy as np
+
+        words = self.weight_words(codes, fmt_ids, u, fmt_set, what)
+        raw = np.ascontiguousarray(words.astype("<u4")).view(np.uint8).reshape(len(words), -1)
+        return raw[:, :self.beat_bytes].tobytes()
+
     def to_bytes(self, beats: list[int]) -> bytes:
         nb = self.beat_bytes
         return b"".join(w.to_bytes(nb, "little") for w in beats)

@@ -151,14 +151,15 @@ def _rank(p: int) -> float:
 @torch.no_grad()
 def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Callable[[int], int],
              apply: Callable[[int], None], *, on_step: Callable[[int, int], None] | None = None,
-             after_prefill: Callable[[object], None] | None = None) -> Decoded:
+             after_prefill: Callable[[object], None] | None = None, stop_ids=()) -> Decoded:
     """Greedy decoding with a KV cache and a precision schedule.
 
     ``schedule(i)`` is the precision of the forward that produces generated token ``i`` (the
     prefill produces token 0, so it runs at ``schedule(0)``); ``apply(p)`` sets it (on the model,
     or on a device); ``on_step(i, p)`` is called before each forward; ``after_prefill(cache)``
     once after the prefill, with the KV cache (a learned scheduler decides there). The precision may only step
-    down (PMPD); a schedule that raises it is a :class:`BitmixError`.
+    down (PMPD); a schedule that raises it is a :class:`BitmixError`. Decoding ends early after a
+    token of ``stop_ids`` (a chat model's end of turn; it is kept in ``ids``).
     """
     ids = prompt_ids.reshape(-1).long()
     if ids.numel() == 0:
@@ -182,6 +183,8 @@ def generate(model, prompt_ids: torch.Tensor, max_new_tokens: int, schedule: Cal
         out.precisions.append(p)
         out.logprobs.append(float(torch.log_softmax(logits, -1)[nxt]))
         new.append(nxt)
+        if nxt in stop_ids:
+            break
         x = torch.tensor([[nxt]])
     out.ids = torch.cat([ids, torch.tensor(new, dtype=torch.long)])
     return out

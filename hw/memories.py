@@ -11,6 +11,13 @@ iCE40UP5K's single-ported SPRAM offers.
 Kinds
 -----
 ``bram``: an ``amaranth.lib.memory.Memory`` (Yosys maps it to ECP5 DP16KD / iCE40 EBR).
+``external``: a ``bram`` region as an ``Instance`` of :data:`EXTERNAL_MODULE`, whose Verilog
+(``verif/sim_board/beat_memory.v``, the same ports and read timing) the virtual board compiles
+alongside. Why: Amaranth and Yosys write a memory's zero initialiser entry by entry, and that
+grows faster than linearly (a 16K-beat x 150-byte region took 4 minutes to elaborate, the
+model-sized weights region of ``bitmix demo --model smollm2`` would take hours); Verilator needs
+no initialiser. Only the virtual board's model-sized weights regions are built this way.
+
 ``spram``: ``ceil(8 * nbytes / 16)`` SB_SPRAM256KA (16K x 16 bits, nibble write mask) side by
 side. With ``primitive=True`` (an iCE40 build) they are ``Instance`` s of the primitive; otherwise
 :class:`SPRAMModel`, a behavioural model with the primitive's ports and read timing, so Verilator
@@ -29,9 +36,11 @@ from amaranth.lib.memory import Memory
 from bitmix.errors import BitmixError
 from hw.interfaces import beat_memory_signature, spram_signature
 
-__all__ = ["BeatMemory", "SPRAMModel", "MEMORY_KINDS", "SPRAM_DEPTH", "SPRAM_WIDTH"]
+__all__ = ["BeatMemory", "SPRAMModel", "MEMORY_KINDS", "SPRAM_DEPTH", "SPRAM_WIDTH", "EXTERNAL_MODULE"]
 
 MEMORY_KINDS = ("bram", "spram")
+#: Verilog module of an ``external`` region (verif/sim_board/beat_memory.v).
+EXTERNAL_MODULE = "bitmix_beat_memory"
 #: SB_SPRAM256KA geometry (iCE40 UltraPlus family handbook, TN1314).
 SPRAM_DEPTH, SPRAM_WIDTH = 16384, 16
 
@@ -76,6 +85,9 @@ class BeatMemory(wiring.Component):
         ``"bram"`` or ``"spram"`` (see the module docstring).
     primitive : bool
         ``kind="spram"`` only: instantiate SB_SPRAM256KA (iCE40 builds) instead of the model.
+    external : bool
+        ``kind="bram"`` only: an ``Instance`` of :data:`EXTERNAL_MODULE` (the virtual board's
+        model-sized weights region; see the module docstring).
 
     Members
     -------
@@ -91,7 +103,8 @@ class BeatMemory(wiring.Component):
         The beat of the last read.
     """
 
-    def __init__(self, depth: int, nbytes: int, kind: str = "bram", primitive: bool = False):
+    def __init__(self, depth: int, nbytes: int, kind: str = "bram", primitive: bool = False,
+                 external: bool = False):
         self._MustUse__silence = True     # no "never used" warning if validation fails
         if kind not in MEMORY_KINDS:
             raise BitmixError(f"memory kind must be one of {', '.join(MEMORY_KINDS)}, got {kind!r}")
@@ -99,7 +112,9 @@ class BeatMemory(wiring.Component):
             raise BitmixError(f"SPRAM region of {depth} beats exceeds the primitive's {SPRAM_DEPTH}")
         if primitive and kind != "spram":
             raise BitmixError("primitive=True needs kind='spram'")
-        self._params = (depth, nbytes, kind, primitive)
+        if external and kind != "bram":
+            raise BitmixError("external=True needs kind='bram'")
+        self._params = (depth, nbytes, kind, primitive, external)
         self._MustUse__silence = False
         super().__init__(beat_memory_signature(depth, nbytes))
 
@@ -109,8 +124,14 @@ class BeatMemory(wiring.Component):
         return -(-8 * self._params[1] // SPRAM_WIDTH)
 
     def elaborate(self, platform):
-        depth, nbytes, kind, primitive = self._params
+        depth, nbytes, kind, primitive, external = self._params
         m = Module()
+        if external:
+            m.submodules.mem = Instance(
+                EXTERNAL_MODULE, p_DEPTH=depth, p_NBYTES=nbytes, p_ABITS=len(self.addr),
+                i_clk=ClockSignal(), i_addr=self.addr, i_re=self.re, i_we=self.we, i_wdata=self.wdata,
+                o_rdata=self.rdata)
+            return m
         if kind == "bram":
             m.submodules.mem = mem = Memory(shape=8 * nbytes, depth=depth, init=[])
             wr = mem.write_port(granularity=8)

@@ -192,8 +192,9 @@ class Accelerator:
             gcols = slice(cols.start // g.group_size, cols.stop // g.group_size)
             data = self._packed.get((name, ti))
             if data is None:
-                beats = lay.weight_beats(qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols], fs)
-                data = self._packed[(name, ti)] = lay.to_bytes(beats)
+                data = lay.weight_bytes(qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols], fs,
+                                        f"layer {name}")
+                self._packed[(name, ti)] = data
             out.append((rows, cols, gcols, data))
         return out
 

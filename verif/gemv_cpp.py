@@ -149,10 +149,12 @@ def build_cpp(p: GemvParams, *, opt: str = "-O2") -> Path:
 
 
 def compile_harness(component, *, top: str, tag: str, info: dict, src: str, opt: str = "-O2",
-                    flags: tuple[str, ...] = (), subdir: str = "sim_cpp") -> Path:
+                    flags: tuple[str, ...] = (), subdir: str = "sim_cpp",
+                    verilog: tuple[Path, ...] = ()) -> Path:
     """Elaborate ``component`` as ``top`` and compile it with the C++ ``main`` in ``src``
-    (``build/<subdir>/<tag>/``; rebuilt only when the Verilog, the source, ``opt`` or the extra
-    Verilator ``flags`` change)."""
+    (``build/<subdir>/<tag>/``; rebuilt only when the Verilog, the source, ``opt``, the extra
+    Verilator ``flags`` or the extra ``verilog`` files (modules the component instantiates)
+    change)."""
     from bitmix.elaborate import LINT_WAIVERS, elaborate
     from bitmix.tools import ensure_verilator
     from verif.runner import _locked, _make_variables, build_root
@@ -166,12 +168,14 @@ def compile_harness(component, *, top: str, tag: str, info: dict, src: str, opt:
         exe = exe_dir / "obj" / f"V{top}"
         stamp = exe_dir / "obj" / "built_from.json"
         key = json.dumps({"v": man["verilog_sha256"], "opt": opt, **({"flags": list(flags)} if flags else {}),
-                          "cpp": hashlib.sha256(src.encode()).hexdigest()})
+                          "cpp": hashlib.sha256(src.encode()).hexdigest(),
+                          **({"extra": [hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in verilog]}
+                             if verilog else {})})
         if exe.exists() and stamp.exists() and stamp.read_text() == key:
             return exe
         cmd = [ensure_verilator(), "--cc", "--exe", "--build", "-j", "2", "--top-module", top,
                "-Mdir", str(exe_dir / "obj"), *(f"-Wno-{w}" for w in LINT_WAIVERS),
-               *flags, "-CFLAGS", opt, "-o", f"V{top}", man["paths"]["verilog"], str(cpp)]
+               *flags, "-CFLAGS", opt, "-o", f"V{top}", man["paths"]["verilog"], *map(str, verilog), str(cpp)]
         with _make_variables():
             res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:

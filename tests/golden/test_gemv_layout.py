@@ -43,6 +43,7 @@ def test_round_trip_reference_layers(ref_layers, rows, lanes, group, fs):
         assert torch.equal(codes, q.codes) and torch.equal(fmt_ids, q.fmt_ids) and torch.equal(u, q.u)
         words = lay.weight_words(q.codes, q.fmt_ids, q.u, fs)       # the vectorised packer agrees
         assert [sum(int(x) << (32 * i) for i, x in enumerate(row)) for row in words] == beats
+        assert lay.weight_bytes(q.codes, q.fmt_ids, q.u, fs) == data      # and its bytes, as sent
 
 
 def test_stream_order_and_padding():

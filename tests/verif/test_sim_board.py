@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+import torch
 
 from golden.protocol import RESPONSES, Command, Region, request_payload, unpack_bytes
 from sw_driver.transport import SerialTransport
@@ -65,3 +66,41 @@ def test_sigterm_sigint_persist_and_two_instances(sim_board):
     os.kill(b.pid, signal.SIGINT)                         # Ctrl-C in a terminal
     ev = b.wait(10)
     assert ev is not None and ev["reason"] == "signal" and ev["rx_frames"] == 1
+
+
+def test_model_sized_weights_region_is_the_verilog_memory_model(sim_top_values):
+    """A weights region above ``EXTERNAL_WEIGHT_BEATS`` is built as ``beat_memory.v`` (no
+    initialiser to elaborate): byte-masked writes at any offset read back exactly, beats at both
+    ends of the region included, and a GEMV from a weight base near its end equals golden.intref."""
+    import random
+
+    from golden import intref
+    from sw_driver.device import Device
+    from verif.sim_board import EXTERNAL_WEIGHT_BEATS, SimBoard
+
+    exe, p, manifest = sim_top_values({"rows": 1, "lanes": 4, "max_k": 64, "max_n": 8,
+                                       "weight_beats": EXTERNAL_WEIGHT_BEATS + 3}, "bytes")
+    assert "bitmix_beat_memory" in (exe.parent.parent / "rtl" / "top.v").read_text()
+    nb, beats = p.region_beat_bytes[Region.WEIGHTS], p.weight_beats
+    rnd = random.Random(1)
+    with SimBoard(exe, link="bytes", clk_hz=p.clk_hz, manifest=manifest) as board, \
+            Device.open(board.device, expect=manifest, progress=False) as dev:
+        image = {}
+        for off, n in ((0, 3 * nb + 1), (5, 2), (nb * (beats - 2) - 3, 2 * nb + 3), (7 * nb + 2, 600)):
+            data = bytes(rnd.randrange(256) for _ in range(n))
+            dev.write_mem(Region.WEIGHTS, off, data)
+            image.update((off + i, b) for i, b in enumerate(data))
+        for lo, hi in ((0, 3 * nb + 1), (7 * nb, 7 * nb + 602), (nb * (beats - 2) - 3, nb * beats)):
+            got = dev.read_mem(Region.WEIGHTS, lo, hi - lo)
+            assert all(got[i - lo] == image[i] for i in range(lo, hi) if i in image)
+        g = p.gemv
+        fs = g.format_sets[0]
+        codes = torch.randint(0, 1 << fs.bits, (8, 64), generator=torch.Generator().manual_seed(2))
+        ids = torch.randint(0, len(fs.formats), (8, 2), generator=torch.Generator().manual_seed(3))
+        u = torch.randint(0, 256, (8, 2), generator=torch.Generator().manual_seed(4))
+        base = beats - 8 * 64 // g.lanes
+        dev.load_layer(codes, ids, u, base=base)
+        x = torch.randint(-128, 128, (64,), generator=torch.Generator().manual_seed(5))
+        for prec in range(g.max_terms + 1):
+            want = intref.row_results(codes, ids, u, x.view(1, -1), fs, g.group_size, prec or None)
+            assert dev.gemv(x, precision=prec) == want[0].tolist()

@@ -112,13 +112,14 @@ class PowerOnReset(wiring.Component):
 
 def build_board(component, *, tag: str, info: dict, link: str) -> Path:
     """Compile ``component`` (ports per ``link``: ``clk, rst, rx, tx`` or ``rx_byte, tx_byte``)
-    inside :class:`PowerOnReset` with the board harness; returns the executable (the top's
-    manifest is ``../rtl/top.json``)."""
+    inside :class:`PowerOnReset` with the board harness (and :data:`BEAT_MEMORY_V`, the model of
+    ``hw.memories.BeatMemory(external=True)``); returns the executable (the top's manifest is
+    ``../rtl/top.json``)."""
     from verif.gemv_cpp import compile_harness
 
     exe = compile_harness(PowerOnReset(component), top=TOP, tag=tag, info=info,
                           src=harness_source(link), opt="-O3 -march=native", flags=VERILATOR_FLAGS,
-                          subdir="sim_board")
+                          subdir="sim_board", verilog=(BEAT_MEMORY_V,))
     # the manifest lists the model's real ports: clk once, no rst (generated inside)
     mpath = exe.parent.parent / "rtl" / f"{TOP}.json"
     man = json.loads(mpath.read_text())
@@ -155,8 +156,12 @@ def build_top(values: dict | None = None, *, link: str = DEFAULT_LINK):
         if big and cached.exists() and stamp.exists() and stamp.read_text() == digest:
             exe = _BUILT[tag] = cached
         else:
-            exe = _BUILT[tag] = build_board(design.build(params), tag=tag, info=design.info(params),
-                                            link=link)
+            component = design.build(params)
+            if getattr(params, "weight_beats", 0) > EXTERNAL_WEIGHT_BEATS and params.weight_mem == "bram":
+                from fpga.top import DeviceTop
+
+                component = DeviceTop(params, external_weights=True)
+            exe = _BUILT[tag] = build_board(component, tag=tag, info=design.info(params), link=link)
             if big:
                 stamp.write_text(digest)
     return exe, params, exe.parent.parent / "rtl" / f"{TOP}.json"
@@ -164,6 +169,12 @@ def build_top(values: dict | None = None, *, link: str = DEFAULT_LINK):
 
 #: Weights regions deeper than this (beats) reuse a build by its sources' digest.
 REUSE_WEIGHT_BEATS = 1 << 16
+#: Weights regions deeper than this (beats) are the Verilog model :data:`BEAT_MEMORY_V`
+#: (``hw.memories.BeatMemory(external=True)``), not Amaranth's memory: its zero initialiser alone
+#: takes Yosys minutes at 16K beats of 150 bytes and grows faster than linearly.
+EXTERNAL_WEIGHT_BEATS = 1 << 14
+#: The Verilog of ``hw.memories.EXTERNAL_MODULE``.
+BEAT_MEMORY_V = Path(__file__).with_name("beat_memory.v")
 
 
 def _sources_digest() -> str:
@@ -181,7 +192,7 @@ def _sources_digest() -> str:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(root)}).stdout
     files = [Path(f) for f in json.loads(out) if f.startswith(str(root) + os.sep)]
-    files += sorted((root / "verif" / "sim_board").glob("*.cpp"))
+    files += sorted((root / "verif" / "sim_board").glob("*.cpp")) + [BEAT_MEMORY_V]
     h = hashlib.sha256(importlib.metadata.version("amaranth").encode())
     for f in sorted(set(files)):
         h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())

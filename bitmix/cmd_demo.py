@@ -2,6 +2,7 @@
 
     bitmix demo                               # offline, no arguments
     bitmix demo --prompt "The if statement" --max-new-tokens 8 --switch-after 4
+    bitmix demo --method shift-add            # ShiftAddLLM's BCQ on the device's shift-add LUT path
 
 Quantizes the shipped reference model with BitMoD's formats at the device's group size (every
 decoder linear and ``lm_head``), starts the virtual board (``bitmix sim-board``'s launcher), packs
@@ -12,6 +13,13 @@ against golden.intref (``--no-verify`` turns it off). It prints the text, the co
 perplexity, device cycles and link bytes per token, the wall-clock tokens/s of the simulation and
 the tokens/s modelled for each board of ``fpga/boards.py`` (its clock and link rate).
 ``bitmix run --port DEV`` runs the same flow on a board (or any port).
+
+``--method shift-add`` (or ``bcq``) quantizes every linear by binary-coding quantization instead
+(ShiftAddLLM's q binary planes with APoT scales, golden.bcq; the "Lat." block layout the LUT path
+computes) and runs it on the device's shift-add LUT path (descriptor ``path`` 1; the demo's
+virtual board is then a top with L = 8 lanes and the LUT path for up to 3 planes). PMPD's nested
+precision there is the plane count: the precision register steps down from all q planes to
+``--low`` planes (default q - 1); results are checked against golden.bcq_layout's LUT-path reference.
 """
 
 from __future__ import annotations
@@ -23,15 +31,27 @@ import time
 from bitmix.argtypes import float_in_range, int_in_range
 
 __all__ = ["register", "run", "add_flow_options", "open_options", "decode_on_device",
-           "quantize_for_device", "quantized_reference", "board_models", "DEFAULT_PROMPT"]
+           "quantize_for_device", "quantized_reference", "check_method", "board_models", "DEFAULT_PROMPT",
+           "SHIFT_ADD_METHODS", "LUT_BOARD", "BCQ_LAYOUT", "BCQ_GROUP"]
 
 DEFAULT_PROMPT = "The with statement"
+#: ``--method`` values that quantize by BCQ for the shift-add LUT path (the rest: BitMoD formats)
+SHIFT_ADD_METHODS = ("shift-add", "bcq")
+#: The virtual board's top options for them: L = 8 lanes (whole 8-input tables), up to 3 planes
+LUT_BOARD = {"lanes": 8, "lut_planes": 3}
+#: ShiftAddLLM's "Lat." layout (one scale per 8 inputs x G/8 rows: one per LUT key) and its G
+BCQ_LAYOUT, BCQ_GROUP = "block", 128
 
 
 def add_flow_options(p) -> None:
-    p.add_argument("--method", choices=("rtn", "gptq"), default="rtn",
+    p.add_argument("--method", choices=("rtn", "gptq", *SHIFT_ADD_METHODS), default="rtn",
                    help="BitMoD quantizer: rtn (round-to-nearest, default: seconds) or gptq (GPTQ "
-                        "error compensation on 32 calibration windows: 2-3 minutes more on 2 cores)")
+                        "error compensation on 32 calibration windows: 2-3 minutes more on 2 cores); "
+                        "or the shift-add LUT path: shift-add (ShiftAddLLM: BCQ with GPTQ-style error "
+                        "compensation, block layout, group 128: about a minute) or bcq (the same "
+                        "without compensation: seconds)")
+    p.add_argument("--planes", type=int_in_range("--planes", 1, 8), default=3, metavar="Q",
+                   help="shift-add / bcq: binary planes per weight (default 3)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"prompt text (default {DEFAULT_PROMPT!r})")
     p.add_argument("--max-new-tokens", type=int_in_range("--max-new-tokens", 1, 4096), default=8,
                    metavar="N", help="tokens to generate (default 8, so that the demo stays under 5 "
@@ -45,8 +65,9 @@ def add_flow_options(p) -> None:
                         "as a fraction 0, 1/3, 2/3 or all of the tokens)")
     p.add_argument("--scheduler-file", default="build/pmpd/scheduler.pt", metavar="FILE",
                    help="the learned scheduler (default build/pmpd/scheduler.pt)")
-    p.add_argument("--low", type=int_in_range("--low", 1), default=1, metavar="TERMS",
-                   help="precision after the switch, in terms per weight (default 1)")
+    p.add_argument("--low", type=int_in_range("--low", 1), default=None, metavar="P",
+                   help="precision after the switch: terms per weight (BitMoD, default 1) or binary "
+                        "planes (shift-add, default planes - 1)")
     p.add_argument("--no-verify", action="store_true",
                    help="do not check device results against golden.intref")
     p.add_argument("--fault", type=float_in_range("--fault", 0.0, 0.01), default=0.0, metavar="RATE",
@@ -85,33 +106,72 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def quantize_for_device(model, gemv, method: str, progress: bool):
-    """Quantize every linear of ``model`` (lm_head too, by RTN: GPTQ's driver covers decoder layers)
-    with the device's first format set, group size and scale bits; ``{name: QuantizedWeight}``."""
+def quantize_for_device(model, gemv, method: str, progress: bool, planes: int = 3):
+    """Quantize every linear of ``model`` (lm_head too, without calibration: GPTQ's driver covers
+    decoder layers). BitMoD methods (rtn, gptq): the device's first format set, group size and
+    scale bits, ``{name: QuantizedWeight}``. Shift-add methods (:data:`SHIFT_ADD_METHODS`):
+    ``planes`` binary planes in the LUT path's block layout with the device's APoT terms,
+    ``{name: BCQWeight}``."""
     import torch
 
     from golden.calibrate import Method, quantize_model
     from golden.data import calibration_batches
-    from golden.quant import quantize_rtn
 
-    fs = gemv.format_sets[0]
-    m = Method(method=method, format_set=fs.name, group_size=gemv.group_size)
+    W = model.lm_head.weight.data.to(torch.float64)
+    if method in SHIFT_ADD_METHODS:
+        from golden.bcq import quantize_bcq
+
+        terms = gemv.lut.apot_terms if gemv.lut else 3
+        m = Method(method="shiftadd" if method == "shift-add" else "bcq", bits=planes, layout=BCQ_LAYOUT,
+                   group_size=BCQ_GROUP, apot_terms=terms)
+
+        def head():
+            return quantize_bcq(W, planes, BCQ_GROUP, BCQ_LAYOUT, m.rounds, terms, name="lm_head")
+    else:
+        from golden.quant import quantize_rtn
+
+        fs = gemv.format_sets[0]
+        m = Method(method=method, format_set=fs.name, group_size=gemv.group_size)
+
+        def head():
+            return quantize_rtn(W, fs, gemv.group_size, scale_bits=gemv.scale_bits)
     calib = calibration_batches(32, 256, seed=0) if m.needs_calibration else None
     report = quantize_model(model, m, calib, progress=progress, threads=1)
     results = dict(report.results)
-    W = model.lm_head.weight.data.to(torch.float64)
-    results["lm_head"] = quantize_rtn(W, fs, gemv.group_size, scale_bits=gemv.scale_bits)
+    results["lm_head"] = head()
     return results
 
 
-def quantized_reference(gemv, method: str = "rtn", progress: bool = False):
+def quantized_reference(gemv, method: str = "rtn", progress: bool = False, planes: int = 3):
     """``(model, {name: quantized weight})``: the shipped reference model loaded and quantized for
     a device with engine parameters ``gemv`` (:func:`quantize_for_device`; its weights in the
     model are the dequantized ones)."""
     from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
 
     model = load_model(REFERENCE_MODEL_DIR)
-    return model, quantize_for_device(model, gemv, method, progress)
+    return model, quantize_for_device(model, gemv, method, progress, planes)
+
+
+def check_method(gemv, args) -> tuple[bool, int]:
+    """``(shift-add?, low precision)`` of the flow options for a device with engine ``gemv``; a
+    BitmixError naming the option when the device cannot run them."""
+    from bitmix.errors import BitmixError
+
+    if args.method not in SHIFT_ADD_METHODS:
+        low = 1 if args.low is None else args.low
+        if low > gemv.max_terms:
+            raise BitmixError(f"--low {low}: the device computes at most {gemv.max_terms} terms per weight")
+        return False, low
+    if gemv.lut is None:
+        raise BitmixError(f"--method {args.method}: this device has no shift-add LUT path (a top "
+                          "generated with --lut-planes; `bitmix demo` starts one)")
+    if args.planes > gemv.lut.max_planes:
+        raise BitmixError(f"--planes {args.planes}: the device's LUT path computes at most "
+                          f"{gemv.lut.max_planes} planes")
+    low = max(1, args.planes - 1) if args.low is None else args.low
+    if low > args.planes:
+        raise BitmixError(f"--low {low}: above --planes {args.planes} (PMPD only steps down)")
+    return True, low
 
 
 def board_models(cycles: float, link_bytes: float, stream_bytes: float, model_bytes: int) -> list[dict]:
@@ -153,19 +213,17 @@ def decode_on_device(dev, args, *, out=print, lm=None) -> dict:
 
     show = not (args.no_progress or args.json) and sys.stderr.isatty()
     g = dev.params.gemv
-    if args.low > g.max_terms:
-        from bitmix.errors import BitmixError
-        raise BitmixError(f"--low {args.low}: the device computes at most {g.max_terms} terms per weight")
+    shift_add, low = check_method(g, args)
     sched = load_scheduler(args.scheduler_file)[0] if args.scheduler == "learned" else None
     torch.set_num_threads(1)
     t0 = time.time()
-    lm = lm or reference_lm()
+    lm = lm or reference_lm(args.planes)
     model, float_model, results = lm.load(g, args.method, show)
     t_quant = time.time() - t0
 
     acc = Accelerator(dev, verify=not args.no_verify)
     # resident when the weights region holds the model: written once here, with a progress bar
-    placed = accelerate(model, results, acc, progress=show)
+    placed = accelerate(model, results, acc, precisions=(0, low), progress=show)
     t_pack = placed["pack_seconds"]
     model_bytes = placed["model_bytes"]
 
@@ -174,12 +232,12 @@ def decode_on_device(dev, args, *, out=print, lm=None) -> dict:
     hook = DecodeSteps(acc, len(prompt), on_token=lambda: bar.update(1))
 
     t0 = time.time()
-    schedule_info = {"kind": "static", "switch_after": args.switch_after, "high": 0, "low": args.low}
-    schedule, after_prefill = static_schedule(args.switch_after, 0, args.low), None
+    schedule_info = {"kind": "static", "switch_after": args.switch_after, "high": 0, "low": low}
+    schedule, after_prefill = static_schedule(args.switch_after, 0, low), None
     if args.scheduler == "learned":
-        schedule, after_prefill, decision = learned_schedule(sched, args.max_new_tokens, 0, args.low)
+        schedule, after_prefill, decision = learned_schedule(sched, args.max_new_tokens, 0, low)
         schedule_info = {"kind": "learned", "file": args.scheduler_file, "decision": decision, "high": 0,
-                         "low": args.low}
+                         "low": low}
     dec = generate(model, prompt, args.max_new_tokens, schedule,
                    lambda p: setattr(acc, "precision", p), on_step=hook, after_prefill=after_prefill,
                    stop_ids=lm.stop_ids)
@@ -206,8 +264,12 @@ def decode_on_device(dev, args, *, out=print, lm=None) -> dict:
         by_prec.setdefault(p, []).append(s["cycles"])
     summary = {
         "model": lm.title, "chat": bool(lm.stop_ids), "prompt": args.prompt, "text": lm.decode(dec.new_ids),
-        "method": f"{args.method}-{g.format_sets[0].name}",
-        "group_size": g.group_size, "precisions": dec.precisions,
+        "method": (f"{args.method}{args.planes}-{BCQ_LAYOUT}" if shift_add
+                   else f"{args.method}-{g.format_sets[0].name}"),
+        "path": "shift-add LUT" if shift_add else "bit-serial",
+        "precision_unit": "plane(s)" if shift_add else "term(s)/weight",
+        "reference": "golden.bcq_layout.expected" if shift_add else "golden.intref",
+        "group_size": BCQ_GROUP if shift_add else g.group_size, "precisions": dec.precisions,
         "schedule": schedule_info,
         "verified": not args.no_verify, "checked_rows": sum(s["checked_rows"] for s in steps),
         "perplexity_self": dec.perplexity(), "perplexity_float_model": float(torch.exp(nll)),
@@ -252,9 +314,9 @@ def _print(s: dict, out) -> None:
     how = (f"learned (class {sc['decision']['class']} of 0/T3/2T3/T on the prefill's KV cache)"
            if sc["kind"] == "learned" else "static")
     out(f"PMPD:         {how}, {sc['switch_after']} tokens at full precision then "
-        f"{s['schedule']['low']} term(s)/weight; per token: {' '.join(str(p) for p in s['precisions'])} "
-        "(0 = full)")
-    out(f"verified:     {s['checked_rows']:,} row results bit-exact with golden.intref"
+        f"{s['schedule']['low']} {s['precision_unit']}; per token: "
+        f"{' '.join(str(p) for p in s['precisions'])} (0 = full)")
+    out(f"verified:     {s['checked_rows']:,} row results bit-exact with {s['reference']}"
         if s["verified"] else "verified:     off (--no-verify)")
     out(f"perplexity:   {s['perplexity_self']:.3f} (continuation, decoding model), "
         f"{s['perplexity_float_model']:.3f} (under the float model)")
@@ -288,7 +350,9 @@ def run(args) -> int:
     if args.model != "reference":
         from bitmix.demo_model import run_smollm2
         return run_smollm2(args)
-    board = start_board({"weight_beats": args.weight_beats} if args.weight_beats else None, link="bytes")
+    values = {**(LUT_BOARD if args.method in SHIFT_ADD_METHODS else {}),
+              **({"weight_beats": args.weight_beats} if args.weight_beats else {})}
+    board = start_board(values or None, link="bytes")
     try:
         with Device.open(board.device, expect=board.params, progress=False, **open_options(args)) as dev:
             if not args.json:

@@ -68,15 +68,16 @@ class DemoLM:
     stop_ids: tuple[int, ...] = ()
 
 
-def reference_lm() -> DemoLM:
-    """The shipped reference model (byte tokens), `bitmix demo`'s default."""
+def reference_lm(planes: int = 3) -> DemoLM:
+    """The shipped reference model (byte tokens), `bitmix demo`'s default (``planes``: binary
+    planes of the shift-add methods)."""
     from bitmix.cmd_demo import quantized_reference
     from golden.data import decode, encode
 
     def load(gemv, method, progress):
         from golden.checkpoint import REFERENCE_MODEL_DIR, load_model
 
-        model, results = quantized_reference(gemv, method, progress)
+        model, results = quantized_reference(gemv, method, progress, planes)
         return model, load_model(REFERENCE_MODEL_DIR), results
 
     return DemoLM("shipped reference model", load, encode, decode)

@@ -296,6 +296,25 @@ class BCQWeight:
         per_alpha = self.apot_terms * APOT_TERM_BITS if self.exps is not None else 16
         return p + p * per_alpha / (rs * cs)
 
+    def tile(self, rows: slice, cols: slice) -> BCQWeight:
+        """The sub-matrix ``W[rows, cols]`` as a BCQWeight of its own (its planes and its scale
+        groups' terms): what a device computes when a layer is cut into tiles. Both slices must
+        cover whole scale groups (a BitmixError names the misaligned one)."""
+        groups = []
+        for what, sl, span, size in (("rows", rows, self.spans[0], self.shape[0]),
+                                     ("columns", cols, self.spans[1], self.shape[1])):
+            start, stop, _ = sl.indices(size)
+            if start % span or stop % span or start >= stop:
+                raise BitmixError(f"bcq tile: {what} {start}..{stop} do not cover whole {self.layout}-"
+                                  f"layout scale groups of {span} (of {size})")
+            groups.append(slice(start // span, stop // span))
+
+        def pick(t):
+            return None if t is None else t[:, groups[0], groups[1]]
+
+        return BCQWeight(self.planes[:, rows, cols], pick(self.exps), pick(self.signs), self.layout,
+                         self.group_size, pick(self.alpha_float), self.method)
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """Storage form: bit-packed planes (uint8, 8 inputs per byte, LSB first) and APoT terms."""
         out = {"planes": pack_bits(self.planes)}

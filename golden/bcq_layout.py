@@ -49,7 +49,7 @@ import torch
 from bitmix.errors import BitmixError
 from golden.bcq import BCQWeight, pack_bits
 from golden.bitfields import Field, Layout
-from golden.gemv_layout import GemvLayout
+from golden.gemv_layout import GemvLayout, words_to_bytes
 
 __all__ = ["LutLayout", "EngineLutLayout", "KEY_BITS", "LUT_ENTRIES", "LUT_STATUS_FLAGS", "COL_REFUSAL",
            "group_chunks", "expected", "plane_of_key_beats"]
@@ -431,6 +431,11 @@ class EngineLutLayout:
         kk, ss, hh = self._columns(bw, p, what)
         return self.weights.pack_columns({"key": kk.numpy(), "sign": ss.numpy(), "shift": hh.numpy()},
                                          nwords or -(-self.beat_bits // 32))
+
+    def weight_bytes(self, bw: BCQWeight, p: int | None = None, what: str = "layer") -> bytes:
+        """The beats of :meth:`weight_beats` in the engine's byte form (``GemvLayout.to_bytes``:
+        ``beat_bytes`` little-endian bytes each), vectorised: what the driver writes."""
+        return words_to_bytes(self.weight_words(bw, p, what=what), self.beat_bytes)
 
     def unpack_weights(self, beats: list[int], *, n: int, k: int, planes: int, layout: str,
                        group_size: int, e0: int, what: str = "stream") -> BCQWeight:

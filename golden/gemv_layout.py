@@ -49,7 +49,7 @@ from bitmix.errors import BitmixError
 from golden.bitfields import Field, Layout
 from golden.formats import FormatSet
 
-__all__ = ["GemvLayout", "doc_table", "STATUS_FLAGS"]
+__all__ = ["GemvLayout", "doc_table", "words_to_bytes", "STATUS_FLAGS"]
 
 #: Error/state bits of the status register, in bit order.
 STATUS_FLAGS = (
@@ -61,6 +61,15 @@ STATUS_FLAGS = (
                  "(path 1) a plane count of 0 or above the compiled maximum"),
     ("err_abort", "`abort_req` was raised while a GEMV was running"),
 )
+
+
+def words_to_bytes(words, beat_bytes: int) -> bytes:
+    """A stream's byte form from its beats as numpy ``[beats, words]`` 32-bit words (a layout's
+    ``pack_columns``): each beat's first ``beat_bytes`` little-endian bytes."""
+    import numpy as np
+
+    raw = np.ascontiguousarray(words.astype("<u4")).view(np.uint8).reshape(len(words), -1)
+    return raw[:, :beat_bytes].tobytes()
 
 
 @dataclass(frozen=True)
@@ -283,11 +292,7 @@ class GemvLayout:
     def weight_bytes(self, codes, fmt_ids, u, fmt_set: FormatSet | str, what: str = "layer") -> bytes:
         """``to_bytes(weight_beats(...))`` from :meth:`weight_words` (vectorised): what the driver
         writes, packed in a fraction of the time for a real model's 10^5-10^6 beats."""
-        import numpy as np
-
-        words = self.weight_words(codes, fmt_ids, u, fmt_set, what)
-        raw = np.ascontiguousarray(words.astype("<u4")).view(np.uint8).reshape(len(words), -1)
-        return raw[:, :self.beat_bytes].tobytes()
+        return words_to_bytes(self.weight_words(codes, fmt_ids, u, fmt_set, what), self.beat_bytes)
 
     def to_bytes(self, beats: list[int]) -> bytes:
         nb = self.beat_bytes

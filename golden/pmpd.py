@@ -24,8 +24,8 @@ from torch import nn
 from bitmix.errors import BitmixError
 from golden.quant import QuantizedWeight, quantize_activations
 
-__all__ = ["QuantLinear", "replace_linears", "set_precision", "static_schedule", "Decoded", "generate",
-           "model_linears"]
+__all__ = ["QuantLinear", "BCQLinear", "replace_linears", "set_precision", "static_schedule", "Decoded",
+           "generate", "model_linears"]
 
 
 class QuantLinear(nn.Module):
@@ -73,8 +73,57 @@ class QuantLinear(nn.Module):
         k = self.qw.shape[1]
         x_int, sx = quantize_activations(x.reshape(-1, k), self.act_bits)
         acc = self.int_matmul(x_int)
-        y = acc.to(torch.float64) * self.qw.row_scale * sx.reshape(-1, 1)
+        y = acc.to(torch.float64) * self.out_scale * sx.reshape(-1, 1)
         return y.reshape(*x.shape[:-1], -1).to(x.dtype)
+
+    @property
+    def out_scale(self):
+        """What an integer row result is multiplied by (with the activations' scale): the rows'
+        float scales."""
+        return self.qw.row_scale
+
+
+class BCQLinear(QuantLinear):
+    """:class:`QuantLinear` for a ``golden.bcq.BCQWeight`` layer (ShiftAddLLM's binary planes with
+    APoT scales: the shift-add LUT path). Its :attr:`precision` is the number of binary planes
+    read, most significant first (0 = all q): PMPD's nested precision for this path.
+
+    Integer results are in units of ``2^e0``, ``e0`` the smallest APoT exponent of all q planes
+    (``BCQWeight.exp_offset()``), at every precision, so they do not depend on how the layer is
+    cut (a device's tiles shift their own results to it) and :attr:`out_scale` is ``2^e0``.
+
+    Members
+    -------
+    qw, name, act_bits, precision
+    e0 : int
+    """
+
+    def __init__(self, qw, name: str, act_bits: int = 8):
+        super().__init__(qw, name, act_bits)
+        self.e0 = qw.exp_offset()
+
+    def int_matmul(self, x_int: torch.Tensor) -> torch.Tensor:
+        """Integer row results ``[T, N]`` (units of ``2^e0``) at :attr:`precision` planes: the
+        float64 product with the cached integer weights when every sum is exact there (as
+        :meth:`QuantLinear.int_matmul`), else ``BCQWeight.int_matmul`` shifted to ``e0``."""
+        p = self.precision or None
+        w = self._dense.get(self.precision, False)
+        if w is False:
+            A, e0 = self.qw.int_alpha(p)                 # [p, R, C] in units of 2^E0(p)
+            rs, cs = self.qw.spans
+            a = A.repeat_interleave(rs, 1).repeat_interleave(cs, 2)
+            w = ((self.qw.planes[:a.shape[0]].to(torch.int64) * 2 - 1) * a).sum(0)
+            w = w << (e0 - self.e0) if (w != 0).any() else w
+            exact = int(w.abs().sum(1).max()) << (self.act_bits - 1) < 1 << 53
+            w = self._dense[self.precision] = w.to(torch.float64) if exact else None
+        if w is None:
+            y, e0 = self.qw.int_matmul(x_int, p)
+            return y << (e0 - self.e0) if (y != 0).any() else y
+        return (x_int.to(torch.float64) @ w.T).round().to(torch.int64)
+
+    @property
+    def out_scale(self) -> float:
+        return math.ldexp(1.0, self.e0)
 
 
 def _dense_weight(qw: QuantizedWeight, nterms: int | None, act_bits: int) -> torch.Tensor | None:

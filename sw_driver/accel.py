@@ -33,6 +33,7 @@ raises :class:`DeviceMismatch` naming the layer, the token and the row.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -40,14 +41,17 @@ import torch
 
 from bitmix.errors import BitmixError
 from golden import intref
-from golden.cycle_model import gemv_ideal_cycles
-from golden.pmpd import QuantLinear
+from golden.bcq import BCQWeight
+from golden.bcq_layout import COL_REFUSAL
+from golden.bcq_layout import expected as bcq_expected
+from golden.cycle_model import gemv_ideal_cycles, gemv_lut_rtl_cycles
+from golden.pmpd import BCQLinear, QuantLinear
 from golden.protocol import Region
 from golden.quant import QuantizedWeight
 from sw_driver.protocol import DeviceError
 
-__all__ = ["Accelerator", "AccelLinear", "AccelStats", "DeviceMismatch", "DecodeSteps", "accelerate",
-           "tile_plan"]
+__all__ = ["Accelerator", "AccelLinear", "AccelBCQLinear", "AccelStats", "DeviceMismatch", "DecodeSteps",
+           "accelerate", "tile_plan", "lut_tile_plan"]
 
 
 class DeviceMismatch(BitmixError):
@@ -120,6 +124,43 @@ def tile_plan(n: int, k: int, max_n: int, max_k: int, group_size: int) -> list[t
             for r in range(0, n, max_n) for c in range(0, k, kt)]
 
 
+def lut_tile_plan(params, bw: BCQWeight, name: str = "layer") -> list[tuple[slice, slice]]:
+    """Tiles of a shift-add (BCQ) layer for a top's LUT path (``params``: its
+    :class:`fpga.top_params.TopParams`): columns in multiples of the engine's L and G and of the
+    layer's scale-group width, rows in whole scale groups, and few enough rows that the tile's
+    q-plane stream fits the weights region (LOAD_LAYER checks its base against it)."""
+    g = params.gemv
+    rs, cs = bw.spans
+    step = math.lcm(g.lanes, g.group_size, cs)
+    kt = g.max_k // step * step
+    words, q = (min(kt, bw.shape[1]) // g.lanes), bw.bits
+    unit = math.lcm(g.rows, rs)
+    nt = min(g.max_n, params.weight_beats // max(1, words * q) * g.rows) // unit * unit
+    if kt == 0 or nt == 0 or bw.shape[1] % step:
+        raise BitmixError(f"layer {name}: a {bw.shape[0]} x {bw.shape[1]} {bw.layout}-layout BCQ layer "
+                          f"(scale groups of {rs} x {cs}, {q} planes) cannot be cut into tiles of whole "
+                          f"groups of {step} inputs up to max K {g.max_k} and max N {g.max_n} whose "
+                          f"{q}-plane stream fits the {params.weight_beats}-beat weights region")
+    return tile_plan(*bw.shape, nt, kt, step)
+
+
+@dataclass
+class _Tile:
+    """One GEMV's worth of a layer at one precision: where its results go, its packed stream
+    (``key`` in the packed cache and the resident bases), LOAD_LAYER's descriptor, golden's
+    results of ``x_int[T, cols]`` (``want``) and the left shift of its results into the layer's
+    units (the LUT path's tiles each count in 2^E0 of their own)."""
+
+    rows: slice
+    cols: slice
+    key: tuple
+    data: bytes
+    desc: dict
+    want: object
+    shift: int
+    ideal: float
+
+
 class Accelerator:
     """The device side shared by the :class:`AccelLinear` layers of a model.
 
@@ -128,20 +169,22 @@ class Accelerator:
     device : sw_driver.device.Device
         Open, capabilities checked.
     verify : bool
-        Compare every result with golden.intref (:class:`DeviceMismatch`).
+        Compare every result with golden (:class:`DeviceMismatch`).
 
     Members
     -------
     device
     precision : int
-        Terms per weight of the next GEMVs (the device's precision register; 0 = full).
+        Terms per weight (BitMoD layers) or binary planes (shift-add layers) of the next GEMVs
+        (the device's precision register; 0 = full).
     position : int
         Sequence position of the first token of the next forward (set by the decode loop; named
         in :class:`DeviceMismatch`).
     stats : AccelStats
     bases : dict or None
-        ``{(layer, tile index): weight base}`` once :meth:`place` made the model resident; None
-        while tiles are streamed.
+        ``{tile key: weight base}`` once :meth:`place` made the model resident (a BitMoD tile's
+        key is ``(layer, tile index)``, a shift-add tile's ``(layer, tile index, planes)``);
+        None while tiles are streamed.
     """
 
     def __init__(self, device, *, verify: bool = True):
@@ -151,8 +194,8 @@ class Accelerator:
         self.position = 0
         self.stats = AccelStats()
         self.bases: dict | None = None
-        self._loaded = None          # (layer, tile index) whose descriptor the device holds
-        self._packed: dict = {}      # (layer, tile index) -> packed weight bytes
+        self._loaded = None          # key of the tile whose descriptor the device holds
+        self._packed: dict = {}      # tile key -> packed weight bytes
         self._reg = None             # precision register as last set
 
     @property
@@ -163,12 +206,17 @@ class Accelerator:
         old, self.stats = self.stats, AccelStats()
         return old
 
-    def check_layer(self, name: str, qw: QuantizedWeight) -> None:
-        """Refuse a layer the device cannot compute, naming the layer and the field."""
+    def check_layer(self, name: str, qw) -> None:
+        """Refuse a layer the device cannot compute, naming the layer and the field: a BitMoD
+        ``QuantizedWeight`` on the bit-serial path, a ``BCQWeight`` on the shift-add LUT path."""
         g = self.device.params.gemv
+        if isinstance(qw, BCQWeight):
+            self._check_bcq(name, qw)
+            return
         if not isinstance(qw, QuantizedWeight):
-            raise BitmixError(f"layer {name}: {type(qw).__name__} is not a grouped-format layer "
-                              "(the BitMoD path); the shift-add LUT path is not wired here")
+            raise BitmixError(f"layer {name}: {type(qw).__name__} is neither a grouped-format layer "
+                              "(golden.quant, the bit-serial path) nor a BCQ layer (golden.bcq, the "
+                              "shift-add LUT path)")
         names = [fs.name for fs in g.format_sets]
         if qw.format_set.name not in names:
             raise BitmixError(f"layer {name}: format set {qw.format_set.name} is not compiled into the "
@@ -181,8 +229,22 @@ class Accelerator:
             raise BitmixError(f"layer {name}: group scale u up to {int(qw.u.max())} does not fit the "
                               f"device's {g.scale_bits} scale bits")
 
+    def _check_bcq(self, name: str, bw: BCQWeight) -> None:
+        g = self.device.params.gemv
+        if g.lut is None:
+            raise BitmixError(f"layer {name}: a shift-add (BCQ) layer, but this device has no shift-add "
+                              "LUT path (a top generated with --lut-planes)")
+        if bw.layout == "col":
+            raise BitmixError(f"layer {name}: BCQ layout 'col': {COL_REFUSAL}")
+        if bw.bits > g.lut.max_planes:
+            raise BitmixError(f"layer {name}: {bw.bits} binary planes, the device's LUT path computes at "
+                              f"most {g.lut.max_planes}")
+        plan = lut_tile_plan(self.device.params, bw, name)
+        for ti, (rows, cols) in enumerate(plan):
+            g.lut_layout.check_weight(bw.tile(rows, cols), f"layer {name} tile {ti + 1}/{len(plan)}")
+
     def tiles(self, name: str, qw: QuantizedWeight) -> list[tuple[slice, slice, slice, bytes]]:
-        """``(rows, cols, group cols, packed bytes)`` of each tile of a layer, packed once by
+        """``(rows, cols, group cols, packed bytes)`` of each tile of a BitMoD layer, packed once by
         ``golden.gemv_layout`` (the stream does not depend on the precision)."""
         g = self.device.params.gemv
         lay = g.layout
@@ -198,34 +260,100 @@ class Accelerator:
             out.append((rows, cols, gcols, data))
         return out
 
+    @staticmethod
+    def planes_read(bw: BCQWeight, precision: int) -> int:
+        """Planes a shift-add GEMV reads at ``precision`` (0 or more than q: all q), as the device
+        caps the register."""
+        return bw.bits if not precision or precision >= bw.bits else precision
+
+    def _bcq_stream(self, name: str, ti: int, tile: BCQWeight, p: int) -> bytes:
+        """The tile's p-plane stream (``EngineLutLayout``), packed once."""
+        key = (name, ti, p)
+        data = self._packed.get(key)
+        if data is None:
+            lay = self.device.params.gemv.lut_layout
+            data = self._packed[key] = lay.weight_bytes(tile, p, f"layer {name}")
+        return data
+
+    def _plan(self, name: str, qw, prec: int) -> list[_Tile]:
+        """Every tile of a layer at precision ``prec``, packed (cached), with golden's reference."""
+        g = self.device.params.gemv
+        out = []
+        if isinstance(qw, BCQWeight):
+            p = self.planes_read(qw, prec)
+            e0 = qw.exp_offset()
+            for ti, (rows, cols) in enumerate(lut_tile_plan(self.device.params, qw, name)):
+                t = qw.tile(rows, cols)
+                e0t = g.lut.layout.exp_base(t)
+                n, k = t.shape
+                ideal = gemv_lut_rtl_cycles(g.layout, n, k, p, latency=0)["ideal"]
+
+                def want(x, t=t, p=p, e0t=e0t, n=n):
+                    return torch.tensor(bcq_expected(t, x, p, e0t), dtype=torch.int64).expand(x.shape[0], n)
+
+                out.append(_Tile(rows, cols, (name, ti, p), self._bcq_stream(name, ti, t, p),
+                                 {"n": n, "k": k, "path": 1, "planes": qw.bits, "precision": p}, want,
+                                 e0t - e0 if (t.signs != 0).any() else 0, float(ideal)))
+            return out
+        fs = qw.format_set
+        si = g.layout.set_index(fs.name)
+        for ti, (rows, cols, gcols, data) in enumerate(self.tiles(name, qw)):
+            codes, ids, u = qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols]
+
+            def want(x, codes=codes, ids=ids, u=u):
+                return intref.row_results(codes, ids, u, x, fs, g.group_size, prec or None)
+
+            n, k = rows.stop - rows.start, cols.stop - cols.start
+            out.append(_Tile(rows, cols, (name, ti), data, {"n": n, "k": k, "fmt_set": si}, want, 0,
+                             float(gemv_ideal_cycles(g.layout, n, k, si, prec))))
+        return out
+
+    def pack(self, name: str, qw, precisions=(0,)) -> None:
+        """Pack every tile of a layer (a shift-add layer's once per precision of ``precisions``)."""
+        for p in precisions if isinstance(qw, BCQWeight) else (0,):
+            self._plan(name, qw, p)
+
     def model_bytes(self) -> int:
         """Packed weight bytes of every tile packed so far (the whole model after :meth:`tiles` of
         each layer)."""
         return sum(len(b) for b in self._packed.values())
 
-    def place(self, layers: dict, *, progress: bool = False) -> dict:
-        """Pack every tile of ``layers`` (``{name: QuantizedWeight}``); if they all fit the
-        weights region, write each once at consecutive weight bases (resident: :attr:`bases`),
-        else leave them to be streamed. Returns ``{"resident", "model_bytes", "region_bytes",
-        "link_bytes", "seconds"}`` (the link bytes and seconds of writing the model)."""
+    def place(self, layers: dict, *, precisions=(0,), progress: bool = False) -> dict:
+        """Pack every tile of ``layers`` (``{name: QuantizedWeight or BCQWeight}``); if they all fit
+        the weights region, write each once at consecutive weight bases (resident: :attr:`bases`),
+        else leave them to be streamed. A shift-add layer's stream depends on the planes read,
+        so it is placed once per precision of ``precisions`` (those the decode will use; a GEMV
+        at another precision is refused while resident). Returns ``{"resident", "model_bytes",
+        "region_bytes", "link_bytes", "seconds"}`` (the link bytes and seconds of writing the
+        model)."""
         dev = self.device
         nb, cap = dev.params.region_beat_bytes[Region.WEIGHTS], dev.params.weight_beats
-        order = [(name, ti, t[3]) for name, qw in layers.items()
-                 for ti, t in enumerate(self.tiles(name, qw))]
-        model = sum(len(d) for *_, d in order)
-        out = {"resident": model <= cap * nb, "model_bytes": model, "region_bytes": cap * nb,
+        low, full = [], []               # LOAD_LAYER bounds a LUT tile's base by its q-plane stream:
+        for name, qw in layers.items():  # its lower-precision streams go first, the full ones last
+            if isinstance(qw, BCQWeight):
+                ps = sorted({self.planes_read(qw, p) for p in precisions})
+                q_beats = [len(t.data) // nb for t in self._plan(name, qw, 0)]
+                for p in ps:
+                    for t, qb in zip(self._plan(name, qw, p), q_beats, strict=True):
+                        (full if p == qw.bits else low).append((t.key, t.data, qb))
+            else:
+                full += [((name, ti), t[3], len(t[3]) // nb) for ti, t in enumerate(self.tiles(name, qw))]
+        order = low + full
+        model = sum(len(d) for _, d, _ in order)
+        bases, beat, fits = {}, 0, True
+        for key, data, q_beats in order:
+            bases[key] = beat
+            fits &= beat + q_beats <= cap
+            beat += len(data) // nb
+        out = {"resident": model <= cap * nb and fits, "model_bytes": model, "region_bytes": cap * nb,
                "link_bytes": 0, "seconds": 0.0}
         if not out["resident"]:
             self.bases = None
             return out
-        bases, beat = {}, 0
-        for name, ti, data in order:
-            bases[(name, ti)] = beat
-            beat += len(data) // nb
         t0, l0 = time.time(), self._link()
         self._loaded = self.bases = None
         try:
-            dev.write_mem(Region.WEIGHTS, 0, b"".join(d for *_, d in order), progress=progress)
+            dev.write_mem(Region.WEIGHTS, 0, b"".join(d for _, d, _ in order), progress=progress)
         except DeviceError as e:
             e.args = (f"{e} while writing the model's weights ({model} bytes)",)
             e.doing = "writing the model's weights"
@@ -244,47 +372,45 @@ class Accelerator:
         t = self.device.transport
         return t.tx_bytes + t.rx_bytes
 
-    def matmul(self, name: str, qw: QuantizedWeight, x_int: torch.Tensor) -> torch.Tensor:
-        """Integer row results ``[T, N]`` of ``x_int[T, K]`` at :attr:`precision`, on the device."""
-        dev, g, st = self.device, self.device.params.gemv, self.stats
+    def matmul(self, name: str, qw, x_int: torch.Tensor) -> torch.Tensor:
+        """Integer row results ``[T, N]`` of ``x_int[T, K]`` at :attr:`precision`, on the device
+        (a shift-add layer's in units of 2^E0 of its q planes, as ``golden.pmpd.BCQLinear``)."""
+        dev, st = self.device, self.stats
         link0, t_start = self._link(), time.perf_counter()
-        n, k = qw.shape
+        n = qw.shape[0]
         prec = self.precision
-        fs = qw.format_set
         out = torch.zeros(x_int.shape[0], n, dtype=torch.int64)
-        si = g.layout.set_index(fs.name)
-        tiles = self.tiles(name, qw)
+        tiles = self._plan(name, qw, prec)
         doing = f"starting layer {name}"
         try:
-            for ti, (rows, cols, gcols, data) in enumerate(tiles):
-                codes, ids, u = qw.codes[rows, cols], qw.fmt_ids[rows, gcols], qw.u[rows, gcols]
+            for ti, tile in enumerate(tiles):
+                rows, cols = tile.rows, tile.cols
                 base = None
                 if self.bases is not None:
-                    base = self.bases.get((name, ti))
+                    base = self.bases.get(tile.key)
                     if base is None:     # streaming it at base 0 would overwrite a resident tile
-                        raise BitmixError(f"layer {name} was not placed on the device (Accelerator.place "
-                                          "made the model resident without it)")
-                if self._loaded != (name, ti):
+                        raise BitmixError(
+                            f"layer {name} was not placed on the device" + (
+                                f" for {tile.key[2]} planes (Accelerator.place's precisions)"
+                                if len(tile.key) > 2 and any(k[0] == name for k in self.bases) else
+                                " (Accelerator.place made the model resident without it)"))
+                if self._loaded != tile.key:
                     self._loaded = None
                     doing = (f"{'selecting' if base is not None else 'loading'} layer {name} tile "
                              f"{ti + 1}/{len(tiles)} (token {self.position})")
                     l0 = self._link()
-                    dev.load_packed(data, n=rows.stop - rows.start, k=cols.stop - cols.start, fmt_set=si,
-                                    base=base or 0, write=base is None)
-                    self._loaded = (name, ti)
+                    dev.load_packed(tile.data, base=base or 0, write=base is None, **tile.desc)
+                    self._loaded = tile.key
                     if base is None:
                         st.loads += 1
-                        st.weight_bytes += len(data)
+                        st.weight_bytes += len(tile.data)
                         st.load_link_bytes += self._link() - l0
                     else:
                         st.selects += 1
                 self._set_precision(prec)
                 t0 = time.perf_counter()
-                want = (intref.row_results(codes, ids, u, x_int[:, cols], fs, g.group_size, prec or None)
-                        if self.verify else None)
+                want = tile.want(x_int[:, cols]) if self.verify else None
                 st.seconds_verify += time.perf_counter() - t0
-                ideal = float(gemv_ideal_cycles(g.layout, rows.stop - rows.start, cols.stop - cols.start,
-                                                si, prec))
                 for t in range(x_int.shape[0]):
                     doing = (f"running layer {name} tile {ti + 1}/{len(tiles)} for token "
                              f"{self.position + t}")
@@ -295,7 +421,7 @@ class Accelerator:
                     got = torch.tensor(dev.read_results(), dtype=torch.int64)
                     st.gemvs += 1
                     st.cycles += run["cycles"]
-                    st.ideal_cycles += ideal
+                    st.ideal_cycles += tile.ideal
                     st.per_layer_cycles[name] = st.per_layer_cycles.get(name, 0) + run["cycles"]
                     if want is not None:
                         bad = (got != want[t]).nonzero()
@@ -304,7 +430,7 @@ class Accelerator:
                             raise DeviceMismatch(name, self.position + t, rows.start + r, int(got[r]),
                                                  int(want[t, r]), prec)
                         st.checked_rows += len(got)
-                    out[t, rows] += got
+                    out[t, rows] += got << tile.shift
         except DeviceError as e:
             e.args = (f"{e} while {doing}",)       # the same error, saying what the run was doing
             e.doing = doing
@@ -317,14 +443,21 @@ class Accelerator:
 
 class AccelLinear(QuantLinear):
     """:class:`golden.pmpd.QuantLinear` whose integer GEMV runs on ``accel``'s device at the
-    accelerator's precision (the module's own ``precision`` is not used).
+    accelerator's precision (the module's own ``precision`` is not used). Made with a
+    ``golden.bcq.BCQWeight``, it is a :class:`golden.pmpd.BCQLinear` on the device's shift-add
+    LUT path (``AccelLinear(bw, ...)`` returns an :class:`AccelBCQLinear`).
 
     Members
     -------
     accel : Accelerator
     """
 
-    def __init__(self, qw: QuantizedWeight, name: str, accel: Accelerator):
+    def __new__(cls, qw, name: str, accel: Accelerator):
+        if cls is AccelLinear and isinstance(qw, BCQWeight):
+            cls = AccelBCQLinear
+        return super().__new__(cls)
+
+    def __init__(self, qw, name: str, accel: Accelerator):
         accel.check_layer(name, qw)
         super().__init__(qw, name, act_bits=accel.device.params.gemv.act_bits)
         self.accel = accel
@@ -333,11 +466,18 @@ class AccelLinear(QuantLinear):
         return self.accel.matmul(self.name, self.qw, x_int)
 
 
-def accelerate(model, layers: dict, acc: Accelerator, *, progress: bool = False) -> dict:
+class AccelBCQLinear(AccelLinear, BCQLinear):
+    """:class:`golden.pmpd.BCQLinear` (a shift-add layer; precision = planes read) whose integer
+    GEMV runs on the device's LUT path, tile by tile (each tile's results shifted to the layer's
+    2^E0)."""
+
+
+def accelerate(model, layers: dict, acc: Accelerator, *, precisions=(0,), progress: bool = False) -> dict:
     """Put ``model``'s linears on ``acc``'s device: each linear named in ``layers`` (``{name:
     quantized weight}``, names as ``golden.pmpd.model_linears``) is replaced by an
     :class:`AccelLinear`, every tile is packed (a bar with ``progress``) and the model placed
-    (:meth:`Accelerator.place`: resident when the weights region holds it, else streamed).
+    (:meth:`Accelerator.place`: resident when the weights region holds it, else streamed;
+    shift-add layers' streams for each precision of ``precisions``, those the decode will use).
 
     Returns :meth:`Accelerator.place`'s summary plus ``layers`` (the names replaced, in execution
     order) and ``pack_seconds`` (replacing and packing). Any model works whose linears
@@ -350,9 +490,9 @@ def accelerate(model, layers: dict, acc: Accelerator, *, progress: bool = False)
     mods = replace_linears(model, lambda name, lin: AccelLinear(layers[name], name, acc)
                            if name in layers else None)
     for name in tqdm(mods, desc="pack weights", unit="layer", disable=not progress, leave=False):
-        acc.tiles(name, layers[name])
+        acc.pack(name, layers[name], precisions)
     pack_seconds = time.time() - t0
-    placed = acc.place({name: layers[name] for name in mods}, progress=progress)
+    placed = acc.place({name: layers[name] for name in mods}, precisions=precisions, progress=progress)
     return {**placed, "layers": list(mods), "pack_seconds": pack_seconds}
 
 

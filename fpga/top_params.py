@@ -53,8 +53,10 @@ WEIGHT_MEMS = ("bram", "spram")
 #: SB_SPRAM256KA geometry and how many the iCE40UP5K has.
 SPRAM_DEPTH, SPRAM_WIDTH, SPRAM_COUNT = 16384, 16, 4
 DEFAULT_WEIGHT_BEATS = 2048
-#: Largest region depth in beats (the byte size must fit the protocol's 32-bit offsets).
-MAX_REGION_BEATS = 1 << 20
+#: Largest region depth in beats (the byte size must also fit the protocol's 32-bit offsets):
+#: 4 M, so that a 135 M-weight model fits the virtual board's weights region at 64 lanes
+#: (``bitmix demo --model smollm2``: 2.1 M beats of 42 bytes).
+MAX_REGION_BEATS = 1 << 22
 MAX_LEDS = 8
 
 _GEMV_KEYS = ("rows", "lanes", "group_size", "act_bits", "scale_bits", "format_sets", "max_k", "max_n",

@@ -156,11 +156,12 @@ def build_top(values: dict | None = None, *, link: str = DEFAULT_LINK):
         if big and cached.exists() and stamp.exists() and stamp.read_text() == digest:
             exe = _BUILT[tag] = cached
         else:
-            component = design.build(params)
             if getattr(params, "weight_beats", 0) > EXTERNAL_WEIGHT_BEATS and params.weight_mem == "bram":
                 from fpga.top import DeviceTop
 
                 component = DeviceTop(params, external_weights=True)
+            else:
+                component = design.build(params)
             exe = _BUILT[tag] = build_board(component, tag=tag, info=design.info(params), link=link)
             if big:
                 stamp.write_text(digest)

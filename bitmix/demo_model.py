@@ -17,7 +17,7 @@ simulated link for every token. The region is the Verilog memory model of
 hours).
 
 The prompt is wrapped in SmolLM2's chat turn (user turn only: the template's default system
-prompt would add 20 tokens of prefill, each a full pass of the model through the engine) and
+prompt would add 21 tokens of prefill, each a full pass of the model through the engine) and
 decoding stops at the end of the assistant's turn (``<|im_end|>``) or after ``--max-new-tokens``.
 """
 

@@ -64,3 +64,14 @@ def test_bad_memory_parameters():
         BeatMemory(SPRAM_DEPTH + 1, 4, "spram")
     with pytest.raises(BitmixError, match="primitive"):
         BeatMemory(16, 4, "bram", primitive=True)
+
+
+def test_external_region_is_an_instance_without_initialiser():
+    """``external=True``: the virtual board's model-sized region is an instance of the Verilog
+    model (verif/sim_board/beat_memory.v; tests/verif/test_sim_board.py runs it), with no memory
+    and so no initialiser to elaborate, whatever its depth."""
+    text = rtlil.convert(BeatMemory(1 << 21, 42, external=True))
+    assert "cell \\bitmix_beat_memory" in text and "meminit" not in text and "memwr" not in text
+    assert "parameter \\DEPTH 2097152" in text and "parameter \\NBYTES 42" in text
+    with pytest.raises(BitmixError, match="external=True needs kind='bram'"):
+        BeatMemory(16, 4, "spram", external=True)

@@ -11,6 +11,10 @@ frames outside runs) and simulation (each RUN until STATUS says DONE: the simula
 computing). Over the whole decode: the fraction of device cycles that are useful lane-terms,
 Σ N·K·T/(R·L) over Σ measured cycles (``golden.cycle_model.gemv_ideal_cycles``; target ≥ 0.9).
 JSON in ``build/bench/e2e.json`` and a table.
+
+``--method shift-add`` (or ``bcq``) runs the same on the shift-add LUT path: the reference model as
+BCQ planes (``bitmix demo --method shift-add``'s quantization) on a virtual board with the LUT path,
+uniform low = q - 1 planes, useful cycles = N·K·p/(R·L) (one plane of one word per cycle).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ def register(bsub) -> None:
     p.add_argument("--prompt", default="The with", help="prompt (default 'The with')")
     p.add_argument("--weight-beats", type=int_in_range("--weight-beats", 1, 1 << 20), default=None,
                    metavar="BEATS", help="virtual board's weights region (default: the boards' 2,048 beats)")
+    p.add_argument("--method", choices=("rtn", "shift-add", "bcq"), default="rtn",
+                   help="rtn: BitMoD on the bit-serial path (default); shift-add / bcq: BCQ planes on "
+                        "the shift-add LUT path (as bitmix demo --method)")
     p.add_argument("--out", default="build/bench", metavar="DIR", help="folder for e2e.json")
     p.add_argument("--json", action="store_true", help="print the JSON result instead of the table")
     p.set_defaults(func=run)
@@ -42,7 +49,7 @@ def register(bsub) -> None:
 def run(args) -> int:
     import torch
 
-    from bitmix.cmd_demo import quantized_reference
+    from bitmix.cmd_demo import LUT_BOARD, SHIFT_ADD_METHODS, quantized_reference
     from bitmix.cmd_sim_board import start_board
     from golden.data import encode
     from golden.pmpd import static_schedule
@@ -53,19 +60,24 @@ def run(args) -> int:
     T = args.tokens
     n_static = T // 2 if args.switch_after is None else args.switch_after
     policies = {"uniform high": T, "uniform low": 0, f"static n={n_static}": n_static}
-    board = start_board({"weight_beats": args.weight_beats} if args.weight_beats else None, link="bytes")
+    shift_add = args.method in SHIFT_ADD_METHODS
+    low = 2 if shift_add else 1                    # 3 planes -> 2; bitmod4's 2 terms -> 1
+    values = {**(LUT_BOARD if shift_add else {}),
+              **({"weight_beats": args.weight_beats} if args.weight_beats else {})}
+    board = start_board(values or None, link="bytes")
     try:
         with Device.open(board.device, expect=board.params, progress=False) as dev:
             g = dev.params.gemv
-            model, qs = quantized_reference(g)
+            model, qs = quantized_reference(g, args.method)
             acc = Accelerator(dev)
-            placed = accelerate(model, qs, acc)
+            placed = accelerate(model, qs, acc, precisions=(0, low))
             prompt = encode(args.prompt)
-            result = {"prompt": args.prompt, "tokens": T, "resident": placed["resident"],
+            result = {"prompt": args.prompt, "tokens": T, "method": args.method, "low": low,
+                      "resident": placed["resident"],
                       "model_bytes": placed["model_bytes"], "weights_region_bytes": placed["region_bytes"],
                       "clk_hz": board.clk_hz, "policies": {}}
             for name, n in policies.items():
-                result["policies"][name] = _decode(model, acc, prompt, T, static_schedule(n))
+                result["policies"][name] = _decode(model, acc, prompt, T, static_schedule(n, 0, low))
     finally:
         board.close()
     dec = [t for p in result["policies"].values() for t in p["tokens"]]
@@ -105,6 +117,9 @@ def _decode(model, acc, prompt, T, schedule) -> dict:
 def table(result: dict) -> list[str]:
     """The text table of a ``bench e2e`` result: per policy, the mean per decode token."""
     kind = "resident" if result["resident"] else "streamed"
+    if result.get("method", "rtn") != "rtn":
+        kind = (f"{result['method']} (BCQ planes on the shift-add LUT path; low = {result['low']} "
+                f"planes), {kind}")
     lines = [f"{kind} model ({result['model_bytes']:,} weight bytes, "
              f"region {result['weights_region_bytes']:,} B), {result['tokens']} tokens per policy "
              f"(the first from the prefill), mean per decode token:",

@@ -255,9 +255,14 @@ def decode_on_device(dev, args, *, out=print, lm=None) -> dict:
     cyc = sum(s["cycles"] for s in decode_steps) / n_dec if n_dec else float("nan")
     lb = sum(s["link_bytes"] for s in decode_steps) / n_dec if n_dec else float("nan")
     sb = sum(s["load_link_bytes"] for s in decode_steps) / n_dec if n_dec else float("nan")
-    # the boards' figures: a streamed token sends every tile once (resident: what writing the model took)
-    lb_stream, sb_stream = ((lb + placed["link_bytes"], placed["link_bytes"]) if placed["resident"]
-                            else (lb, sb))
+    # the boards' figures: a streamed token sends every tile once (resident: what writing the model
+    # took; a shift-add token's tiles at its plane count only, framed as writing the model was)
+    if placed["resident"]:
+        per_tok = [acc.weight_bytes(results, p) for p in dec.precisions[1:]]
+        sb_stream = sum(per_tok) / len(per_tok) * placed["link_bytes"] / placed["model_bytes"] if n_dec else 0
+        lb_stream = lb + sb_stream
+    else:
+        lb_stream, sb_stream = lb, sb
     by_prec = {}
     for s, p in zip(decode_steps, dec.precisions[1:], strict=True):
         by_prec.setdefault(p, []).append(s["cycles"])

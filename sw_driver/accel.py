@@ -313,6 +313,12 @@ class Accelerator:
         for p in precisions if isinstance(qw, BCQWeight) else (0,):
             self._plan(name, qw, p)
 
+    def weight_bytes(self, layers: dict, precision: int) -> int:
+        """Packed weight bytes one forward at ``precision`` reads from ``layers`` (``{name:
+        quantized weight}``): every BitMoD tile, a shift-add layer's tiles at that plane count."""
+        return sum(len(t.data) for name, qw in layers.items()
+                   for t in self._plan(name, qw, precision if isinstance(qw, BCQWeight) else 0))
+
     def model_bytes(self) -> int:
         """Packed weight bytes of every tile packed so far (the whole model after :meth:`tiles` of
         each layer)."""

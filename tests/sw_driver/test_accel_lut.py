@@ -28,7 +28,7 @@ def ref():
 
 
 def _bcq(W, q=3, layout="block", g=128):
-    return quantize_bcq(W.to(torch.float64), q, g, layout, rounds=10)
+    return quantize_bcq(W.to(torch.float64), q, g, layout, rounds=2)       # the structure matters here
 
 
 class _Dev:
@@ -57,7 +57,7 @@ def test_lut_tiles_are_whole_groups_and_their_streams_fit_the_region(ref):
             assert cols.start % 32 == 0 and (cols.stop - cols.start) % 32 == 0
             assert cols.stop - cols.start <= g.max_k
             t = bw.tile(rows, cols)
-            beats = len(g.layout.to_bytes(g.lut_layout.weight_beats(t))) // nb
+            beats = len(g.lut_layout.weight_bytes(t)) // nb
             assert beats <= LUT_TOP.weight_beats                # the 3-plane stream fits
         assert bool((cover == 1).all())
 

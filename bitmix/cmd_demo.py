@@ -32,7 +32,8 @@ import time
 from bitmix.argtypes import float_in_range, int_in_range
 
 __all__ = ["register", "run", "add_flow_options", "open_options", "decode_on_device",
-           "quantize_for_device", "quantized_reference", "check_method", "board_models", "DEFAULT_PROMPT",
+           "quantize_for_device", "quantized_reference", "check_method", "board_models", "board_values",
+           "decode_on_virtual_board", "DEFAULT_PROMPT",
            "SHIFT_ADD_METHODS", "LUT_BOARD", "BCQ_LAYOUT", "BCQ_GROUP"]
 
 DEFAULT_PROMPT = "The with statement"
@@ -348,22 +349,37 @@ def _print(s: dict, out) -> None:
             f"{'yes' if b['resident_fits'] else 'no'}")
 
 
-def run(args) -> int:
+def board_values(method: str, weight_beats: int | None) -> dict | None:
+    """``start_board`` option values of the demo's virtual board for ``--method`` (the shift-add
+    methods need the LUT-path top, :data:`LUT_BOARD`) and ``--weight-beats``; None: the default top."""
+    values = {**(LUT_BOARD if method in SHIFT_ADD_METHODS else {}),
+              **({"weight_beats": weight_beats} if weight_beats else {})}
+    return values or None
+
+
+def decode_on_virtual_board(args, values: dict | None, *, lm=None, timed: bool = False) -> int:
+    """Start a virtual board with top option ``values``, open it with the flow options and run
+    :func:`decode_on_device` (``lm``: its model); the board is closed whatever happens. ``timed``:
+    the ready line also says how long the board took to build and start."""
     from bitmix.cmd_sim_board import start_board
     from sw_driver.device import Device
 
-    if args.model != "reference":
-        from bitmix.demo_model import run_smollm2
-        return run_smollm2(args)
-    values = {**(LUT_BOARD if args.method in SHIFT_ADD_METHODS else {}),
-              **({"weight_beats": args.weight_beats} if args.weight_beats else {})}
-    board = start_board(values or None, link="bytes")
+    t0 = time.time()
+    board = start_board(values, link="bytes")
+    started = f"; built/started in {time.time() - t0:.0f} s" if timed else ""
     try:
         with Device.open(board.device, expect=board.params, progress=False, **open_options(args)) as dev:
             if not args.json:
                 print(f"virtual board on {board.device} (FPGA top under Verilator, "
-                      f"{board.clk_hz / 1e6:g} MHz)", flush=True)
-            decode_on_device(dev, args)
+                      f"{board.clk_hz / 1e6:g} MHz{started})", flush=True)
+            decode_on_device(dev, args, lm=lm)
     finally:
         board.close()
     return 0
+
+
+def run(args) -> int:
+    if args.model != "reference":
+        from bitmix.demo_model import run_smollm2
+        return run_smollm2(args)
+    return decode_on_virtual_board(args, board_values(args.method, args.weight_beats))

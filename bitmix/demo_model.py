@@ -225,20 +225,15 @@ def plan_board(shapes: dict[str, tuple[int, int]], *, rows: int, lanes: int, gro
 
 def run_smollm2(args) -> int:
     """`bitmix demo --model smollm2`: plan and start SmolLM2's virtual board, then the demo's flow."""
-    import time
-
-    from bitmix.cmd_demo import DEFAULT_PROMPT, decode_on_device, open_options
-    from bitmix.cmd_sim_board import start_board
+    from bitmix.cmd_demo import DEFAULT_PROMPT, decode_on_virtual_board
     from bitmix.errors import BitmixError
     from golden import smollm2
     from golden.protocol import Region
-    from sw_driver.device import Device
 
     if args.scheduler == "learned":
         raise BitmixError("bitmix demo --model smollm2: --scheduler learned is trained on the reference "
                           "model's KV cache; use the static scheduler")
-    if args.method != "rtn":
-        smollm2_method(args.method)
+    smollm2_method(args.method)
     if args.weight_beats:
         raise BitmixError("bitmix demo --model smollm2: --weight-beats is planned from the model "
                           "(a region holding all of it)")
@@ -255,16 +250,4 @@ def run_smollm2(args) -> int:
               f"{plan['model_bytes'] / 1e6:.1f} MB "
               f"packed ({plan['weights'] / 1e6:.1f} M weights, {plan['ideal_cycles'] / 1e6:.2f} M "
               "ideal engine cycles per token at full precision)", flush=True)
-    t0 = time.time()
-    board = start_board(v, link="bytes")
-    t_board = time.time() - t0
-    try:
-        with Device.open(board.device, expect=board.params, progress=False, **open_options(args)) as dev:
-            if not args.json:
-                print(f"virtual board on {board.device} (FPGA top under Verilator, "
-                      f"{board.clk_hz / 1e6:g} MHz; "
-                      f"built/started in {t_board:.0f} s)", flush=True)
-            decode_on_device(dev, args, lm=lm)
-    finally:
-        board.close()
-    return 0
+    return decode_on_virtual_board(args, v, lm=lm, timed=True)

@@ -310,8 +310,8 @@ class Device:
         if g.lut is None:
             raise BitmixError("layer: this device has no shift-add LUT path (generate the top with "
                               "--lut-planes)")
-        lay, n, k = self._layout, *bw.shape
-        data = lay.to_bytes(g.lut_layout.weight_beats(bw, precision or None))
+        n, k = bw.shape
+        data = g.lut_layout.weight_bytes(bw, precision or None)
         self._fit(data, 0, f"BCQ layer N={n} K={k} at precision {precision}")
         out = self.load_packed(data, n=n, k=k, verify=verify, path=1, planes=bw.bits, precision=precision)
         return {f: out[f] for f in ("n", "k", "path", "planes", "precision", "weight_bytes")}

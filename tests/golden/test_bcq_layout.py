@@ -158,6 +158,8 @@ def test_engine_beats_round_trip_every_precision(layout, q):
         beats = el.weight_beats(bw, p)
         assert len(beats) == el.lut.blocks(20) * (64 // 16) * p
         assert max(beats) < 1 << el.weights.size <= 1 << el.beat_bits
+        # the driver's vectorised byte form is these beats, little-endian, beat_bytes each
+        assert el.weight_bytes(bw, p) == b"".join(b.to_bytes(el.beat_bytes, "little") for b in beats)
         back = el.unpack_weights(beats, n=20, k=64, planes=p, layout=layout, group_size=32, e0=e0)
         assert torch.equal(back.planes, bw.planes[:p])
         used = bw.signs[:p] != 0

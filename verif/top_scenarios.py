@@ -366,8 +366,10 @@ async def lut_gemvs(host, tp: TopParams, rng: random.Random) -> dict:
         w = lay.to_bytes(llay.weight_beats(lg.bw, prec or None))
         ab = tp.region_beat_bytes[Region.ACTIVATIONS]
         a = b"".join(x.to_bytes(ab, "little") for x in lay.act_beats(lg.x))
+        # LOAD_LAYER bounds the base by the q-plane stream, whatever precision then runs
+        q_beats = len(llay.weight_beats(lg.bw, None))
+        base = rng.choice([0, rng.randrange(tp.weight_beats - q_beats + 1)])
         wb = tp.region_beat_bytes[Region.WEIGHTS]
-        base = rng.choice([0, rng.randrange(tp.weight_beats - len(w) // wb + 1)])
         d = load_payload(tp, lay.cmd_word(k=k, n=n, path=1, planes=q), base)
         await write_region(host, Region.WEIGHTS, base * wb, w)
         await write_region(host, Region.ACTIVATIONS, 0, a)

@@ -16,9 +16,10 @@ and answers each with one response frame (issue 9; docs/architecture.md §5).
 Pipeline registers for the boards' clocks (issue 10): the checks' offset arithmetic, the RESET /
 ABORT pulses, the region-size products of LOAD, the reply's length and last index and a region's
 read beat (a wide one into the reply's shift register: no byte multiplexer over it) are registered,
-and the weight feeder's read enable does not depend on the engine's ``weights.ready`` (which
-depends on the beat itself) within one cycle. A request costs one cycle more than without them
-(CHECK / EXEC), LOAD_LAYER three, a run's first weight one, a READ_MEM from byte b of a beat b.
+and weights in block RAM reach the engine through a skid buffer (its registered output, not the
+block RAM's slow one, feeds the engine's term-count logic). A request costs one cycle more than without them
+(CHECK / EXEC), LOAD_LAYER three, a run's first weight one, a READ_MEM from byte b of a beat b,
+a WRITE_MEM one (the frame buffer's byte is registered before the region's write data).
 
 Every code, width and layout is read from :mod:`golden.protocol` (``FRAME_HEADER``, ``PAYLOADS``,
 ``RESPONSES``, ``Command``, ``ErrorCode``, ``Region``, ``EngineState``), the engine's from
@@ -207,18 +208,24 @@ class CommandUnit(wiring.Component):
 
         # feeders: activation and weight regions -> engine streams (the region's read register
         # is the stream's payload register: it holds while the engine stalls)
-        # The weights go through a skid buffer: the engine's weights.ready depends on the beat
-        # (its formats' term counts), so without it the weight region's read data would reach its
-        # own read enable in one cycle. acts.ready is a register of the engine's; no skid there.
-        # It is emptied one cycle after a flush (from a register: the reset reaches every
-        # payload bit), when the feeder has stopped and the engine takes no weights.
-        flush_q = Signal()
-        m.d.sync += flush_q.eq(flush)
-        m.submodules.weights_skid = wskid = ResetInserter(flush_q)(
-            SkidBuffer(eng.weights.payload.shape()))
-        wiring.connect(m, wskid.o, wiring.flipped(eng.weights))
+        # With weights in block RAM (the ECP5 builds) they go through a skid buffer: the engine
+        # computes a beat's term count (table lookups, a maximum over R rows) as it takes the
+        # beat, from the skid's output register instead of the block RAM's slow output (5.8 ns
+        # on ECP5). It is emptied one cycle after a flush (from a register: the reset reaches
+        # every payload bit), when the feeder has stopped and the engine takes no weights. The
+        # iCE40's SPRAM feeds the engine directly: at 24 MHz the path has room, and its logic
+        # cells have none for the skid. acts.ready is a register of the engine's.
+        if tp.weight_mem == "bram":
+            flush_q = Signal()
+            m.d.sync += flush_q.eq(flush)
+            m.submodules.weights_skid = wskid = ResetInserter(flush_q)(
+                SkidBuffer(eng.weights.payload.shape()))
+            wiring.connect(m, wskid.o, wiring.flipped(eng.weights))
+            weights_in = wskid.i
+        else:
+            weights_in = eng.weights
         feeds = {}
-        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, wskid.i)):
+        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, weights_in)):
             name = r.name.lower()
             left = Signal(range(tp.region_beats[r] + 1), name=f"{name}_left")
             addr = Signal(range(max(2, tp.region_beats[r])), name=f"{name}_addr")
@@ -397,6 +404,7 @@ class CommandUnit(wiring.Component):
         aligning, align = Signal(), Signal.like(h_lane)  # shifting a read beat to byte h_lane
         w_left = Signal(16)                          # WRITE_MEM bytes still to read from the buffer
         w_pipe = Signal()                            # a buffer byte arrives this cycle
+        w_pipe2, w_byte = Signal(), Signal(8)        # ... and is in w_byte this cycle
         rd_ptr = Signal(range(2 * MAX_FRAME + 1))
         m.d.comb += br.addr.eq(rd_ptr)
         m.d.comb += [snap.state.eq(est), snap.precision.eq(prec),
@@ -540,18 +548,20 @@ class CommandUnit(wiring.Component):
                     reply(ErrorCode.OK, r_dlen, mem=True)
 
         with m.Elif(state == _WRITE):
-            # buffer byte j is read in one cycle and written to the region in the next
+            # buffer byte j is read in one cycle, registered in the next (the frame buffer's
+            # block RAM output is slow: 5.8 ns on ECP5) and written to the region in the third
             with m.If(w_left.any()):
                 m.d.sync += [rd_ptr.eq(rd_ptr + 1), w_left.eq(w_left - 1), w_pipe.eq(1)]
             with m.Else():
                 m.d.sync += w_pipe.eq(0)
-            with m.If(w_pipe):
-                m.d.comb += [h_we.eq(1), h_wbyte.eq(br.data)]
+            m.d.sync += [w_pipe2.eq(w_pipe), w_byte.eq(br.data)]
+            with m.If(w_pipe2):
+                m.d.comb += [h_we.eq(1), h_wbyte.eq(w_byte)]
                 with m.If(lane_last):
                     m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1)]
                 with m.Else():
                     m.d.sync += h_lane.eq(h_lane + 1)
-            with m.If(~w_left.any() & ~w_pipe):
+            with m.If(~w_left.any() & ~w_pipe & ~w_pipe2):
                 reply(ErrorCode.OK)
 
         with m.Elif((state == _LOAD) & _is(load_step, 0)):

@@ -16,6 +16,12 @@ for that group, limited by the precision latched at ``cmd`` (0 = full); each cyc
 every weight of the beat is issued, with the activation beat read from the buffer and broadcast
 to all R rows. After a block's last group, its R row results leave as one ``results`` beat.
 
+The weight beat being issued waits in a hold register; its term count T and its format check
+are computed when it enters, and the next beat enters as the current one's last term issues, so
+``weights.ready`` is a function of registers, not of the beat (issue 10: through the term-count
+tables it reached the weight source's clock enables). The first beat of a GEMV enters during
+the activation load.
+
 No bubbles: beats, groups, blocks and GEMVs follow each other at one issue per cycle while the
 weight stream flows; a GEMV costs ``1 + K/L + sum over blocks and groups of T * G/L`` cycles
 (descriptor, activation load, compute) — :mod:`golden.gemv_cycles` is that model. The next
@@ -131,7 +137,7 @@ class GemvEngine(wiring.Component):
 
         lut = p.lut is not None
         path1 = Signal()                       # the current GEMV runs on the LUT path
-        stall = Signal()
+        stall = Signal()                       # the LUT path's: its stages hold
         m.d.comb += [array.fmt_set.eq(fmt_set), array.x.eq(rd.data),
                      rd.addr.eq(addr), rd.en.eq(~stall),
                      wr.addr.eq(addr), wr.data.eq(self.acts.p.x)]
@@ -141,53 +147,64 @@ class GemvEngine(wiring.Component):
         if lut:
             lut_arr = LutArray(p)
             m.submodules.lut = ResetInserter({"sync": flush})(lut_arr)
-            m.d.comb += [lut_arr.x.eq(rd.data), stall.eq(array.stall | lut_arr.stall)]
+            m.d.comb += [lut_arr.x.eq(rd.data), stall.eq(lut_arr.stall)]
             # at most one path offers a result at a time (a path switch waits for the drain)
             m.d.comb += [skid.i.valid.eq(array.results.valid | lut_arr.results.valid),
                          skid.i.p.eq(Mux(lut_arr.results.valid, lut_arr.results.p, array.results.p)),
                          array.results.ready.eq(skid.i.ready), lut_arr.results.ready.eq(skid.i.ready)]
         else:
-            m.d.comb += stall.eq(array.stall)
+            m.d.comb += stall.eq(0)
             wiring.connect(m, array.results, skid.i)
 
-        # ---- terms of the current group: the largest among the R rows' formats, capped by prec
-        w = self.weights.p
+        # ---- the weight beat being issued waits in a hold register, its terms (the largest among
+        # the R rows' formats, capped by prec; path 1: the planes) and its format check computed
+        # when it is taken: weights.ready then depends on registers only, not on the beat
+        wi = self.weights.p
+        w = Signal(wi.shape(), reset_less=True)
+        hold_valid = Signal()
         t_rows, bad = [], []
         for r in range(R):
             t_r = Signal(p.term_bits, name=f"t_row{r}")
             sel, bad_r = None, None
             for si, fs in enumerate(p.format_sets):
                 table = Array(Const(t, p.term_bits) for t in format_terms_table(fs))
-                t_si = table[w.fmt[r][:id_port_bits(fs)]]
-                bad_si = w.fmt[r] >= len(fs.formats)
+                t_si = table[wi.fmt[r][:id_port_bits(fs)]]
+                bad_si = wi.fmt[r] >= len(fs.formats)
                 sel = t_si if sel is None else Mux(fmt_set == si, t_si, sel)
                 bad_r = bad_si if bad_r is None else Mux(fmt_set == si, bad_si, bad_r)
             m.d.comb += t_r.eq(sel)
             t_rows.append(t_r)
             bad.append(bad_r)
+        while len(t_rows) > 1:                 # a balanced tree of maxima (log2 R levels)
+            t_rows = [Mux(a > b, a, b) for a, b in zip(t_rows[0::2], t_rows[1::2])] + (
+                t_rows[-1:] if len(t_rows) % 2 else [])
         t_grp = t_rows[0]
-        for t_r in t_rows[1:]:
-            t_grp = Mux(t_r > t_grp, t_r, t_grp)
-        t_cur = Signal(p.seq_bits)
+        t_in = Signal(p.seq_bits)
         planes = Signal(p.seq_bits)            # path 1: planes read (precision capped by q)
-        m.d.comb += t_cur.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
-        bad_fmt = Signal()
-        m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
+        m.d.comb += t_in.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
+        t_cur = Signal(p.seq_bits, reset_less=True)
+        bad_fmt = Signal(reset_less=True)
 
-        last_term, last_beat, last_group, last_block = Signal(), Signal(), Signal(), Signal()
+        last_term, last_beat, last_group = Signal(), Signal(), Signal()
+        last_block = Signal()                  # registered: rows_base + R >= n_rows
         m.d.comb += [last_term.eq(term + 1 >= t_cur), last_beat.eq(beat == B - 1),
-                     last_group.eq(group == ngroups_m1), last_block.eq(rows_base + R >= n_rows)]
+                     last_group.eq(group == ngroups_m1)]
 
         running = state == RUN
         fmt_err = Signal()
         advance = Signal()
         switching = Signal()                   # path differs from the previous GEMV's: drain first
         m.d.comb += [
-            fmt_err.eq(running & self.weights.valid & bad_fmt),
-            advance.eq(running & self.weights.valid & ~bad_fmt & ~stall & ~self.abort_req
+            fmt_err.eq(running & hold_valid & bad_fmt),
+            # a group's final term waits for a credit of the array's group FIFO
+            advance.eq(running & hold_valid & ~bad_fmt & ~stall & ~self.abort_req
+                       & ~(array.stall & last_term & last_beat & ~path1)
                        & ~(switching & outstanding.any())),
-            # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle
-            self.weights.ready.eq(advance & (last_term | path1) & ~rst),
+            # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle. The
+            # next beat enters the hold register as the current one leaves it (none after the
+            # GEMV's last: its successor belongs to the next descriptor)
+            self.weights.ready.eq((state != IDLE) & ~rst & (~hold_valid | (
+                advance & (last_term | path1) & ~(last_term & last_beat & last_group & last_block)))),
             self.acts.ready.eq((state == LOAD) & ~rst),
             self.cmd.ready.eq((state == IDLE) & ~rst),
             wr.en.eq(self.acts.valid & self.acts.ready),
@@ -203,6 +220,11 @@ class GemvEngine(wiring.Component):
                          li.beat.eq(data.View(struct_layout(p.lut_layout.weights), w.as_value()[:bits])),
                          li.first.eq(~(term.any() | beat.any() | group.any())),
                          li.final.eq(last_term & last_beat & last_group), li.gemv_last.eq(last_block)]
+
+        with m.If(advance & (last_term | path1)):
+            m.d.sync += hold_valid.eq(0)
+        with m.If(self.weights.valid & self.weights.ready):
+            m.d.sync += [w.eq(wi), hold_valid.eq(1), t_cur.eq(t_in), bad_fmt.eq(_any(bad) & ~path1)]
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
@@ -230,7 +252,8 @@ class GemvEngine(wiring.Component):
             with m.If(~(err_k | err_n | err_desc)):
                 m.d.sync += [state.eq(LOAD), ngroups_m1.eq((c.k >> p.log2_group) - 1),
                              n_rows.eq(c.n), fmt_set.eq(c.fmt_set), prec.eq(self.precision),
-                             term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0)]
+                             term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0),
+                             last_block.eq(c.n <= R)]
                 if lut:
                     pr = self.precision
                     m.d.sync += [path1.eq(c.path), switching.eq(c.path != path1),
@@ -261,7 +284,8 @@ class GemvEngine(wiring.Component):
                         with m.If(last_block):
                             m.d.sync += state.eq(IDLE)
                         with m.Else():
-                            m.d.sync += rows_base.eq(rows_base + R)
+                            m.d.sync += [rows_base.eq(rows_base + R),
+                                         last_block.eq(rows_base + 2 * R >= n_rows)]
                     with m.Else():
                         m.d.sync += group.eq(group + 1)
                 with m.Else():
@@ -273,7 +297,7 @@ class GemvEngine(wiring.Component):
         m.d.comb += flush.eq(self.abort_req | fmt_err)
         with m.If(flush):
             m.d.sync += [state.eq(IDLE), term.eq(0), beat.eq(0), group.eq(0), addr.eq(0),
-                         rows_base.eq(0), outstanding.eq(0)]
+                         rows_base.eq(0), outstanding.eq(0), hold_valid.eq(0)]
             with m.If(fmt_err):
                 m.d.sync += status.err_format.eq(1)
             with m.If(self.abort_req & busy):

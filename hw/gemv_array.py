@@ -4,21 +4,26 @@
  issue (codes R*L, fmt R, u R, term, flags) ─► TermDecoder x R*L ─► [s1: decoded terms] ──┐
  x (L activations, from the buffer's read register, aligned with s1) ─► [x, -x per lane] ─┤
       per row-lane: select ±x << e ─► [s2: R*L lane terms] ─► per row: adder tree
-      ─► [s3: R tree sums] ─► psum += ─► [out]
+      ─► [s3: R tree sums] ─► psum += ─► group FIFO (R sums, scales, flags)
       ─► GroupDequantizer x R (row += u·psum) ─► join ─► results (to the engine's skid buffer)
 ```
 
 One term of every weight of the beat per cycle. The activation beat is shared: its negation is
 computed once per lane, and each row-lane only selects ``±x`` and shifts it by the term's
-exponent. A single clock enable (``~stall``) freezes every stage while the dequantizers cannot
-take the finished group sums; ``stall`` is driven by registers only (the psum output register
-and the dequantizers' state) as long as ``results.ready`` is a register — the engine feeds it
-from its skid buffer, so the external ``ready`` does not fan out into the array.
+exponent. The stages have no clock enable: an issue cycle without a term is a bubble that
+flows through. A group's finished sums go into a small FIFO in front of the dequantizers, and a
+group's final term is issued only with a FIFO entry reserved for it (credits; ``stall`` holds
+back only such a term), so ``stall`` is a register: neither it nor the dequantizers' readiness
+fans out into the R*L lane registers (issue 10: on the ECP5 that fan-out into every stage's
+clock enable limited R8 x L8 to 58 MHz).
+The FIFO holds every group in flight between issue and dequantizers at one group per G/L cycles
+(:meth:`GemvArray.group_fifo_depth`), so a run whose results are taken never waits for a
+credit: the timing is that of the former output register, cycle for cycle.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 
 from hw.dequant import GroupDequantizer
@@ -29,6 +34,10 @@ from hw.pe import tree_sum
 from hw.term_decoder import TermDecoder
 
 __all__ = ["GemvArray"]
+
+#: Cycles a group's credit is out beyond its issue cycle t: s1, s1x, s2, s3 (FIFO write), FIFO
+#: read (t + 5); the credit counts again from t + 6.
+_CREDIT_LOOP = 5
 
 
 class GemvArray(wiring.Component):
@@ -50,13 +59,18 @@ class GemvArray(wiring.Component):
         R, L, A = p.rows, p.lanes, p.act_bits
         m = Module()
         iss = self.issue
-        en = ~self.stall
+
+        # The stages have no clock enable and the lane data no reset (reset_less): neither
+        # ``stall`` nor a flush fans out into the R*L lane registers. A flush resets only the
+        # flags, the group FIFO, the credits and the dequantizers.
+        def data_sig(shape, name):
+            return Signal(shape, name=name, reset_less=True)
 
         # ---- stage 0 -> s1: decode the issued term of every row-lane (one decoder per set)
         eb = p.exp_bits
-        nz = [[Signal(name=f"nz{r}_{i}") for i in range(L)] for r in range(R)]
-        sg = [[Signal(name=f"sg{r}_{i}") for i in range(L)] for r in range(R)]
-        ex = [[Signal(eb, name=f"ex{r}_{i}") for i in range(L)] for r in range(R)]
+        nz = [[data_sig(1, f"nz{r}_{i}") for i in range(L)] for r in range(R)]
+        sg = [[data_sig(1, f"sg{r}_{i}") for i in range(L)] for r in range(R)]
+        ex = [[data_sig(eb, f"ex{r}_{i}") for i in range(L)] for r in range(R)]
         for r in range(R):
             for i in range(L):
                 outs = []
@@ -73,93 +87,125 @@ class GemvArray(wiring.Component):
                     nz_c = Mux(sel, outs[si].nonzero, nz_c)
                     sg_c = Mux(sel, outs[si].sign, sg_c)
                     ex_c = Mux(sel, outs[si].exp, ex_c)
-                with m.If(en):
-                    m.d.sync += [nz[r][i].eq(nz_c), sg[r][i].eq(sg_c), ex[r][i].eq(ex_c)]
-        ctl = data.StructLayout({"valid": 1, "first": 1, "final": 1, "row_last": 1, "gemv_last": 1,
-                                 "u": data.ArrayLayout(unsigned(p.scale_bits), R)})
-        s1 = Signal(ctl)
-        with m.If(en):
-            m.d.sync += [s1.valid.eq(iss.valid), s1.first.eq(iss.first), s1.final.eq(iss.final),
-                         s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last),
-                         s1.u.eq(iss.beat.u)]
+                m.d.sync += [nz[r][i].eq(nz_c), sg[r][i].eq(sg_c), ex[r][i].eq(ex_c)]
+        ctl = data.StructLayout({"valid": 1, "first": 1, "final": 1, "row_last": 1, "gemv_last": 1})
+        u_shape = data.ArrayLayout(unsigned(p.scale_bits), R)
+        s1, s1_u = Signal(ctl), data_sig(u_shape, "s1_u")
+        m.d.sync += [s1.valid.eq(iss.valid), s1.first.eq(iss.first), s1.final.eq(iss.final),
+                     s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last),
+                     s1_u.eq(iss.beat.u)]
 
         # ---- s1 -> s1x: the activation beat leaves the buffer's read port into a register, with
         # its negation computed once per lane (shared by the R rows); the decoded terms wait
         # beside it. The buffer's slow clock-to-output then ends at a register.
         lane_w = A + 1 + p.max_exp
-        s1x = Signal(ctl)
-        pos = [Signal(signed(A), name=f"x{i}") for i in range(L)]
-        neg = [Signal(signed(A + 1), name=f"negx{i}") for i in range(L)]
-        nz1 = [[Signal(name=f"nz1_{r}_{i}") for i in range(L)] for r in range(R)]
-        sg1 = [[Signal(name=f"sg1_{r}_{i}") for i in range(L)] for r in range(R)]
-        ex1 = [[Signal(eb, name=f"ex1_{r}_{i}") for i in range(L)] for r in range(R)]
-        with m.If(en):
-            m.d.sync += s1x.eq(s1)
-            m.d.sync += [pos[i].eq(self.x[i]) for i in range(L)]
-            m.d.sync += [neg[i].eq(-self.x[i]) for i in range(L)]
-            for r in range(R):
-                m.d.sync += [nz1[r][i].eq(nz[r][i]) for i in range(L)]
-                m.d.sync += [sg1[r][i].eq(sg[r][i]) for i in range(L)]
-                m.d.sync += [ex1[r][i].eq(ex[r][i]) for i in range(L)]
+        s1x, s1x_u = Signal(ctl), data_sig(u_shape, "s1x_u")
+        pos = [data_sig(signed(A), f"x{i}") for i in range(L)]
+        neg = [data_sig(signed(A + 1), f"negx{i}") for i in range(L)]
+        nz1 = [[data_sig(1, f"nz1_{r}_{i}") for i in range(L)] for r in range(R)]
+        sg1 = [[data_sig(1, f"sg1_{r}_{i}") for i in range(L)] for r in range(R)]
+        ex1 = [[data_sig(eb, f"ex1_{r}_{i}") for i in range(L)] for r in range(R)]
+        m.d.sync += [s1x.eq(s1), s1x_u.eq(s1_u)]
+        m.d.sync += [pos[i].eq(self.x[i]) for i in range(L)]
+        m.d.sync += [neg[i].eq(-self.x[i]) for i in range(L)]
+        for r in range(R):
+            m.d.sync += [nz1[r][i].eq(nz[r][i]) for i in range(L)]
+            m.d.sync += [sg1[r][i].eq(sg[r][i]) for i in range(L)]
+            m.d.sync += [ex1[r][i].eq(ex[r][i]) for i in range(L)]
 
         # ---- s1x -> s2: per row-lane select ±x and shift: registered lane terms
-        s2 = Signal(ctl)
-        s2_lane = [[Signal(signed(lane_w), name=f"term{r}_{i}") for i in range(L)] for r in range(R)]
-        with m.If(en):
-            m.d.sync += s2.eq(s1x)
-            for r in range(R):
-                for i in range(L):
-                    m.d.sync += s2_lane[r][i].eq(
-                        Mux(nz1[r][i], Mux(sg1[r][i], neg[i], pos[i]) << ex1[r][i], 0))
+        s2, s2_u = Signal(ctl), data_sig(u_shape, "s2_u")
+        s2_lane = [[data_sig(signed(lane_w), f"term{r}_{i}") for i in range(L)] for r in range(R)]
+        m.d.sync += [s2.eq(s1x), s2_u.eq(s1x_u)]
+        for r in range(R):
+            for i in range(L):
+                m.d.sync += s2_lane[r][i].eq(
+                    Mux(nz1[r][i], Mux(sg1[r][i], neg[i], pos[i]) << ex1[r][i], 0))
 
         # ---- s2 -> s3: one adder tree per row
-        s3 = Signal(ctl)
-        s3_sum = [Signal(signed(p.psum_bits), name=f"tree{r}") for r in range(R)]
-        with m.If(en):
-            m.d.sync += s3.eq(s2)
-            m.d.sync += [s3_sum[r].eq(tree_sum(s2_lane[r])) for r in range(R)]
+        s3, s3_u = Signal(ctl), data_sig(u_shape, "s3_u")
+        s3_sum = [data_sig(signed(p.psum_bits), f"tree{r}") for r in range(R)]
+        m.d.sync += [s3.eq(s2), s3_u.eq(s2_u)]
+        m.d.sync += [s3_sum[r].eq(tree_sum(s2_lane[r])) for r in range(R)]
 
-        # ---- s3 -> out: accumulate the group partial sums; a group's final term fills `out`
+        # ---- s3 -> group FIFO: accumulate the group partial sums; a group's final term writes
+        # the R sums, scales and flags into the FIFO (the former output register's cycle)
         dp = p.dq_params
-        psum = [Signal(signed(p.psum_bits), name=f"psum{r}") for r in range(R)]
+        psum = [data_sig(signed(p.psum_bits), f"psum{r}") for r in range(R)]
         psum_next = [Signal(signed(p.psum_bits), name=f"psum_next{r}") for r in range(R)]
-        out_valid, out_last, out_gl = Signal(), Signal(), Signal()
-        out_psum = [Signal(signed(p.psum_bits), name=f"out_psum{r}") for r in range(R)]
-        out_u = [Signal(p.scale_bits, name=f"out_u{r}") for r in range(R)]
         for r in range(R):
             m.d.comb += psum_next[r].eq(Mux(s3.first, 0, psum[r]) + s3_sum[r])
+        with m.If(s3.valid):
+            m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
+        grp = data.StructLayout({"psum": data.ArrayLayout(signed(p.psum_bits), R), "u": u_shape,
+                                 "last": 1, "gemv_last": 1})
+        depth = self.group_fifo_depth(p)
+        if depth > 1:
+            m.submodules.groups = gq = fifo.SyncFIFO(width=grp.size, depth=depth)
+        else:                                  # one entry: a register (SyncFIFO's would be 0-bit)
+            gq = _OneEntry(grp.size)
+            m.submodules.groups = gq
+        w, rd = data.View(grp, gq.w_data), data.View(grp, gq.r_data)
+        m.d.comb += [gq.w_en.eq(s3.valid & s3.final), w.u.eq(s3_u), w.last.eq(s3.row_last),
+                     w.gemv_last.eq(s3.gemv_last)]
+        m.d.comb += [w.psum[r].eq(psum_next[r]) for r in range(R)]
+
+        # ---- credits: a group's final term is issued only with a FIFO entry reserved for it, so
+        # the FIFO never overflows and ``stall`` is a register (no logic in front of its fan-out)
+        credits = Signal(range(depth + 1), init=depth)
+        no_credit = Signal()
+        take = Signal()
+        give = Signal()
+        nxt = Signal.like(credits)
+        m.d.comb += [take.eq(iss.valid & iss.final), give.eq(gq.r_en & gq.r_rdy),
+                     nxt.eq(credits - take + give), self.stall.eq(no_credit)]
+        m.d.sync += [credits.eq(nxt), no_credit.eq(~nxt.any())]
 
         dqs = []
         for r in range(R):
             dq = GroupDequantizer(dp)
             m.submodules[f"dq{r}"] = dq
             dqs.append(dq)
-            m.d.comb += [dq.psums.valid.eq(out_valid), dq.psums.p.psum.eq(out_psum[r]),
-                         dq.psums.p.u.eq(out_u[r]), dq.psums.p.last.eq(out_last)]
+            m.d.comb += [dq.psums.valid.eq(gq.r_rdy), dq.psums.p.psum.eq(rd.psum[r]),
+                         dq.psums.p.u.eq(rd.u[r]), dq.psums.p.last.eq(rd.last)]
         dq_ready = Signal()
-        m.d.comb += [dq_ready.eq(_all(dq.psums.ready for dq in dqs)),
-                     self.stall.eq(out_valid & ~dq_ready)]
-        with m.If(en):
-            with m.If(dq_ready):
-                m.d.sync += out_valid.eq(0)
-            with m.If(s3.valid):
-                m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
-                with m.If(s3.final):
-                    m.d.sync += [out_valid.eq(1), out_last.eq(s3.row_last), out_gl.eq(s3.gemv_last)]
-                    m.d.sync += [o.eq(pn) for o, pn in zip(out_psum, psum_next)]
-                    m.d.sync += [o.eq(u) for o, u in zip(out_u, s3.u)]
+        m.d.comb += [dq_ready.eq(_all(dq.psums.ready for dq in dqs)), gq.r_en.eq(dq_ready)]
 
         # ---- dequantizers -> join -> results. `gemv_last` of each row in flight waits in a
         # queue: one row in the dequantizers' result registers, one being finished, and a third
         # pushed in the cycle the first leaves (SyncFIFO cannot write and read when full).
         m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=3)
-        m.d.comb += [lastq.w_en.eq(out_valid & dq_ready & out_last), lastq.w_data.eq(out_gl)]
+        m.d.comb += [lastq.w_en.eq(gq.r_rdy & dq_ready & rd.last), lastq.w_data.eq(rd.gemv_last)]
         joined = _all(dq.result.valid for dq in dqs)
         taken = joined & self.results.ready
         m.d.comb += [self.results.valid.eq(joined), self.results.p.last.eq(lastq.r_data),
                      lastq.r_en.eq(taken)]
         for r, dq in enumerate(dqs):
             m.d.comb += [self.results.p.row[r].eq(dq.result.payload), dq.result.ready.eq(taken)]
+        return m
+
+    @staticmethod
+    def group_fifo_depth(p: GemvParams) -> int:
+        """Entries of the group FIFO: the group final terms issued in the ``_CREDIT_LOOP`` cycles
+        before one (groups follow each other every G/L cycles at least) plus its own, so a run
+        whose results are taken never waits for a credit."""
+        return _CREDIT_LOOP // p.beats_per_group + 1
+
+
+class _OneEntry(Elaboratable):
+    """A one-entry queue with SyncFIFO's ports (``w_en``/``w_data``, ``r_en``/``r_rdy``/``r_data``);
+    written only when empty or read in the same cycle (the credits guarantee it)."""
+
+    def __init__(self, width: int):
+        self.w_en, self.w_data = Signal(), Signal(width)
+        self.r_en, self.r_rdy, self.r_data = Signal(), Signal(), Signal(width, reset_less=True)
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        with m.If(self.w_en):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
         return m
 
 

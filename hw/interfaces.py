@@ -181,15 +181,16 @@ def gemv_array_signature(p) -> wiring.Signature:
     Members
     -------
     issue : In(gemv_issue_layout)
-        The term to compute this cycle (``valid`` = 0: none); taken only while ``stall`` is low.
+        The term to compute this cycle (``valid`` = 0: none); always taken (a group's final
+        term only while ``stall`` is low).
     fmt_set : In(range(sets))
         Which compiled-in format set decodes the codes; constant during a GEMV.
     x : In(ArrayLayout(signed(A), L))
         The activation beat of the term issued in the previous cycle (the buffer's read register).
     stall : Out(1)
-        The array cannot take an issue (its output register is full and the dequantizers busy);
-        also the read enable of the activation buffer's read register. Driven by registers and
-        ``results.ready`` only, which must therefore come from a register (a skid buffer).
+        The array cannot take a group's final term (``issue.final``): every entry of its group
+        FIFO is reserved (a register; low in a run whose results are taken). Other terms are
+        always taken.
     results : Out(stream.Signature(results layout))
         One beat per row block: R signed row results and ``last``, from the dequantizers.
     """

@@ -9,13 +9,14 @@ from fpga.top import DeviceTop
 from fpga.top_params import TopParams
 from verif.runner import run_cocotb
 
-#: Two parameter sets: R2 x L4 bitmod4 (block RAM), and R3 x L8 with two format sets (one with
+#: Two parameter sets: R2 x L4 bitmod4 (weights in SPRAM, as on the iCEBreaker: no weights skid
+#: buffer in the command unit), and R3 x L8 (block RAM: with the skid) with two format sets (one with
 #: unused format ids, for the engine-error path) and the shift-add LUT path. p2's weights region
 #: (1024 beats) makes the busy scenario's longest layer run ~2,000 cycles: with 256 beats it ran
 #: 496, and bursty host stalls (seed 880851547) let it finish before the pipelined ABORT arrived.
 PARAMS = {
     "p1": dict(rows=2, lanes=4, group_size=32, format_sets=("bitmod4",), max_k=256, max_n=64,
-               weight_beats=2048),
+               weight_beats=2048, weight_mem="spram"),
     "p2": dict(rows=3, lanes=8, group_size=64, act_bits=6, format_sets=("bitmod3", "int4"),
                max_k=256, max_n=40, weight_beats=1024, lut={"max_planes": 3}),
 }

@@ -16,8 +16,8 @@ and answers each with one response frame (issue 9; docs/architecture.md §5).
 Pipeline registers for the boards' clocks (issue 10): the checks' offset arithmetic, the RESET /
 ABORT pulses, the region-size products of LOAD, the reply's length and last index and a region's
 read beat (a wide one into the reply's shift register: no byte multiplexer over it) are registered,
-and weights in block RAM reach the engine through a skid buffer (its registered output, not the
-block RAM's slow one, feeds the engine's term-count logic). A request costs one cycle more than without them
+and the weight feeder's read enable does not depend on the engine's ``weights.ready`` within one
+cycle (a skid buffer between them). A request costs one cycle more than without them
 (CHECK / EXEC), LOAD_LAYER three, a run's first weight one, a READ_MEM from byte b of a beat b,
 a WRITE_MEM one (the frame buffer's byte is registered before the region's write data).
 
@@ -208,24 +208,21 @@ class CommandUnit(wiring.Component):
 
         # feeders: activation and weight regions -> engine streams (the region's read register
         # is the stream's payload register: it holds while the engine stalls)
-        # With weights in block RAM (the ECP5 builds) they go through a skid buffer: the engine
-        # computes a beat's term count (table lookups, a maximum over R rows) as it takes the
-        # beat, from the skid's output register instead of the block RAM's slow output (5.8 ns
-        # on ECP5). It is emptied one cycle after a flush (from a register: the reset reaches
-        # every payload bit), when the feeder has stopped and the engine takes no weights. The
-        # iCE40's SPRAM feeds the engine directly: at 24 MHz the path has room, and its logic
-        # cells have none for the skid. acts.ready is a register of the engine's.
-        if tp.weight_mem == "bram":
-            flush_q = Signal()
-            m.d.sync += flush_q.eq(flush)
-            m.submodules.weights_skid = wskid = ResetInserter(flush_q)(
-                SkidBuffer(eng.weights.payload.shape()))
-            wiring.connect(m, wskid.o, wiring.flipped(eng.weights))
-            weights_in = wskid.i
-        else:
-            weights_in = eng.weights
+        # The weights go through a skid buffer. With the engine's hold register (weight_hold, the
+        # ECP5 builds) it computes a beat's term count (table lookups, a maximum over R rows) as
+        # it takes the beat, from the skid's output register instead of the block RAM's slow
+        # output (5.8 ns on ECP5); without it (the iCE40's SPRAM build) the engine's
+        # weights.ready depends on the beat, and the skid keeps the weight region's read data
+        # from reaching its own read enable in one cycle. The skid is emptied one cycle after a
+        # flush (from a register: the reset reaches every payload bit), when the feeder has
+        # stopped and the engine takes no weights. acts.ready is a register of the engine's.
+        flush_q = Signal()
+        m.d.sync += flush_q.eq(flush)
+        m.submodules.weights_skid = wskid = ResetInserter(flush_q)(
+            SkidBuffer(eng.weights.payload.shape()))
+        wiring.connect(m, wskid.o, wiring.flipped(eng.weights))
         feeds = {}
-        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, weights_in)):
+        for r, stream_ in ((Region.ACTIVATIONS, eng.acts), (Region.WEIGHTS, wskid.i)):
             name = r.name.lower()
             left = Signal(range(tp.region_beats[r] + 1), name=f"{name}_left")
             addr = Signal(range(max(2, tp.region_beats[r])), name=f"{name}_addr")

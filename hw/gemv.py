@@ -160,8 +160,12 @@ class GemvEngine(wiring.Component):
         # the R rows' formats, capped by prec; path 1: the planes) and its format check computed
         # when it is taken: weights.ready then depends on registers only, not on the beat
         wi = self.weights.p
-        w = Signal(wi.shape(), reset_less=True)
-        hold_valid = Signal()
+        hold = p.weight_hold
+        if hold:
+            w = Signal(wi.shape(), reset_less=True)
+            hold_valid = Signal()
+        else:                                  # weight_hold=False: the beat straight from the port
+            w, hold_valid = wi, self.weights.valid
         t_rows, bad = [], []
         for r in range(R):
             t_r = Signal(p.term_bits, name=f"t_row{r}")
@@ -184,6 +188,9 @@ class GemvEngine(wiring.Component):
         m.d.comb += t_in.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
         t_cur = Signal(p.seq_bits, reset_less=True)
         bad_fmt = Signal(reset_less=True)
+        if not hold:
+            t_cur, bad_fmt = t_in, Signal()
+            m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
 
         last_term, last_beat, last_group = Signal(), Signal(), Signal()
         last_block = Signal()                  # registered: rows_base + R >= n_rows
@@ -203,8 +210,9 @@ class GemvEngine(wiring.Component):
             # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle. The
             # next beat enters the hold register as the current one leaves it (none after the
             # GEMV's last: its successor belongs to the next descriptor)
-            self.weights.ready.eq((state != IDLE) & ~rst & (~hold_valid | (
-                advance & (last_term | path1) & ~(last_term & last_beat & last_group & last_block)))),
+            self.weights.ready.eq(((state != IDLE) & ~rst & (~hold_valid | (
+                advance & (last_term | path1) & ~(last_term & last_beat & last_group & last_block))))
+                                  if hold else advance & (last_term | path1) & ~rst),
             self.acts.ready.eq((state == LOAD) & ~rst),
             self.cmd.ready.eq((state == IDLE) & ~rst),
             wr.en.eq(self.acts.valid & self.acts.ready),
@@ -221,10 +229,12 @@ class GemvEngine(wiring.Component):
                          li.first.eq(~(term.any() | beat.any() | group.any())),
                          li.final.eq(last_term & last_beat & last_group), li.gemv_last.eq(last_block)]
 
-        with m.If(advance & (last_term | path1)):
-            m.d.sync += hold_valid.eq(0)
-        with m.If(self.weights.valid & self.weights.ready):
-            m.d.sync += [w.eq(wi), hold_valid.eq(1), t_cur.eq(t_in), bad_fmt.eq(_any(bad) & ~path1)]
+        if hold:
+            with m.If(advance & (last_term | path1)):
+                m.d.sync += hold_valid.eq(0)
+            with m.If(self.weights.valid & self.weights.ready):
+                m.d.sync += [w.eq(wi), hold_valid.eq(1), t_cur.eq(t_in),
+                             bad_fmt.eq(_any(bad) & ~path1)]
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
@@ -297,7 +307,7 @@ class GemvEngine(wiring.Component):
         m.d.comb += flush.eq(self.abort_req | fmt_err)
         with m.If(flush):
             m.d.sync += [state.eq(IDLE), term.eq(0), beat.eq(0), group.eq(0), addr.eq(0),
-                         rows_base.eq(0), outstanding.eq(0), hold_valid.eq(0)]
+                         rows_base.eq(0), outstanding.eq(0), *([hold_valid.eq(0)] if hold else [])]
             with m.If(fmt_err):
                 m.d.sync += status.err_format.eq(1)
             with m.If(self.abort_req & busy):

@@ -74,11 +74,16 @@ class GemvParams:
     max_k: int
     max_n: int
     lut: LutParams | None = None
+    #: Each weight beat waits in a hold register with its term count computed as it enters, so
+    #: ``weights.ready`` depends on registers only (the ECP5 clocks). False: the beat is issued
+    #: straight from ``weights`` and ``ready`` depends on its term count — no hold register,
+    #: for the full iCE40UP5K, whose top feeds the engine through a skid buffer anyway.
+    weight_hold: bool = True
 
     @classmethod
     def make(cls, *, rows: int, lanes: int, group_size: int = 128, act_bits: int = 8,
              scale_bits: int = 8, format_sets=("bitmod4",), max_k: int = 4096,
-             max_n: int = 4096, lut=None) -> GemvParams:
+             max_n: int = 4096, lut=None, weight_hold: bool = True) -> GemvParams:
         for name, value in (("rows", rows), ("lanes", lanes), ("group_size", group_size),
                             ("act_bits", act_bits), ("scale_bits", scale_bits), ("max_k", max_k),
                             ("max_n", max_n)):
@@ -108,7 +113,9 @@ class GemvParams:
                 raise BitmixError(f"lut: expected None or a mapping with keys among "
                                   f"{', '.join(LUT_PATH_KEYS)}, got {lut!r}")
             lp = LutParams.make(rows=rows, act_bits=act_bits, max_k=max_k, max_n=max_n, **lut)
-        p = cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n, lp)
+        if not isinstance(weight_hold, bool):
+            raise BitmixError(f"weight_hold must be True or False, got {weight_hold!r}")
+        p = cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n, lp, weight_hold)
         if lp is not None:
             _ = p.lut_layout               # validates L and the beat fit before anything exists
         return p
@@ -118,7 +125,8 @@ class GemvParams:
         """Inverse of :meth:`describe` (a manifest's or testbench config's ``parameters``); the
         format-set hashes must match the installed golden definitions."""
         p = cls.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits", "scale_bits",
-                                           "format_sets", "max_k", "max_n")}, lut=d.get("lut"))
+                                           "format_sets", "max_k", "max_n")}, lut=d.get("lut"),
+                     weight_hold=d.get("weight_hold", True))
         if "format_set_hashes" in d and d["format_set_hashes"] != [fs.hash for fs in p.format_sets]:
             raise BitmixError(f"format sets {d['format_sets']} changed since these parameters were "
                               "written (format-set hashes differ)")
@@ -220,7 +228,9 @@ class GemvParams:
                 "format_set_hashes": [fs.hash for fs in self.format_sets],
                 "max_k": self.max_k, "max_n": self.max_n,
                 # only with a LUT path: the parameter hashes of engines without one are unchanged
-                **({"lut": {k: getattr(self.lut, k) for k in LUT_PATH_KEYS}} if self.lut else {})}
+                **({"lut": {k: getattr(self.lut, k) for k in LUT_PATH_KEYS}} if self.lut else {}),
+                # only without the hold register (likewise)
+                **({} if self.weight_hold else {"weight_hold": False})}
 
     def derived(self) -> dict:
         return {"code_bits": self.layout.code_bits, "id_bits": self.layout.id_bits,

@@ -1,7 +1,8 @@
 """cocotb + Verilator: the elaborated GEMV engine is bit-exact with golden.intref (path 0) and,
 on the two configurations with a shift-add LUT path, with golden.bcq's integer path (path 1).
 
-Three generator configurations (one with R = 1, two whose R does not divide the N used) at
+Three generator configurations (one with R = 1, two whose R does not divide the N used; one
+without the weight hold register, as the iCEBreaker's) at
 K up to 1024 and N up to 256 (both at once in the slow job); the five cocotb tests of
 verif/tb_gemv.py run in one simulator process per configuration (reset readies, bit-exact over
 every set and precision with stalls, 100 % functional coverage, the exact cycle model, error
@@ -27,7 +28,7 @@ CONFIGS = {
                            max_k=1024, max_n=256, lut=dict(max_planes=3, apot_terms=3, shift_bits=5,
                                                        table_inputs=4)),
     "R3-L4-A6-ant4+er3": dict(rows=3, lanes=4, group_size=32, act_bits=6, scale_bits=5,
-                              format_sets=("ant4", "er3"), max_k=256, max_n=100),
+                              format_sets=("ant4", "er3"), max_k=256, max_n=100, weight_hold=False),
 }
 
 

@@ -9,8 +9,8 @@ from fpga.top import DeviceTop
 from fpga.top_params import TopParams
 from verif.runner import run_cocotb
 
-#: Two parameter sets: R2 x L4 bitmod4 (weights in SPRAM, as on the iCEBreaker: no weights skid
-#: buffer in the command unit), and R3 x L8 (block RAM: with the skid) with two format sets (one with
+#: Two parameter sets: R2 x L4 bitmod4 (weights in SPRAM, as on the iCEBreaker: an engine without
+#: the weight hold register), and R3 x L8 (block RAM: with it) with two format sets (one with
 #: unused format ids, for the engine-error path) and the shift-add LUT path. p2's weights region
 #: (1024 beats) makes the busy scenario's longest layer run ~2,000 cycles: with 256 beats it ran
 #: 496, and bursty host stalls (seed 880851547) let it finish before the pipelined ABORT arrived.

@@ -21,8 +21,8 @@ weight_mem : ``"bram"`` (block RAM: ECP5 DP16KD, iCE40 EBR) or ``"spram"`` (the 
     SB_SPRAM256KA, 16K x 16 bits each, at most ``SPRAM_COUNT`` side by side: a weight beat must
     fit 64 bits and the region 16K beats). Outside an iCE40 build the same top uses a behavioural
     model of the primitive, so Verilator simulates what the board runs. It also sets the
-    engine's ``weight_hold`` (:class:`hw.gemv_params.GemvParams`): on with block RAM (the ECP5
-    clocks), off with SPRAM (the iCE40UP5K's logic cells are full; its 24 MHz has room).
+    engine's ``registered_control`` (:class:`hw.gemv_params.GemvParams`): on with block RAM
+    (the ECP5 clocks), off with SPRAM (the iCE40UP5K's logic cells are full; 24 MHz has room).
 clk_hz, baud : the system clock and the UART's baud rate (validated by :class:`hw.uart_params.UARTParams`).
 link : ``"uart"`` (pins ``rx``/``tx``) or ``"bytes"`` (byte streams ``rx_byte``/``tx_byte`` straight
     into the frame decoder and out of the frame encoder: the virtual board's fast mode). The link
@@ -98,7 +98,8 @@ class TopParams:
              leds: int = 4, lut=None, board: str | None = "") -> TopParams:
         gemv = GemvParams.make(rows=rows, lanes=lanes, group_size=group_size, act_bits=act_bits,
                                scale_bits=scale_bits, format_sets=format_sets, max_k=max_k,
-                               max_n=max_n, lut=lut, weight_hold=weight_mem != "spram")
+                               max_n=max_n, lut=lut,
+                               registered_control=weight_mem != "spram")
         check_int("clk_hz", clk_hz, TOP_LIMITS)
         UARTParams.make(clk_hz=clk_hz, baud=baud)
         if link not in LINK_MODES:

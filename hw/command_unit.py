@@ -19,7 +19,7 @@ read beat (a wide one into the reply's shift register: no byte multiplexer over 
 and the weight feeder's read enable does not depend on the engine's ``weights.ready`` within one
 cycle (a skid buffer between them). A request costs one cycle more than without them
 (CHECK / EXEC), LOAD_LAYER three, a run's first weight one, a READ_MEM from byte b of a beat b,
-a WRITE_MEM one (the frame buffer's byte is registered before the region's write data).
+a WRITE_MEM one with the engine's ``registered_control`` (the frame buffer's byte registered).
 
 Every code, width and layout is read from :mod:`golden.protocol` (``FRAME_HEADER``, ``PAYLOADS``,
 ``RESPONSES``, ``Command``, ``ErrorCode``, ``Region``, ``EngineState``), the engine's from
@@ -208,10 +208,10 @@ class CommandUnit(wiring.Component):
 
         # feeders: activation and weight regions -> engine streams (the region's read register
         # is the stream's payload register: it holds while the engine stalls)
-        # The weights go through a skid buffer. With the engine's hold register (weight_hold, the
-        # ECP5 builds) it computes a beat's term count (table lookups, a maximum over R rows) as
-        # it takes the beat, from the skid's output register instead of the block RAM's slow
-        # output (5.8 ns on ECP5); without it (the iCE40's SPRAM build) the engine's
+        # The weights go through a skid buffer. With the engine's hold register
+        # (registered_control, the ECP5 builds) it computes a beat's term count (table lookups,
+        # a maximum over R rows) as it takes the beat, from the skid's output register instead
+        # of the block RAM's slow output (5.8 ns on ECP5); without it (the iCE40's SPRAM build) the engine's
         # weights.ready depends on the beat, and the skid keeps the weight region's read data
         # from reaching its own read enable in one cycle. The skid is emptied one cycle after a
         # flush (from a register: the reset reaches every payload bit), when the feeder has
@@ -545,15 +545,17 @@ class CommandUnit(wiring.Component):
                     reply(ErrorCode.OK, r_dlen, mem=True)
 
         with m.Elif(state == _WRITE):
-            # buffer byte j is read in one cycle, registered in the next (the frame buffer's
-            # block RAM output is slow: 5.8 ns on ECP5) and written to the region in the third
+            # buffer byte j is read in one cycle, registered in the next (block RAM output: 5.8 ns
+            # on ECP5; not without registered_control: the full iCE40) and written to the region
+            # in the third
+            reg = tp.gemv.registered_control
             with m.If(w_left.any()):
                 m.d.sync += [rd_ptr.eq(rd_ptr + 1), w_left.eq(w_left - 1), w_pipe.eq(1)]
             with m.Else():
                 m.d.sync += w_pipe.eq(0)
-            m.d.sync += [w_pipe2.eq(w_pipe), w_byte.eq(br.data)]
-            with m.If(w_pipe2):
-                m.d.comb += [h_we.eq(1), h_wbyte.eq(w_byte)]
+            m.d.sync += [w_pipe2.eq(w_pipe), w_byte.eq(br.data)] if reg else []
+            with m.If(w_pipe2 if reg else w_pipe):
+                m.d.comb += [h_we.eq(1), h_wbyte.eq(w_byte if reg else br.data)]
                 with m.If(lane_last):
                     m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1)]
                 with m.Else():

@@ -137,7 +137,10 @@ class GemvEngine(wiring.Component):
 
         lut = p.lut is not None
         path1 = Signal()                       # the current GEMV runs on the LUT path
-        stall = Signal()                       # the LUT path's: its stages hold
+        # the LUT path's stall holds its stages; without registered_control the array's holds
+        # its stages too (its clock enable); with it, the array's holds back a group's last term
+        stall = Signal()
+        astall = 0 if p.registered_control else array.stall
         m.d.comb += [array.fmt_set.eq(fmt_set), array.x.eq(rd.data),
                      rd.addr.eq(addr), rd.en.eq(~stall),
                      wr.addr.eq(addr), wr.data.eq(self.acts.p.x)]
@@ -147,24 +150,24 @@ class GemvEngine(wiring.Component):
         if lut:
             lut_arr = LutArray(p)
             m.submodules.lut = ResetInserter({"sync": flush})(lut_arr)
-            m.d.comb += [lut_arr.x.eq(rd.data), stall.eq(lut_arr.stall)]
+            m.d.comb += [lut_arr.x.eq(rd.data), stall.eq(astall | lut_arr.stall)]
             # at most one path offers a result at a time (a path switch waits for the drain)
             m.d.comb += [skid.i.valid.eq(array.results.valid | lut_arr.results.valid),
                          skid.i.p.eq(Mux(lut_arr.results.valid, lut_arr.results.p, array.results.p)),
                          array.results.ready.eq(skid.i.ready), lut_arr.results.ready.eq(skid.i.ready)]
         else:
-            m.d.comb += stall.eq(0)
+            m.d.comb += stall.eq(astall)
             wiring.connect(m, array.results, skid.i)
 
         # ---- the weight beat being issued waits in a hold register, its terms (the largest among
         # the R rows' formats, capped by prec; path 1: the planes) and its format check computed
         # when it is taken: weights.ready then depends on registers only, not on the beat
         wi = self.weights.p
-        hold = p.weight_hold
+        hold = p.registered_control
         if hold:
             w = Signal(wi.shape(), reset_less=True)
             hold_valid = Signal()
-        else:                                  # weight_hold=False: the beat straight from the port
+        else:                                  # registered_control off: the beat from the port
             w, hold_valid = wi, self.weights.valid
         t_rows, bad = [], []
         for r in range(R):
@@ -205,7 +208,7 @@ class GemvEngine(wiring.Component):
             fmt_err.eq(running & hold_valid & bad_fmt),
             # a group's final term waits for a credit of the array's group FIFO
             advance.eq(running & hold_valid & ~bad_fmt & ~stall & ~self.abort_req
-                       & ~(array.stall & last_term & last_beat & ~path1)
+                       & ~((array.stall & last_term & last_beat & ~path1) if hold else 0)
                        & ~(switching & outstanding.any())),
             # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle. The
             # next beat enters the hold register as the current one leaves it (none after the

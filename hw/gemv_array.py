@@ -60,11 +60,22 @@ class GemvArray(wiring.Component):
         m = Module()
         iss = self.issue
 
-        # The stages have no clock enable and the lane data no reset (reset_less): neither
-        # ``stall`` nor a flush fans out into the R*L lane registers. A flush resets only the
-        # flags, the group FIFO, the credits and the dequantizers.
+        # registered_control: the stages have no clock enable and the lane data no reset
+        # (reset_less): neither ``stall`` nor a flush fans out into the R*L lane registers (a
+        # flush resets the flags, the group FIFO, the credits and the dequantizers). Off (the
+        # iCE40): ``~stall`` is every stage's clock enable, the FIFO one entry, no credits.
+        credit = p.registered_control
+        en = ~self.stall
+
         def data_sig(shape, name):
-            return Signal(shape, name=name, reset_less=True)
+            return Signal(shape, name=name, reset_less=credit)
+
+        def sync(stmts):
+            if credit:
+                m.d.sync += stmts
+            else:
+                with m.If(en):
+                    m.d.sync += stmts
 
         # ---- stage 0 -> s1: decode the issued term of every row-lane (one decoder per set)
         eb = p.exp_bits
@@ -87,13 +98,12 @@ class GemvArray(wiring.Component):
                     nz_c = Mux(sel, outs[si].nonzero, nz_c)
                     sg_c = Mux(sel, outs[si].sign, sg_c)
                     ex_c = Mux(sel, outs[si].exp, ex_c)
-                m.d.sync += [nz[r][i].eq(nz_c), sg[r][i].eq(sg_c), ex[r][i].eq(ex_c)]
+                sync([nz[r][i].eq(nz_c), sg[r][i].eq(sg_c), ex[r][i].eq(ex_c)])
         ctl = data.StructLayout({"valid": 1, "first": 1, "final": 1, "row_last": 1, "gemv_last": 1})
         u_shape = data.ArrayLayout(unsigned(p.scale_bits), R)
         s1, s1_u = Signal(ctl), data_sig(u_shape, "s1_u")
-        m.d.sync += [s1.valid.eq(iss.valid), s1.first.eq(iss.first), s1.final.eq(iss.final),
-                     s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last),
-                     s1_u.eq(iss.beat.u)]
+        sync([s1.valid.eq(iss.valid), s1.first.eq(iss.first), s1.final.eq(iss.final),
+              s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last), s1_u.eq(iss.beat.u)])
 
         # ---- s1 -> s1x: the activation beat leaves the buffer's read port into a register, with
         # its negation computed once per lane (shared by the R rows); the decoded terms wait
@@ -105,28 +115,28 @@ class GemvArray(wiring.Component):
         nz1 = [[data_sig(1, f"nz1_{r}_{i}") for i in range(L)] for r in range(R)]
         sg1 = [[data_sig(1, f"sg1_{r}_{i}") for i in range(L)] for r in range(R)]
         ex1 = [[data_sig(eb, f"ex1_{r}_{i}") for i in range(L)] for r in range(R)]
-        m.d.sync += [s1x.eq(s1), s1x_u.eq(s1_u)]
-        m.d.sync += [pos[i].eq(self.x[i]) for i in range(L)]
-        m.d.sync += [neg[i].eq(-self.x[i]) for i in range(L)]
+        sync([s1x.eq(s1), s1x_u.eq(s1_u)])
+        sync([pos[i].eq(self.x[i]) for i in range(L)])
+        sync([neg[i].eq(-self.x[i]) for i in range(L)])
         for r in range(R):
-            m.d.sync += [nz1[r][i].eq(nz[r][i]) for i in range(L)]
-            m.d.sync += [sg1[r][i].eq(sg[r][i]) for i in range(L)]
-            m.d.sync += [ex1[r][i].eq(ex[r][i]) for i in range(L)]
+            sync([nz1[r][i].eq(nz[r][i]) for i in range(L)])
+            sync([sg1[r][i].eq(sg[r][i]) for i in range(L)])
+            sync([ex1[r][i].eq(ex[r][i]) for i in range(L)])
 
         # ---- s1x -> s2: per row-lane select ±x and shift: registered lane terms
         s2, s2_u = Signal(ctl), data_sig(u_shape, "s2_u")
         s2_lane = [[data_sig(signed(lane_w), f"term{r}_{i}") for i in range(L)] for r in range(R)]
-        m.d.sync += [s2.eq(s1x), s2_u.eq(s1x_u)]
+        sync([s2.eq(s1x), s2_u.eq(s1x_u)])
         for r in range(R):
             for i in range(L):
-                m.d.sync += s2_lane[r][i].eq(
-                    Mux(nz1[r][i], Mux(sg1[r][i], neg[i], pos[i]) << ex1[r][i], 0))
+                sync([s2_lane[r][i].eq(
+                    Mux(nz1[r][i], Mux(sg1[r][i], neg[i], pos[i]) << ex1[r][i], 0))])
 
         # ---- s2 -> s3: one adder tree per row
         s3, s3_u = Signal(ctl), data_sig(u_shape, "s3_u")
         s3_sum = [data_sig(signed(p.psum_bits), f"tree{r}") for r in range(R)]
-        m.d.sync += [s3.eq(s2), s3_u.eq(s2_u)]
-        m.d.sync += [s3_sum[r].eq(tree_sum(s2_lane[r])) for r in range(R)]
+        sync([s3.eq(s2), s3_u.eq(s2_u)])
+        sync([s3_sum[r].eq(tree_sum(s2_lane[r])) for r in range(R)])
 
         # ---- s3 -> group FIFO: accumulate the group partial sums; a group's final term writes
         # the R sums, scales and flags into the FIFO (the former output register's cycle)
@@ -136,30 +146,33 @@ class GemvArray(wiring.Component):
         for r in range(R):
             m.d.comb += psum_next[r].eq(Mux(s3.first, 0, psum[r]) + s3_sum[r])
         with m.If(s3.valid):
-            m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
+            sync([ps.eq(pn) for ps, pn in zip(psum, psum_next)])
         grp = data.StructLayout({"psum": data.ArrayLayout(signed(p.psum_bits), R), "u": u_shape,
                                  "last": 1, "gemv_last": 1})
-        depth = self.group_fifo_depth(p)
+        depth = self.group_fifo_depth(p) if credit else 1
         if depth > 1:
             m.submodules.groups = gq = fifo.SyncFIFO(width=grp.size, depth=depth)
         else:                                  # one entry: a register (SyncFIFO's would be 0-bit)
             gq = _OneEntry(grp.size)
             m.submodules.groups = gq
         w, rd = data.View(grp, gq.w_data), data.View(grp, gq.r_data)
-        m.d.comb += [gq.w_en.eq(s3.valid & s3.final), w.u.eq(s3_u), w.last.eq(s3.row_last),
+        m.d.comb += [gq.w_en.eq(s3.valid & s3.final & (1 if credit else en)), w.u.eq(s3_u),
+                     w.last.eq(s3.row_last),
                      w.gemv_last.eq(s3.gemv_last)]
         m.d.comb += [w.psum[r].eq(psum_next[r]) for r in range(R)]
 
-        # ---- credits: a group's final term is issued only with a FIFO entry reserved for it, so
-        # the FIFO never overflows and ``stall`` is a register (no logic in front of its fan-out)
-        credits = Signal(range(depth + 1), init=depth)
-        no_credit = Signal()
-        take = Signal()
-        give = Signal()
-        nxt = Signal.like(credits)
-        m.d.comb += [take.eq(iss.valid & iss.final), give.eq(gq.r_en & gq.r_rdy),
-                     nxt.eq(credits - take + give), self.stall.eq(no_credit)]
-        m.d.sync += [credits.eq(nxt), no_credit.eq(~nxt.any())]
+        if credit:
+            # ---- credits: a group's final term is issued only with a FIFO entry reserved for
+            # it, so the FIFO never overflows and ``stall`` is a register (no logic in front of
+            # its fan-out)
+            credits = Signal(range(depth + 1), init=depth)
+            no_credit = Signal()
+            take = Signal()
+            give = Signal()
+            nxt = Signal.like(credits)
+            m.d.comb += [take.eq(iss.valid & iss.final), give.eq(gq.r_en & gq.r_rdy),
+                         nxt.eq(credits - take + give), self.stall.eq(no_credit)]
+            m.d.sync += [credits.eq(nxt), no_credit.eq(~nxt.any())]
 
         dqs = []
         for r in range(R):
@@ -170,6 +183,8 @@ class GemvArray(wiring.Component):
                          dq.psums.p.u.eq(rd.u[r]), dq.psums.p.last.eq(rd.last)]
         dq_ready = Signal()
         m.d.comb += [dq_ready.eq(_all(dq.psums.ready for dq in dqs)), gq.r_en.eq(dq_ready)]
+        if not credit:                         # the entry is full and the dequantizers busy
+            m.d.comb += self.stall.eq(gq.r_rdy & ~dq_ready)
 
         # ---- dequantizers -> join -> results. `gemv_last` of each row in flight waits in a
         # queue: one row in the dequantizers' result registers, one being finished, and a third

@@ -74,16 +74,18 @@ class GemvParams:
     max_k: int
     max_n: int
     lut: LutParams | None = None
-    #: Each weight beat waits in a hold register with its term count computed as it enters, so
-    #: ``weights.ready`` depends on registers only (the ECP5 clocks). False: the beat is issued
-    #: straight from ``weights`` and ``ready`` depends on its term count — no hold register,
-    #: for the full iCE40UP5K, whose top feeds the engine through a skid buffer anyway.
-    weight_hold: bool = True
+    #: Flow control from registers (the ECP5 clocks): each weight beat waits in a hold register
+    #: with its term count computed as it enters (``weights.ready`` from registers only), and
+    #: the array runs without clock enables, its groups' sums going through a FIFO reserved by
+    #: credits (``stall`` a register). False: the beat is issued straight from ``weights``
+    #: (``ready`` depends on its term count) and ``~stall`` is every array stage's clock enable
+    #: — fewer logic cells, for the full iCE40UP5K at 24 MHz.
+    registered_control: bool = True
 
     @classmethod
     def make(cls, *, rows: int, lanes: int, group_size: int = 128, act_bits: int = 8,
              scale_bits: int = 8, format_sets=("bitmod4",), max_k: int = 4096,
-             max_n: int = 4096, lut=None, weight_hold: bool = True) -> GemvParams:
+             max_n: int = 4096, lut=None, registered_control: bool = True) -> GemvParams:
         for name, value in (("rows", rows), ("lanes", lanes), ("group_size", group_size),
                             ("act_bits", act_bits), ("scale_bits", scale_bits), ("max_k", max_k),
                             ("max_n", max_n)):
@@ -113,9 +115,9 @@ class GemvParams:
                 raise BitmixError(f"lut: expected None or a mapping with keys among "
                                   f"{', '.join(LUT_PATH_KEYS)}, got {lut!r}")
             lp = LutParams.make(rows=rows, act_bits=act_bits, max_k=max_k, max_n=max_n, **lut)
-        if not isinstance(weight_hold, bool):
-            raise BitmixError(f"weight_hold must be True or False, got {weight_hold!r}")
-        p = cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n, lp, weight_hold)
+        if not isinstance(registered_control, bool):
+            raise BitmixError(f"registered_control must be True or False, got {registered_control!r}")
+        p = cls(rows, lanes, group_size, act_bits, scale_bits, sets, max_k, max_n, lp, registered_control)
         if lp is not None:
             _ = p.lut_layout               # validates L and the beat fit before anything exists
         return p
@@ -126,7 +128,7 @@ class GemvParams:
         format-set hashes must match the installed golden definitions."""
         p = cls.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits", "scale_bits",
                                            "format_sets", "max_k", "max_n")}, lut=d.get("lut"),
-                     weight_hold=d.get("weight_hold", True))
+                     registered_control=d.get("registered_control", True))
         if "format_set_hashes" in d and d["format_set_hashes"] != [fs.hash for fs in p.format_sets]:
             raise BitmixError(f"format sets {d['format_sets']} changed since these parameters were "
                               "written (format-set hashes differ)")
@@ -230,7 +232,7 @@ class GemvParams:
                 # only with a LUT path: the parameter hashes of engines without one are unchanged
                 **({"lut": {k: getattr(self.lut, k) for k in LUT_PATH_KEYS}} if self.lut else {}),
                 # only without the hold register (likewise)
-                **({} if self.weight_hold else {"weight_hold": False})}
+                **({} if self.registered_control else {"registered_control": False})}
 
     def derived(self) -> dict:
         return {"code_bits": self.layout.code_bits, "id_bits": self.layout.id_bits,

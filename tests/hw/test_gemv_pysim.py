@@ -19,8 +19,9 @@ P1 = dict(rows=1, lanes=2, group_size=4, act_bits=4, scale_bits=3, format_sets="
           max_n=5)
 
 
-@pytest.mark.parametrize("kw,stress", [(P2, False), (P2, True), (P1, True)],
-                         ids=["R3", "R3-stalls", "R1-stalls"])
+@pytest.mark.parametrize("kw,stress", [(P2, False), (P2, True), (P1, True),
+                                       ({**P1, "registered_control": False}, True)],
+                         ids=["R3", "R3-stalls", "R1-stalls", "R1-stalls-clock-enable"])
 def test_gemv_bit_exact(kw, stress):
     p = GemvParams.make(**kw)
 

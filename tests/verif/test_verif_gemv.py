@@ -28,7 +28,7 @@ CONFIGS = {
                            max_k=1024, max_n=256, lut=dict(max_planes=3, apot_terms=3, shift_bits=5,
                                                        table_inputs=4)),
     "R3-L4-A6-ant4+er3": dict(rows=3, lanes=4, group_size=32, act_bits=6, scale_bits=5,
-                              format_sets=("ant4", "er3"), max_k=256, max_n=100, weight_hold=False),
+                              format_sets=("ant4", "er3"), max_k=256, max_n=100, registered_control=False),
 }
 
 

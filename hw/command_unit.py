@@ -560,7 +560,7 @@ class CommandUnit(wiring.Component):
                     m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1)]
                 with m.Else():
                     m.d.sync += h_lane.eq(h_lane + 1)
-            with m.If(~w_left.any() & ~w_pipe & ~w_pipe2):
+            with m.If((~w_left.any() & ~w_pipe & ~w_pipe2) if reg else (~w_left.any() & ~w_pipe)):
                 reply(ErrorCode.OK)
 
         with m.Elif((state == _LOAD) & _is(load_step, 0)):

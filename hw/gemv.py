@@ -182,10 +182,12 @@ class GemvEngine(wiring.Component):
             m.d.comb += t_r.eq(sel)
             t_rows.append(t_r)
             bad.append(bad_r)
-        while len(t_rows) > 1:                 # a balanced tree of maxima (log2 R levels)
+        while hold and len(t_rows) > 1:        # a balanced tree of maxima (log2 R levels)
             t_rows = [Mux(a > b, a, b) for a, b in zip(t_rows[0::2], t_rows[1::2])] + (
                 t_rows[-1:] if len(t_rows) % 2 else [])
         t_grp = t_rows[0]
+        for t_r in t_rows[1:]:                 # registered_control off: a chain (R small)
+            t_grp = Mux(t_r > t_grp, t_r, t_grp)
         t_in = Signal(p.seq_bits)
         planes = Signal(p.seq_bits)            # path 1: planes read (precision capped by q)
         m.d.comb += t_in.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
@@ -196,9 +198,11 @@ class GemvEngine(wiring.Component):
             m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
 
         last_term, last_beat, last_group = Signal(), Signal(), Signal()
-        last_block = Signal()                  # registered: rows_base + R >= n_rows
+        last_block = Signal()                  # rows_base + R >= n_rows (registered_control: a register)
         m.d.comb += [last_term.eq(term + 1 >= t_cur), last_beat.eq(beat == B - 1),
                      last_group.eq(group == ngroups_m1)]
+        if not hold:
+            m.d.comb += last_block.eq(rows_base + R >= n_rows)
 
         running = state == RUN
         fmt_err = Signal()
@@ -207,9 +211,11 @@ class GemvEngine(wiring.Component):
         m.d.comb += [
             fmt_err.eq(running & hold_valid & bad_fmt),
             # a group's final term waits for a credit of the array's group FIFO
-            advance.eq(running & hold_valid & ~bad_fmt & ~stall & ~self.abort_req
-                       & ~((array.stall & last_term & last_beat & ~path1) if hold else 0)
-                       & ~(switching & outstanding.any())),
+            advance.eq((running & hold_valid & ~bad_fmt & ~stall & ~self.abort_req
+                        & ~(array.stall & last_term & last_beat & ~path1)
+                        & ~(switching & outstanding.any())) if hold else
+                       (running & hold_valid & ~bad_fmt & ~stall & ~self.abort_req
+                        & ~(switching & outstanding.any()))),
             # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle. The
             # next beat enters the hold register as the current one leaves it (none after the
             # GEMV's last: its successor belongs to the next descriptor)
@@ -266,7 +272,7 @@ class GemvEngine(wiring.Component):
                 m.d.sync += [state.eq(LOAD), ngroups_m1.eq((c.k >> p.log2_group) - 1),
                              n_rows.eq(c.n), fmt_set.eq(c.fmt_set), prec.eq(self.precision),
                              term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0),
-                             last_block.eq(c.n <= R)]
+                             *([last_block.eq(c.n <= R)] if hold else [])]
                 if lut:
                     pr = self.precision
                     m.d.sync += [path1.eq(c.path), switching.eq(c.path != path1),
@@ -298,7 +304,8 @@ class GemvEngine(wiring.Component):
                             m.d.sync += state.eq(IDLE)
                         with m.Else():
                             m.d.sync += [rows_base.eq(rows_base + R),
-                                         last_block.eq(rows_base + 2 * R >= n_rows)]
+                                         *([last_block.eq(rows_base + 2 * R >= n_rows)]
+                                           if hold else [])]
                     with m.Else():
                         m.d.sync += group.eq(group + 1)
                 with m.Else():

@@ -153,7 +153,7 @@ class GemvArray(wiring.Component):
         if depth > 1:
             m.submodules.groups = gq = fifo.SyncFIFO(width=grp.size, depth=depth)
         else:                                  # one entry: a register (SyncFIFO's would be 0-bit)
-            gq = _OneEntry(grp.size)
+            gq = _OneEntry(grp.size, reset_less=credit)
             m.submodules.groups = gq
         w, rd = data.View(grp, gq.w_data), data.View(grp, gq.r_data)
         m.d.comb += [gq.w_en.eq(s3.valid & s3.final & (1 if credit else en)), w.u.eq(s3_u),
@@ -211,9 +211,9 @@ class _OneEntry(Elaboratable):
     """A one-entry queue with SyncFIFO's ports (``w_en``/``w_data``, ``r_en``/``r_rdy``/``r_data``);
     written only when empty or read in the same cycle (the credits guarantee it)."""
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, reset_less: bool):
         self.w_en, self.w_data = Signal(), Signal(width)
-        self.r_en, self.r_rdy, self.r_data = Signal(), Signal(), Signal(width, reset_less=True)
+        self.r_en, self.r_rdy, self.r_data = Signal(), Signal(), Signal(width, reset_less=reset_less)
 
     def elaborate(self, platform):
         m = Module()

@@ -197,8 +197,8 @@ class GemvEngine(wiring.Component):
             t_cur, bad_fmt = t_in, Signal()
             m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
 
-        last_term, last_beat, last_group = Signal(), Signal(), Signal()
-        last_block = Signal()                  # rows_base + R >= n_rows (registered_control: a register)
+        # last_block: rows_base + R >= n_rows (with the hold register a register)
+        last_term, last_beat, last_group, last_block = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [last_term.eq(term + 1 >= t_cur), last_beat.eq(beat == B - 1),
                      last_group.eq(group == ngroups_m1)]
         if not hold:

@@ -23,6 +23,8 @@ credit: the timing is that of the former output register, cycle for cycle.
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
 
@@ -63,7 +65,7 @@ class GemvArray(wiring.Component):
         # registered_control: the stages have no clock enable and the lane data no reset
         # (reset_less): neither ``stall`` nor a flush fans out into the R*L lane registers (a
         # flush resets the flags, the group FIFO, the credits and the dequantizers). Off (the
-        # iCE40): ``~stall`` is every stage's clock enable, the FIFO one entry, no credits.
+        # iCE40): ``~stall`` is every stage's clock enable and one output register the queue.
         credit = p.registered_control
         en = ~self.stall
 
@@ -99,9 +101,17 @@ class GemvArray(wiring.Component):
                     sg_c = Mux(sel, outs[si].sign, sg_c)
                     ex_c = Mux(sel, outs[si].exp, ex_c)
                 sync([nz[r][i].eq(nz_c), sg[r][i].eq(sg_c), ex[r][i].eq(ex_c)])
-        ctl = data.StructLayout({"valid": 1, "first": 1, "final": 1, "row_last": 1, "gemv_last": 1})
+        # the groups' scales ride along with the flags; with registered_control in reset-less
+        # registers of their own
         u_shape = data.ArrayLayout(unsigned(p.scale_bits), R)
-        s1, s1_u = Signal(ctl), data_sig(u_shape, "s1_u")
+        ctl = data.StructLayout({"valid": 1, "first": 1, "final": 1, "row_last": 1, "gemv_last": 1,
+                                 **({} if credit else {"u": u_shape})})
+
+        def stage(name):
+            s = Signal(ctl, name=name)
+            return s, (data_sig(u_shape, f"{name}_u") if credit else s.u)
+
+        s1, s1_u = stage("s1")
         sync([s1.valid.eq(iss.valid), s1.first.eq(iss.first), s1.final.eq(iss.final),
               s1.row_last.eq(iss.row_last), s1.gemv_last.eq(iss.gemv_last), s1_u.eq(iss.beat.u)])
 
@@ -109,13 +119,13 @@ class GemvArray(wiring.Component):
         # its negation computed once per lane (shared by the R rows); the decoded terms wait
         # beside it. The buffer's slow clock-to-output then ends at a register.
         lane_w = A + 1 + p.max_exp
-        s1x, s1x_u = Signal(ctl), data_sig(u_shape, "s1x_u")
+        s1x, s1x_u = stage("s1x")
         pos = [data_sig(signed(A), f"x{i}") for i in range(L)]
         neg = [data_sig(signed(A + 1), f"negx{i}") for i in range(L)]
         nz1 = [[data_sig(1, f"nz1_{r}_{i}") for i in range(L)] for r in range(R)]
         sg1 = [[data_sig(1, f"sg1_{r}_{i}") for i in range(L)] for r in range(R)]
         ex1 = [[data_sig(eb, f"ex1_{r}_{i}") for i in range(L)] for r in range(R)]
-        sync([s1x.eq(s1), s1x_u.eq(s1_u)])
+        sync([s1x.eq(s1)] + ([s1x_u.eq(s1_u)] if credit else []))
         sync([pos[i].eq(self.x[i]) for i in range(L)])
         sync([neg[i].eq(-self.x[i]) for i in range(L)])
         for r in range(R):
@@ -124,73 +134,48 @@ class GemvArray(wiring.Component):
             sync([ex1[r][i].eq(ex[r][i]) for i in range(L)])
 
         # ---- s1x -> s2: per row-lane select ±x and shift: registered lane terms
-        s2, s2_u = Signal(ctl), data_sig(u_shape, "s2_u")
+        s2, s2_u = stage("s2")
         s2_lane = [[data_sig(signed(lane_w), f"term{r}_{i}") for i in range(L)] for r in range(R)]
-        sync([s2.eq(s1x), s2_u.eq(s1x_u)])
+        sync([s2.eq(s1x)] + ([s2_u.eq(s1x_u)] if credit else []))
         for r in range(R):
             for i in range(L):
                 sync([s2_lane[r][i].eq(
                     Mux(nz1[r][i], Mux(sg1[r][i], neg[i], pos[i]) << ex1[r][i], 0))])
 
         # ---- s2 -> s3: one adder tree per row
-        s3, s3_u = Signal(ctl), data_sig(u_shape, "s3_u")
+        s3, s3_u = stage("s3")
         s3_sum = [data_sig(signed(p.psum_bits), f"tree{r}") for r in range(R)]
-        sync([s3.eq(s2), s3_u.eq(s2_u)])
+        sync([s3.eq(s2)] + ([s3_u.eq(s2_u)] if credit else []))
         sync([s3_sum[r].eq(tree_sum(s2_lane[r])) for r in range(R)])
 
-        # ---- s3 -> group FIFO: accumulate the group partial sums; a group's final term writes
-        # the R sums, scales and flags into the FIFO (the former output register's cycle)
+        # ---- s3 -> group queue: accumulate the group partial sums; a group's final term writes
+        # the R sums, scales and flags into the queue: with registered_control a FIFO reserved
+        # by credits, without it one output register behind the stages' clock enable
         dp = p.dq_params
         psum = [data_sig(signed(p.psum_bits), f"psum{r}") for r in range(R)]
         psum_next = [Signal(signed(p.psum_bits), name=f"psum_next{r}") for r in range(R)]
         for r in range(R):
             m.d.comb += psum_next[r].eq(Mux(s3.first, 0, psum[r]) + s3_sum[r])
-        with m.If(s3.valid):
-            sync([ps.eq(pn) for ps, pn in zip(psum, psum_next)])
-        grp = data.StructLayout({"psum": data.ArrayLayout(signed(p.psum_bits), R), "u": u_shape,
-                                 "last": 1, "gemv_last": 1})
-        depth = self.group_fifo_depth(p) if credit else 1
-        if depth > 1:
-            m.submodules.groups = gq = fifo.SyncFIFO(width=grp.size, depth=depth)
-        else:                                  # one entry: a register (SyncFIFO's would be 0-bit)
-            gq = _OneEntry(grp.size, reset_less=credit)
-            m.submodules.groups = gq
-        w, rd = data.View(grp, gq.w_data), data.View(grp, gq.r_data)
-        m.d.comb += [gq.w_en.eq(s3.valid & s3.final & (1 if credit else en)), w.u.eq(s3_u),
-                     w.last.eq(s3.row_last),
-                     w.gemv_last.eq(s3.gemv_last)]
-        m.d.comb += [w.psum[r].eq(psum_next[r]) for r in range(R)]
-
-        if credit:
-            # ---- credits: a group's final term is issued only with a FIFO entry reserved for
-            # it, so the FIFO never overflows and ``stall`` is a register (no logic in front of
-            # its fan-out)
-            credits = Signal(range(depth + 1), init=depth)
-            no_credit = Signal()
-            take = Signal()
-            give = Signal()
-            nxt = Signal.like(credits)
-            m.d.comb += [take.eq(iss.valid & iss.final), give.eq(gq.r_en & gq.r_rdy),
-                         nxt.eq(credits - take + give), self.stall.eq(no_credit)]
-            m.d.sync += [credits.eq(nxt), no_credit.eq(~nxt.any())]
+        queue = (self._credit_queue if credit else self._output_register)(m, p, s3, s3_u, psum,
+                                                                          psum_next)
 
         dqs = []
         for r in range(R):
             dq = GroupDequantizer(dp)
             m.submodules[f"dq{r}"] = dq
             dqs.append(dq)
-            m.d.comb += [dq.psums.valid.eq(gq.r_rdy), dq.psums.p.psum.eq(rd.psum[r]),
-                         dq.psums.p.u.eq(rd.u[r]), dq.psums.p.last.eq(rd.last)]
+            m.d.comb += [dq.psums.valid.eq(queue.valid), dq.psums.p.psum.eq(queue.psum[r]),
+                         dq.psums.p.u.eq(queue.u[r]), dq.psums.p.last.eq(queue.last)]
         dq_ready = Signal()
-        m.d.comb += [dq_ready.eq(_all(dq.psums.ready for dq in dqs)), gq.r_en.eq(dq_ready)]
-        if not credit:                         # the entry is full and the dequantizers busy
-            m.d.comb += self.stall.eq(gq.r_rdy & ~dq_ready)
+        m.d.comb += dq_ready.eq(_all(dq.psums.ready for dq in dqs))
+        queue.connect_ready(dq_ready)
 
         # ---- dequantizers -> join -> results. `gemv_last` of each row in flight waits in a
         # queue: one row in the dequantizers' result registers, one being finished, and a third
         # pushed in the cycle the first leaves (SyncFIFO cannot write and read when full).
         m.submodules.lastq = lastq = fifo.SyncFIFO(width=1, depth=3)
-        m.d.comb += [lastq.w_en.eq(gq.r_rdy & dq_ready & rd.last), lastq.w_data.eq(rd.gemv_last)]
+        m.d.comb += [lastq.w_en.eq(queue.valid & dq_ready & queue.last),
+                     lastq.w_data.eq(queue.gemv_last)]
         joined = _all(dq.result.valid for dq in dqs)
         taken = joined & self.results.ready
         m.d.comb += [self.results.valid.eq(joined), self.results.p.last.eq(lastq.r_data),
@@ -198,6 +183,60 @@ class GemvArray(wiring.Component):
         for r, dq in enumerate(dqs):
             m.d.comb += [self.results.p.row[r].eq(dq.result.payload), dq.result.ready.eq(taken)]
         return m
+
+    def _output_register(self, m, p, s3, s3_u, psum, psum_next):
+        """registered_control off (the iCE40): one output register behind ``~stall``, every
+        stage's clock enable; ``stall`` = the register is full and the dequantizers busy."""
+        R = p.rows
+        en = ~self.stall
+        out_valid, out_last, out_gl = Signal(), Signal(), Signal()
+        out_psum = [Signal(signed(p.psum_bits), name=f"out_psum{r}") for r in range(R)]
+        out_u = [Signal(p.scale_bits, name=f"out_u{r}") for r in range(R)]
+
+        def connect_ready(dq_ready):
+            m.d.comb += self.stall.eq(out_valid & ~dq_ready)
+            with m.If(en):
+                with m.If(dq_ready):
+                    m.d.sync += out_valid.eq(0)
+                with m.If(s3.valid):
+                    m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
+                    with m.If(s3.final):
+                        m.d.sync += [out_valid.eq(1), out_last.eq(s3.row_last), out_gl.eq(s3.gemv_last)]
+                        m.d.sync += [o.eq(pn) for o, pn in zip(out_psum, psum_next)]
+                        m.d.sync += [o.eq(u) for o, u in zip(out_u, s3_u)]
+
+        return _GroupQueue(out_valid, out_psum, out_u, out_last, out_gl, connect_ready)
+
+    def _credit_queue(self, m, p, s3, s3_u, psum, psum_next):
+        """registered_control on (the ECP5 clocks): a FIFO of finished groups; a group's final
+        term is issued only with an entry reserved for it (credits), so the FIFO never overflows
+        and ``stall`` is a register (no logic in front of its fan-out)."""
+        R = p.rows
+        with m.If(s3.valid):
+            m.d.sync += [ps.eq(pn) for ps, pn in zip(psum, psum_next)]
+        grp = data.StructLayout({"psum": data.ArrayLayout(signed(p.psum_bits), R),
+                                 "u": data.ArrayLayout(unsigned(p.scale_bits), R),
+                                 "last": 1, "gemv_last": 1})
+        depth = self.group_fifo_depth(p)
+        if depth > 1:
+            m.submodules.groups = gq = fifo.SyncFIFO(width=grp.size, depth=depth)
+        else:                                  # one entry: a register (SyncFIFO's would be 0-bit)
+            m.submodules.groups = gq = _OneEntry(grp.size)
+        w, rd = data.View(grp, gq.w_data), data.View(grp, gq.r_data)
+        m.d.comb += [gq.w_en.eq(s3.valid & s3.final), w.u.eq(s3_u), w.last.eq(s3.row_last),
+                     w.gemv_last.eq(s3.gemv_last)]
+        m.d.comb += [w.psum[r].eq(psum_next[r]) for r in range(R)]
+        credits = Signal(range(depth + 1), init=depth)
+        no_credit, take, give = Signal(), Signal(), Signal()
+        nxt = Signal.like(credits)
+        m.d.comb += [take.eq(self.issue.valid & self.issue.final), give.eq(gq.r_en & gq.r_rdy),
+                     nxt.eq(credits - take + give), self.stall.eq(no_credit)]
+        m.d.sync += [credits.eq(nxt), no_credit.eq(~nxt.any())]
+
+        def connect_ready(dq_ready):
+            m.d.comb += gq.r_en.eq(dq_ready)
+
+        return _GroupQueue(gq.r_rdy, rd.psum, rd.u, rd.last, rd.gemv_last, connect_ready)
 
     @staticmethod
     def group_fifo_depth(p: GemvParams) -> int:
@@ -211,9 +250,9 @@ class _OneEntry(Elaboratable):
     """A one-entry queue with SyncFIFO's ports (``w_en``/``w_data``, ``r_en``/``r_rdy``/``r_data``);
     written only when empty or read in the same cycle (the credits guarantee it)."""
 
-    def __init__(self, width: int, reset_less: bool):
+    def __init__(self, width: int):
         self.w_en, self.w_data = Signal(), Signal(width)
-        self.r_en, self.r_rdy, self.r_data = Signal(), Signal(), Signal(width, reset_less=reset_less)
+        self.r_en, self.r_rdy, self.r_data = Signal(), Signal(), Signal(width, reset_less=True)
 
     def elaborate(self, platform):
         m = Module()
@@ -222,6 +261,17 @@ class _OneEntry(Elaboratable):
         with m.If(self.w_en):
             m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
         return m
+
+
+class _GroupQueue(NamedTuple):
+    """The finished groups' queue as the dequantizers see it: its head (``valid``, R ``psum``
+    and ``u``, ``last``, ``gemv_last``) and ``connect_ready(dq_ready)``, which pops it."""
+    valid: object
+    psum: object
+    u: object
+    last: object
+    gemv_last: object
+    connect_ready: Callable
 
 
 def _all(sigs):

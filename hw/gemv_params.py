@@ -128,7 +128,7 @@ class GemvParams:
         format-set hashes must match the installed golden definitions."""
         p = cls.make(**{k: d[k] for k in ("rows", "lanes", "group_size", "act_bits", "scale_bits",
                                            "format_sets", "max_k", "max_n")}, lut=d.get("lut"),
-                     registered_control=d.get("registered_control", True))
+                     registered_control=d.get("registered_control", False))
         if "format_set_hashes" in d and d["format_set_hashes"] != [fs.hash for fs in p.format_sets]:
             raise BitmixError(f"format sets {d['format_sets']} changed since these parameters were "
                               "written (format-set hashes differ)")
@@ -231,8 +231,9 @@ class GemvParams:
                 "max_k": self.max_k, "max_n": self.max_n,
                 # only with a LUT path: the parameter hashes of engines without one are unchanged
                 **({"lut": {k: getattr(self.lut, k) for k in LUT_PATH_KEYS}} if self.lut else {}),
-                # only without the hold register (likewise)
-                **({} if self.registered_control else {"registered_control": False})}
+                # only with registered control (likewise; parameters written before it existed
+                # describe an engine without it)
+                **({"registered_control": True} if self.registered_control else {})}
 
     def derived(self) -> dict:
         return {"code_bits": self.layout.code_bits, "id_bits": self.layout.id_bits,

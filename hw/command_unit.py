@@ -414,12 +414,23 @@ class CommandUnit(wiring.Component):
         plen = Signal(16)
         last_ri = Signal(range(MAX_FRAME + 1))
 
+        # With registered_control (the ECP5 clocks) the reply's byte stream does not hang off
+        # the state machine's If chain: ``in_reply`` and ``is_data`` are registers, and the
+        # reply's handshake, byte and shift register are driven outside the chain (the chain's
+        # last branch is the negation of all the others: R16 x L16 reached 62 MHz through it
+        # into the ~1,200-bit shift register's enable)
+        reg = tp.gemv.registered_control
+        if reg:
+            in_reply, is_data_q = Signal(), Signal()
+
         def reply(code, dlen=0, mem=False):
             m.d.sync += [r_err.eq(code), r_dlen.eq(dlen), r_mem.eq(mem), ri.eq(0),
                          plen.eq(dlen + 1), last_ri.eq(HEADER_BYTES + dlen),
                          have_word.eq(0), pending.eq(0), state.eq(_REPLY)]
             if wide:
                 m.d.sync += aligning.eq(0)
+            if reg:
+                m.d.sync += [in_reply.eq(1), is_data_q.eq(0)]
 
         def start_div(dividend, divisor):
             m.d.sync += [dv_q.eq(dividend), dv_d.eq(divisor), dv_r.eq(0), dv_n.eq(_DIV_BITS),
@@ -606,18 +617,22 @@ class CommandUnit(wiring.Component):
         with m.Else():                                           # _REPLY (and unreachable codes)
             byte = Signal(8)
             is_data = Signal()
-            m.d.comb += is_data.eq(ri > HEADER_BYTES)
-            _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
-                    default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
-            m.d.comb += [rep.valid.eq(~(r_mem & is_data) | have_word),
-                         rep.payload.data.eq(byte),
-                         rep.payload.last.eq(ri == last_ri)]
+            if reg:
+                m.d.comb += is_data.eq(is_data_q)
+            else:
+                m.d.comb += is_data.eq(ri > HEADER_BYTES)
+                _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
+                        default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
+                m.d.comb += [rep.valid.eq(~(r_mem & is_data) | have_word),
+                             rep.payload.data.eq(byte),
+                             rep.payload.last.eq(ri == last_ri)]
             # region bytes: read a beat, send its bytes from h_lane on, read the next one
             with m.If(r_mem & ~have_word & ~pending & (~aligning if wide else 1) & r_dlen.any()):
                 m.d.comb += h_re.eq(1)
                 m.d.sync += pending.eq(1)
             with m.If(pending):                      # the beat into h_rword or shreg (above)
-                m.d.comb += h_rword_load.eq(1)
+                if not reg:
+                    m.d.comb += h_rword_load.eq(1)
                 if wide:
                     m.d.sync += [pending.eq(0), align.eq(h_lane), aligning.eq(h_lane.any()),
                                  have_word.eq(~h_lane.any())]
@@ -625,13 +640,18 @@ class CommandUnit(wiring.Component):
                     m.d.sync += [pending.eq(0), have_word.eq(1)]
             if wide:
                 with m.If(aligning):                 # the first beat of a read from mid-beat
-                    m.d.sync += [shreg.eq(shreg >> 8), align.eq(align - 1)]
+                    m.d.sync += align.eq(align - 1)
+                    if not reg:
+                        m.d.sync += shreg.eq(shreg >> 8)
                     with m.If(align == 1):
                         m.d.sync += [aligning.eq(0), have_word.eq(1)]
             with m.If(rep.valid & rep.ready):
                 m.d.sync += ri.eq(ri + 1)
+                if reg:
+                    m.d.sync += is_data_q.eq(ri >= HEADER_BYTES)
                 with m.If(is_data):
-                    m.d.sync += shreg.eq(shreg >> 8)
+                    if not reg:
+                        m.d.sync += shreg.eq(shreg >> 8)
                     with m.If(r_mem):
                         with m.If(lane_last):
                             m.d.sync += [h_lane.eq(0), h_word.eq(h_word + 1), have_word.eq(0)]
@@ -640,4 +660,18 @@ class CommandUnit(wiring.Component):
                 with m.If(rep.payload.last):
                     m.d.sync += [prev_valid.eq(1), prev_seq.eq(hdr.seq), prev_cmd.eq(hdr.cmd),
                                  prev_err.eq(r_err), have_word.eq(0), state.eq(_RECV)]
+                    if reg:
+                        m.d.sync += in_reply.eq(0)
+        if reg:                                                  # the reply, outside the chain
+            byte = Signal(8)
+            _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
+                    default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
+            m.d.comb += [rep.valid.eq(in_reply & (~(r_mem & is_data_q) | have_word)),
+                         rep.payload.data.eq(byte),
+                         rep.payload.last.eq(ri == last_ri)]
+            # pending and aligning are only ever set in _REPLY
+            m.d.comb += h_rword_load.eq(pending)
+            if wide:
+                with m.If((rep.valid & rep.ready & is_data_q) | aligning):
+                    m.d.sync += shreg.eq(shreg >> 8)
         return m

@@ -188,7 +188,7 @@ class GemvEngine(wiring.Component):
         t_grp = t_rows[0]
         for t_r in t_rows[1:]:                 # registered_control off: a chain (R small)
             t_grp = Mux(t_r > t_grp, t_r, t_grp)
-        t_in = Signal(p.seq_bits)
+        t_in = Signal(p.seq_bits, name="t_in" if hold else "t_cur")
         planes = Signal(p.seq_bits)            # path 1: planes read (precision capped by q)
         m.d.comb += t_in.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
         t_cur = Signal(p.seq_bits, reset_less=True)

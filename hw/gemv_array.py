@@ -23,7 +23,8 @@ credit: the timing is that of the former output register, cycle for cycle.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from amaranth.hdl import Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, wiring
@@ -189,7 +190,7 @@ class GemvArray(wiring.Component):
         stage's clock enable; ``stall`` = the register is full and the dequantizers busy."""
         R = p.rows
         en = ~self.stall
-        out_valid, out_last, out_gl = Signal(), Signal(), Signal()
+        out_valid, out_last, out_gl = Signal(), Signal(), Signal(name="out_gl")
         out_psum = [Signal(signed(p.psum_bits), name=f"out_psum{r}") for r in range(R)]
         out_u = [Signal(p.scale_bits, name=f"out_u{r}") for r in range(R)]
 

@@ -671,7 +671,6 @@ class CommandUnit(wiring.Component):
                          rep.payload.last.eq(ri == last_ri)]
             # pending and aligning are only ever set in _REPLY
             m.d.comb += h_rword_load.eq(pending)
-            if wide:
-                with m.If((rep.valid & rep.ready & is_data_q) | aligning):
-                    m.d.sync += shreg.eq(shreg >> 8)
+            with m.If((rep.valid & rep.ready & is_data_q) | (aligning if wide else 0)):
+                m.d.sync += shreg.eq(shreg >> 8)
         return m

@@ -216,6 +216,7 @@ class CommandUnit(wiring.Component):
         # from reaching its own read enable in one cycle. The skid is emptied one cycle after a
         # flush (from a register: the reset reaches every payload bit), when the feeder has
         # stopped and the engine takes no weights. acts.ready is a register of the engine's.
+        reg = tp.gemv.registered_control       # the ECP5 builds: see hw.gemv_params
         flush_q = Signal()
         m.d.sync += flush_q.eq(flush)
         m.submodules.weights_skid = wskid = ResetInserter(flush_q)(
@@ -293,10 +294,19 @@ class CommandUnit(wiring.Component):
             with m.If(fetch):
                 m.d.comb += [mems[r].addr.eq(addr), mems[r].re.eq(1), mems[r].we.eq(0)]
         rport = mems[Region.RESULTS]
-        with m.If(res_write):
-            m.d.comb += [rport.addr.eq(res_addr), rport.re.eq(0),
+        res_we, res_wa, res_wd = res_write, res_addr, eng.results.payload.as_value()
+        if reg:
+            # the result beat is written one cycle later from registers: the write enable (a
+            # function of the flush logic) then selects the region port's ~R x 32 data bits from
+            # a register, not through the request decoding (R16 x L16: 57 MHz through it)
+            res_we, res_wa = Signal(name="res_we"), Signal.like(res_addr, name="res_wa")
+            res_wd = Signal(len(res_wd), name="res_wd", reset_less=True)
+            m.d.sync += [res_we.eq(res_write), res_wa.eq(res_addr),
+                         res_wd.eq(eng.results.payload.as_value())]
+        with m.If(res_we):
+            m.d.comb += [rport.addr.eq(res_wa), rport.re.eq(0),
                          rport.we.eq((1 << nbytes[Region.RESULTS]) - 1),
-                         rport.wdata.eq(eng.results.payload.as_value())]
+                         rport.wdata.eq(res_wd)]
 
         # ---------------------------------------------------------------- request checks
         cmd = hdr.cmd
@@ -419,7 +429,6 @@ class CommandUnit(wiring.Component):
         # reply's handshake, byte and shift register are driven outside the chain (the chain's
         # last branch is the negation of all the others: R16 x L16 reached 62 MHz through it
         # into the ~1,200-bit shift register's enable)
-        reg = tp.gemv.registered_control
         if reg:
             in_reply, is_data_q = Signal(), Signal()
 
@@ -559,7 +568,6 @@ class CommandUnit(wiring.Component):
             # buffer byte j is read in one cycle, registered in the next (block RAM output: 5.8 ns
             # on ECP5; not without registered_control: the full iCE40) and written to the region
             # in the third
-            reg = tp.gemv.registered_control
             with m.If(w_left.any()):
                 m.d.sync += [rd_ptr.eq(rd_ptr + 1), w_left.eq(w_left - 1), w_pipe.eq(1)]
             with m.Else():

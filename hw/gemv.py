@@ -49,8 +49,8 @@ one's, its first beat waits until the previous GEMV's results have all reached t
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, ResetInserter, ResetSignal, Signal
-from amaranth.lib import data, memory, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, ResetSignal, Signal
+from amaranth.lib import data, fifo, memory, wiring
 
 from hw.gemv_array import GemvArray
 from hw.gemv_params import GemvParams
@@ -165,8 +165,15 @@ class GemvEngine(wiring.Component):
         wi = self.weights.p
         hold = p.registered_control
         if hold:
-            w = Signal(wi.shape(), reset_less=True)
-            hold_valid = Signal()
+            # a two-entry queue (amaranth.lib.fifo.SyncFIFO: its entries in LUT RAM read at the
+            # pointer, no ~1,200-bit clock enable) holds the beat being issued and the next one,
+            # each with its term count and format check; weights.ready is then a function of
+            # three registers (the queue not full, the GEMV's stream still open, reset)
+            wbits = len(wi.as_value())
+            m.submodules.wq = wq = ResetInserter({"sync": flush})(
+                fifo.SyncFIFO(width=wbits + p.seq_bits + 1, depth=2))
+            w = data.View(wi.shape(), wq.r_data[:wbits])
+            hold_valid = wq.r_rdy
         else:                                  # registered_control off: the beat from the port
             w, hold_valid = wi, self.weights.valid
         t_rows, bad = [], []
@@ -191,9 +198,9 @@ class GemvEngine(wiring.Component):
         t_in = Signal(p.seq_bits, name="t_in" if hold else "t_cur")
         planes = Signal(p.seq_bits)            # path 1: planes read (precision capped by q)
         m.d.comb += t_in.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
-        t_cur = Signal(p.seq_bits, reset_less=True)
-        bad_fmt = Signal(reset_less=True)
-        if not hold:
+        if hold:
+            t_cur, bad_fmt = wq.r_data[wbits:wbits + p.seq_bits], wq.r_data[-1]
+        else:
             t_cur, bad_fmt = t_in, Signal()
             m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
 
@@ -204,6 +211,7 @@ class GemvEngine(wiring.Component):
         if not hold:
             m.d.comb += last_block.eq(rows_base + R >= n_rows)
 
+        w_open = Signal()                      # the GEMV's weight stream has beats to come
         running = state == RUN
         fmt_err = Signal()
         advance = Signal()
@@ -216,12 +224,11 @@ class GemvEngine(wiring.Component):
                         & ~(switching & outstanding.any())) if hold else
                        (running & hold_valid & ~bad_fmt & ~stall & ~self.abort_req
                         & ~(switching & outstanding.any()))),
-            # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle. The
-            # next beat enters the hold register as the current one leaves it (none after the
-            # GEMV's last: its successor belongs to the next descriptor)
-            self.weights.ready.eq(((state != IDLE) & ~rst & (~hold_valid | (
-                advance & (last_term | path1) & ~(last_term & last_beat & last_group & last_block))))
-                                  if hold else advance & (last_term | path1) & ~rst),
+            # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle.
+            # With the queue, beats enter while it has room and the GEMV's stream is open (not
+            # past its last beat: the next one belongs to the next descriptor)
+            self.weights.ready.eq((wq.w_rdy & w_open & ~rst) if hold else
+                                  advance & (last_term | path1) & ~rst),
             self.acts.ready.eq((state == LOAD) & ~rst),
             self.cmd.ready.eq((state == IDLE) & ~rst),
             wr.en.eq(self.acts.valid & self.acts.ready),
@@ -239,11 +246,31 @@ class GemvEngine(wiring.Component):
                          li.final.eq(last_term & last_beat & last_group), li.gemv_last.eq(last_block)]
 
         if hold:
-            with m.If(advance & (last_term | path1)):
-                m.d.sync += hold_valid.eq(0)
-            with m.If(self.weights.valid & self.weights.ready):
-                m.d.sync += [w.eq(wi), hold_valid.eq(1), t_cur.eq(t_in),
-                             bad_fmt.eq(_any(bad) & ~path1)]
+            m.d.comb += [wq.w_data.eq(Cat(wi.as_value(), t_in, _any(bad) & ~path1)),
+                         wq.w_en.eq(self.weights.valid & self.weights.ready),
+                         wq.r_en.eq(advance & (last_term | path1))]
+            # the stream's position of the next beat to enter (plane, beat, group, row block),
+            # to close the GEMV's stream after its last beat
+            w_plane, w_beat, w_group = Signal.like(term), Signal.like(beat), Signal.like(group)
+            w_rows_base, w_last_block = Signal.like(rows_base), Signal()
+            w_last_plane = Signal()
+            m.d.comb += w_last_plane.eq(~path1 | (w_plane + 1 >= planes))
+            with m.If(wq.w_en):
+                with m.If(w_last_plane):
+                    m.d.sync += w_plane.eq(0)
+                    with m.If(w_beat == B - 1):
+                        m.d.sync += w_beat.eq(0)
+                        with m.If(w_group == ngroups_m1):
+                            m.d.sync += [w_group.eq(0), w_rows_base.eq(w_rows_base + R),
+                                         w_last_block.eq(w_rows_base + 2 * R >= n_rows)]
+                            with m.If(w_last_block):
+                                m.d.sync += w_open.eq(0)
+                        with m.Else():
+                            m.d.sync += w_group.eq(w_group + 1)
+                    with m.Else():
+                        m.d.sync += w_beat.eq(w_beat + 1)
+                with m.Else():
+                    m.d.sync += w_plane.eq(w_plane + 1)
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
@@ -271,8 +298,10 @@ class GemvEngine(wiring.Component):
             with m.If(~(err_k | err_n | err_desc)):
                 m.d.sync += [state.eq(LOAD), ngroups_m1.eq((c.k >> p.log2_group) - 1),
                              n_rows.eq(c.n), fmt_set.eq(c.fmt_set), prec.eq(self.precision),
-                             term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0),
-                             *([last_block.eq(c.n <= R)] if hold else [])]
+                             term.eq(0), beat.eq(0), group.eq(0), addr.eq(0), rows_base.eq(0)]
+                if hold:
+                    m.d.sync += [last_block.eq(c.n <= R), w_open.eq(1), w_plane.eq(0), w_beat.eq(0),
+                                 w_group.eq(0), w_rows_base.eq(0), w_last_block.eq(c.n <= R)]
                 if lut:
                     pr = self.precision
                     m.d.sync += [path1.eq(c.path), switching.eq(c.path != path1),
@@ -317,7 +346,7 @@ class GemvEngine(wiring.Component):
         m.d.comb += flush.eq(self.abort_req | fmt_err)
         with m.If(flush):
             m.d.sync += [state.eq(IDLE), term.eq(0), beat.eq(0), group.eq(0), addr.eq(0),
-                         rows_base.eq(0), outstanding.eq(0), *([hold_valid.eq(0)] if hold else [])]
+                         rows_base.eq(0), outstanding.eq(0), *([w_open.eq(0)] if hold else [])]
             with m.If(fmt_err):
                 m.d.sync += status.err_format.eq(1)
             with m.If(self.abort_req & busy):

@@ -50,7 +50,7 @@ one's, its first beat waits until the previous GEMV's results have all reached t
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, ResetSignal, Signal
-from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib import data, memory, wiring
 
 from hw.gemv_array import GemvArray
 from hw.gemv_params import GemvParams
@@ -165,15 +165,19 @@ class GemvEngine(wiring.Component):
         wi = self.weights.p
         hold = p.registered_control
         if hold:
-            # a two-entry queue (amaranth.lib.fifo.SyncFIFO: its entries in LUT RAM read at the
-            # pointer, no ~1,200-bit clock enable) holds the beat being issued and the next one,
-            # each with its term count and format check; weights.ready is then a function of
-            # three registers (the queue not full, the GEMV's stream still open, reset)
+            # a two-entry queue holds the beat being issued and the next one, each with its term
+            # count and format check: two reset-less banks, written alternately and read through
+            # a multiplexer at the read pointer (a register), so no ~1,200-bit clock enable or
+            # reset depends on the issue logic; weights.ready is a function of three registers
+            # (the queue not full, the GEMV's stream still open, reset)
             wbits = len(wi.as_value())
-            m.submodules.wq = wq = ResetInserter({"sync": flush})(
-                fifo.SyncFIFO(width=wbits + p.seq_bits + 1, depth=2))
-            w = data.View(wi.shape(), wq.r_data[:wbits])
-            hold_valid = wq.r_rdy
+            banks = [Signal(wbits + p.seq_bits + 1, name=f"wq_bank{k}", reset_less=True)
+                     for k in range(2)]
+            wq_wptr, wq_rptr, wq_level = Signal(), Signal(), Signal(range(3))
+            head = Signal.like(banks[0], name="wq_head")
+            m.d.comb += head.eq(Mux(wq_rptr, banks[1], banks[0]))
+            w = data.View(wi.shape(), head[:wbits])
+            hold_valid = wq_level.any()
         else:                                  # registered_control off: the beat from the port
             w, hold_valid = wi, self.weights.valid
         t_rows, bad = [], []
@@ -199,7 +203,7 @@ class GemvEngine(wiring.Component):
         planes = Signal(p.seq_bits)            # path 1: planes read (precision capped by q)
         m.d.comb += t_in.eq(Mux(path1, planes, Mux(prec.any() & (prec < t_grp), prec, t_grp)))
         if hold:
-            t_cur, bad_fmt = wq.r_data[wbits:wbits + p.seq_bits], wq.r_data[-1]
+            t_cur, bad_fmt = head[wbits:wbits + p.seq_bits], head[-1]
         else:
             t_cur, bad_fmt = t_in, Signal()
             m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
@@ -227,7 +231,7 @@ class GemvEngine(wiring.Component):
             # path 0 holds a beat for its terms; path 1 takes a beat (one plane) every cycle.
             # With the queue, beats enter while it has room and the GEMV's stream is open (not
             # past its last beat: the next one belongs to the next descriptor)
-            self.weights.ready.eq((wq.w_rdy & w_open & ~rst) if hold else
+            self.weights.ready.eq((~wq_level[1] & w_open & ~rst) if hold else
                                   advance & (last_term | path1) & ~rst),
             self.acts.ready.eq((state == LOAD) & ~rst),
             self.cmd.ready.eq((state == IDLE) & ~rst),
@@ -246,16 +250,21 @@ class GemvEngine(wiring.Component):
                          li.final.eq(last_term & last_beat & last_group), li.gemv_last.eq(last_block)]
 
         if hold:
-            m.d.comb += [wq.w_data.eq(Cat(wi.as_value(), t_in, _any(bad) & ~path1)),
-                         wq.w_en.eq(self.weights.valid & self.weights.ready),
-                         wq.r_en.eq(advance & (last_term | path1))]
+            wq_w, wq_r = Signal(), Signal()
+            m.d.comb += [wq_w.eq(self.weights.valid & self.weights.ready),
+                         wq_r.eq(advance & (last_term | path1))]
+            for k, bank in enumerate(banks):
+                with m.If(wq_w & (wq_wptr == k)):
+                    m.d.sync += bank.eq(Cat(wi.as_value(), t_in, _any(bad) & ~path1))
+            m.d.sync += [wq_wptr.eq(wq_wptr ^ wq_w), wq_rptr.eq(wq_rptr ^ wq_r),
+                         wq_level.eq(wq_level + wq_w - wq_r)]
             # the stream's position of the next beat to enter (plane, beat, group, row block),
             # to close the GEMV's stream after its last beat
             w_plane, w_beat, w_group = Signal.like(term), Signal.like(beat), Signal.like(group)
             w_rows_base, w_last_block = Signal.like(rows_base), Signal()
             w_last_plane = Signal()
-            m.d.comb += w_last_plane.eq(~path1 | (w_plane + 1 >= planes))
-            with m.If(wq.w_en):
+            m.d.comb += w_last_plane.eq((~path1 | (w_plane + 1 >= planes)) if lut else 1)
+            with m.If(wq_w):
                 with m.If(w_last_plane):
                     m.d.sync += w_plane.eq(0)
                     with m.If(w_beat == B - 1):
@@ -346,7 +355,8 @@ class GemvEngine(wiring.Component):
         m.d.comb += flush.eq(self.abort_req | fmt_err)
         with m.If(flush):
             m.d.sync += [state.eq(IDLE), term.eq(0), beat.eq(0), group.eq(0), addr.eq(0),
-                         rows_base.eq(0), outstanding.eq(0), *([w_open.eq(0)] if hold else [])]
+                         rows_base.eq(0), outstanding.eq(0),
+                         *([w_open.eq(0), wq_level.eq(0), wq_wptr.eq(0), wq_rptr.eq(0)] if hold else [])]
             with m.If(fmt_err):
                 m.d.sync += status.err_format.eq(1)
             with m.If(self.abort_req & busy):

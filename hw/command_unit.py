@@ -208,7 +208,7 @@ class CommandUnit(wiring.Component):
 
         # feeders: activation and weight regions -> engine streams (the region's read register
         # is the stream's payload register: it holds while the engine stalls)
-        # The weights go through a skid buffer. With the engine's hold register
+        # The weights go through a skid buffer. With the engine's weight queue
         # (registered_control, the ECP5 builds) it computes a beat's term count (table lookups,
         # a maximum over R rows) as it takes the beat, from the skid's output register instead
         # of the block RAM's slow output (5.8 ns on ECP5); without it (the iCE40's SPRAM build) the engine's

@@ -16,11 +16,12 @@ for that group, limited by the precision latched at ``cmd`` (0 = full); each cyc
 every weight of the beat is issued, with the activation beat read from the buffer and broadcast
 to all R rows. After a block's last group, its R row results leave as one ``results`` beat.
 
-The weight beat being issued waits in a hold register; its term count T and its format check
-are computed when it enters, and the next beat enters as the current one's last term issues, so
-``weights.ready`` is a function of registers, not of the beat (issue 10: through the term-count
-tables it reached the weight source's clock enables). The first beat of a GEMV enters during
-the activation load.
+With ``registered_control`` (the ECP5 builds) the weight beat being issued and the next one wait
+in a two-entry queue; a beat's term count T and its format check are computed when it enters,
+so ``weights.ready`` is a function of registers, not of the beat (issue 10: through the
+term-count tables it reached the weight source's clock enables). Without it (the iCE40 build)
+the beat is issued straight from ``weights``. Either way the first beat of a GEMV enters during
+the activation load and the timing below is the same.
 
 No bubbles: beats, groups, blocks and GEMVs follow each other at one issue per cycle while the
 weight stream flows; a GEMV costs ``1 + K/L + sum over blocks and groups of T * G/L`` cycles
@@ -159,11 +160,11 @@ class GemvEngine(wiring.Component):
             m.d.comb += stall.eq(astall)
             wiring.connect(m, array.results, skid.i)
 
-        # ---- the weight beat being issued waits in a hold register, its terms (the largest among
-        # the R rows' formats, capped by prec; path 1: the planes) and its format check computed
-        # when it is taken: weights.ready then depends on registers only, not on the beat
+        # ---- the weight beat being issued (registered_control: from the weight queue), its terms
+        # (the largest among the R rows' formats, capped by prec; path 1: the planes) and its
+        # format check (registered_control: computed as it enters the queue)
         wi = self.weights.p
-        hold = p.registered_control
+        hold = p.registered_control            # the weight queue and registered flags
         if hold:
             # a two-entry queue holds the beat being issued and the next one, each with its term
             # count and format check: two reset-less banks, written alternately and read through
@@ -208,7 +209,7 @@ class GemvEngine(wiring.Component):
             t_cur, bad_fmt = t_in, Signal()
             m.d.comb += bad_fmt.eq(_any(bad) & ~path1)
 
-        # last_block: rows_base + R >= n_rows (with the hold register a register)
+        # last_block: rows_base + R >= n_rows (with registered_control a register)
         last_term, last_beat, last_group, last_block = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [last_term.eq(term + 1 >= t_cur), last_beat.eq(beat == B - 1),
                      last_group.eq(group == ngroups_m1)]

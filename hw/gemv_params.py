@@ -74,12 +74,13 @@ class GemvParams:
     max_k: int
     max_n: int
     lut: LutParams | None = None
-    #: Flow control from registers (the ECP5 clocks): each weight beat waits in a hold register
-    #: with its term count computed as it enters (``weights.ready`` from registers only), and
+    #: Flow control from registers (the ECP5 clocks): weight beats wait in a two-entry queue
+    #: with their term counts computed as they enter (``weights.ready`` from registers only),
     #: the array runs without clock enables, its groups' sums going through a FIFO reserved by
-    #: credits (``stall`` a register). False: the beat is issued straight from ``weights``
-    #: (``ready`` depends on its term count) and ``~stall`` is every array stage's clock enable
-    #: — fewer logic cells, for the full iCE40UP5K at 24 MHz.
+    #: credits (``stall`` a register), and the top's reply and result writes leave the command
+    #: unit's state decoding through registers. False: the beat is issued straight from
+    #: ``weights`` (``ready`` depends on its term count) and ``~stall`` is every array stage's
+    #: clock enable — fewer logic cells, for the full iCE40UP5K at 24 MHz.
     registered_control: bool = True
 
     @classmethod

@@ -441,6 +441,18 @@ class CommandUnit(wiring.Component):
             if reg:
                 m.d.sync += [in_reply.eq(1), is_data_q.eq(0)]
 
+        def drive_reply(is_data, gate=None):
+            """The reply stream's byte (header fields, then data), ``valid`` (a data byte waits
+            for its region word) and ``last``; ``gate`` qualifies ``valid`` (registered_control:
+            driven outside the state machine's chain, so ``in_reply``)."""
+            byte = Signal(8)
+            _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
+                    default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
+            valid = ~(r_mem & is_data) | have_word
+            m.d.comb += [rep.valid.eq(valid if gate is None else gate & valid),
+                         rep.payload.data.eq(byte),
+                         rep.payload.last.eq(ri == last_ri)]
+
         def start_div(dividend, divisor):
             m.d.sync += [dv_q.eq(dividend), dv_d.eq(divisor), dv_r.eq(0), dv_n.eq(_DIV_BITS),
                          state.eq(_DIV)]
@@ -623,17 +635,12 @@ class CommandUnit(wiring.Component):
                 reply(ErrorCode.OK)
 
         with m.Else():                                           # _REPLY (and unreachable codes)
-            byte = Signal(8)
             is_data = Signal()
             if reg:
                 m.d.comb += is_data.eq(is_data_q)
             else:
                 m.d.comb += is_data.eq(ri > HEADER_BYTES)
-                _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
-                        default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
-                m.d.comb += [rep.valid.eq(~(r_mem & is_data) | have_word),
-                             rep.payload.data.eq(byte),
-                             rep.payload.last.eq(ri == last_ri)]
+                drive_reply(is_data)
             # region bytes: read a beat, send its bytes from h_lane on, read the next one
             with m.If(r_mem & ~have_word & ~pending & (~aligning if wide else 1) & r_dlen.any()):
                 m.d.comb += h_re.eq(1)
@@ -671,12 +678,7 @@ class CommandUnit(wiring.Component):
                     if reg:
                         m.d.sync += in_reply.eq(0)
         if reg:                                                  # the reply, outside the chain
-            byte = Signal(8)
-            _select(m, byte, ri, [hdr.seq, hdr.cmd | RESPONSE_FLAG, plen[:8], plen[8:], r_err],
-                    default=shreg[:8] if wide else Mux(r_mem, h_rbyte, shreg[:8]))
-            m.d.comb += [rep.valid.eq(in_reply & (~(r_mem & is_data_q) | have_word)),
-                         rep.payload.data.eq(byte),
-                         rep.payload.last.eq(ri == last_ri)]
+            drive_reply(is_data_q, gate=in_reply)
             # pending and aligning are only ever set in _REPLY
             m.d.comb += h_rword_load.eq(pending)
             with m.If((rep.valid & rep.ready & is_data_q) | (aligning if wide else 0)):

@@ -250,6 +250,25 @@ class GemvEngine(wiring.Component):
                          li.first.eq(~(term.any() | beat.any() | group.any())),
                          li.final.eq(last_term & last_beat & last_group), li.gemv_last.eq(last_block)]
 
+        def step_position(inner, inner_last, beat_, beat_last, group_, group_last, block_end,
+                          inner_end=()):
+            """Advance a stream position: ``inner`` (a term or plane), then beat, group and row
+            block (``block_end()`` emits the block's own updates); the issue side and the weight
+            queue's write side walk the same order."""
+            with m.If(inner_last):
+                m.d.sync += [inner.eq(0), *inner_end]
+                with m.If(beat_last):
+                    m.d.sync += beat_.eq(0)
+                    with m.If(group_last):
+                        m.d.sync += group_.eq(0)
+                        block_end()
+                    with m.Else():
+                        m.d.sync += group_.eq(group_ + 1)
+                with m.Else():
+                    m.d.sync += beat_.eq(beat_ + 1)
+            with m.Else():
+                m.d.sync += inner.eq(inner + 1)
+
         if hold:
             wq_w, wq_r = Signal(), Signal()
             m.d.comb += [wq_w.eq(self.weights.valid & self.weights.ready),
@@ -262,25 +281,18 @@ class GemvEngine(wiring.Component):
             # the stream's position of the next beat to enter (plane, beat, group, row block),
             # to close the GEMV's stream after its last beat
             w_plane, w_beat, w_group = Signal.like(term), Signal.like(beat), Signal.like(group)
-            w_rows_base, w_last_block = Signal.like(rows_base), Signal()
+            w_rows_base, w_last_block = Signal.like(rows_base), Signal(name="w_last_block")
             w_last_plane = Signal()
             m.d.comb += w_last_plane.eq((~path1 | (w_plane + 1 >= planes)) if lut else 1)
+            def w_block_end():
+                m.d.sync += [w_rows_base.eq(w_rows_base + R),
+                             w_last_block.eq(w_rows_base + 2 * R >= n_rows)]
+                with m.If(w_last_block):
+                    m.d.sync += w_open.eq(0)
+
             with m.If(wq_w):
-                with m.If(w_last_plane):
-                    m.d.sync += w_plane.eq(0)
-                    with m.If(w_beat == B - 1):
-                        m.d.sync += w_beat.eq(0)
-                        with m.If(w_group == ngroups_m1):
-                            m.d.sync += [w_group.eq(0), w_rows_base.eq(w_rows_base + R),
-                                         w_last_block.eq(w_rows_base + 2 * R >= n_rows)]
-                            with m.If(w_last_block):
-                                m.d.sync += w_open.eq(0)
-                        with m.Else():
-                            m.d.sync += w_group.eq(w_group + 1)
-                    with m.Else():
-                        m.d.sync += w_beat.eq(w_beat + 1)
-                with m.Else():
-                    m.d.sync += w_plane.eq(w_plane + 1)
+                step_position(w_plane, w_last_plane, w_beat, w_beat == B - 1, w_group,
+                              w_group == ngroups_m1, w_block_end)
 
         # ---- status: busy while loading/computing or while results are still in flight
         busy = Signal()
@@ -332,25 +344,16 @@ class GemvEngine(wiring.Component):
                 m.d.sync += beat.eq(beat + 1)
 
         # ---- compute: term -> beat -> group -> row block
-        with m.If(advance):
-            with m.If(last_term):
-                m.d.sync += [term.eq(0), addr.eq(Mux(last_beat & last_group, 0, addr + 1))]
-                with m.If(last_beat):
-                    m.d.sync += beat.eq(0)
-                    with m.If(last_group):
-                        m.d.sync += group.eq(0)
-                        with m.If(last_block):
-                            m.d.sync += state.eq(IDLE)
-                        with m.Else():
-                            m.d.sync += [rows_base.eq(rows_base + R),
-                                         *([last_block.eq(rows_base + 2 * R >= n_rows)]
-                                           if hold else [])]
-                    with m.Else():
-                        m.d.sync += group.eq(group + 1)
-                with m.Else():
-                    m.d.sync += beat.eq(beat + 1)
+        def block_end():
+            with m.If(last_block):
+                m.d.sync += state.eq(IDLE)
             with m.Else():
-                m.d.sync += term.eq(term + 1)
+                m.d.sync += [rows_base.eq(rows_base + R),
+                             *([last_block.eq(rows_base + 2 * R >= n_rows)] if hold else [])]
+
+        with m.If(advance):
+            step_position(term, last_term, beat, last_beat, group, last_group, block_end,
+                          inner_end=[addr.eq(Mux(last_beat & last_group, 0, addr + 1))])
 
         # ---- abort / bad format id: flush and go idle (no reset needed)
         m.d.comb += flush.eq(self.abort_req | fmt_err)
